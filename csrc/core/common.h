@@ -1,0 +1,176 @@
+/* common.h — types shared by every layer of shardopt's C core, usable from C11 and CUDA.
+ *
+ * Holds the dtype enum, the device descriptor, the plain strided view (so_view) that
+ * kernels walk, and the scalar conversions (fp16/bf16 <-> float) that must be bit-identical
+ * on CPU and GPU.  Nothing here touches Python, so kernels (.c and .cu) include only this.
+ */
+#ifndef SO_COMMON_H
+#define SO_COMMON_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+
+#ifdef __CUDACC__
+#define SO_HD __host__ __device__ __forceinline__
+#else
+#define SO_HD static inline
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Maximum rank of a tensor.  torch allows more, but no op here needs it and a fixed
+ * bound keeps shape/stride arrays inline in the object (no extra allocation per view). */
+#define SO_MAX_DIMS 16
+
+/* dtype codes.  The order is part of the C ABI between files; Python sees dtype objects. */
+typedef enum {
+    SO_FLOAT32 = 0,
+    SO_FLOAT64 = 1,
+    SO_FLOAT16 = 2,
+    SO_BFLOAT16 = 3,
+    SO_INT32 = 4,
+    SO_INT64 = 5,
+    SO_BOOL = 6,
+    SO_NUM_DTYPES = 7
+} so_dtype;
+
+SO_HD int so_dtype_itemsize(int dt)
+{
+    switch (dt) {
+    case SO_FLOAT32: return 4;
+    case SO_FLOAT64: return 8;
+    case SO_FLOAT16: return 2;
+    case SO_BFLOAT16: return 2;
+    case SO_INT32: return 4;
+    case SO_INT64: return 8;
+    case SO_BOOL: return 1;
+    default: return 0;
+    }
+}
+
+SO_HD int so_dtype_is_float(int dt)
+{
+    return dt == SO_FLOAT32 || dt == SO_FLOAT64 || dt == SO_FLOAT16 || dt == SO_BFLOAT16;
+}
+
+/* Devices: cpu (index -1 or 0 ignored) and cuda:N. */
+typedef enum { SO_CPU = 0, SO_CUDA = 1 } so_device_type;
+
+typedef struct {
+    int8_t type;   /* so_device_type */
+    int16_t index; /* cuda ordinal; 0 for cpu */
+} so_device;
+
+SO_HD int so_device_eq(so_device a, so_device b)
+{
+    return a.type == b.type && (a.type == SO_CPU || a.index == b.index);
+}
+
+/* A strided view: what kernels see.  Strides are in elements (like torch), data points at
+ * the first element (storage base + offset already applied). */
+typedef struct {
+    char *data;
+    int ndim;
+    int dtype;
+    so_device device;
+    int64_t shape[SO_MAX_DIMS];
+    int64_t strides[SO_MAX_DIMS];
+} so_view;
+
+static inline int64_t so_view_numel(const so_view *v)
+{
+    int64_t n = 1;
+    for (int i = 0; i < v->ndim; i++) n *= v->shape[i];
+    return n;
+}
+
+static inline int so_view_is_contiguous(const so_view *v)
+{
+    int64_t expected = 1;
+    for (int i = v->ndim - 1; i >= 0; i--) {
+        if (v->shape[i] == 1) continue;
+        if (v->strides[i] != expected) return 0;
+        expected *= v->shape[i];
+    }
+    return 1;
+}
+
+/* ---- fp16 / bf16 conversions (round-to-nearest-even), identical on host and device ---- */
+
+SO_HD float so_bits_to_float(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+SO_HD uint32_t so_float_to_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+SO_HD float so_bf16_to_float(uint16_t h) { return so_bits_to_float(((uint32_t)h) << 16); }
+
+SO_HD uint16_t so_float_to_bf16(float f)
+{
+    uint32_t u = so_float_to_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+SO_HD float so_fp16_to_float(uint16_t h)
+{
+    uint32_t sign = ((uint32_t)h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    uint32_t u;
+    if (exp == 0) {
+        if (mant == 0) {
+            u = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do { e++; mant <<= 1; } while ((mant & 0x400u) == 0);
+            mant &= 0x3ffu;
+            u = sign | ((uint32_t)(127 - 15 - e) << 23) | (mant << 13);
+        }
+    } else if (exp == 31) {
+        u = sign | 0x7f800000u | (mant << 13);
+    } else {
+        u = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    return so_bits_to_float(u);
+}
+
+SO_HD uint16_t so_float_to_fp16(float f)
+{
+    uint32_t u = so_float_to_bits(f);
+    uint32_t sign = (u >> 16) & 0x8000u;
+    uint32_t absu = u & 0x7fffffffu;
+    if (absu > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);          /* NaN */
+    if (absu >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);         /* overflow -> inf */
+    if (absu < 0x38800000u) {                                           /* subnormal or zero */
+        if (absu < 0x33000000u) return (uint16_t)sign;                  /* < half of min subnormal */
+        uint32_t e = absu >> 23;
+        uint32_t m = (absu & 0x7fffffu) | 0x800000u;
+        uint32_t shift = 126 - e; /* 14..24 */
+        uint32_t r = m >> shift;
+        uint32_t rem = m & ((1u << shift) - 1u);
+        uint32_t half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (r & 1u))) r++;
+        return (uint16_t)(sign | r);
+    }
+    uint32_t r = absu + 0xc8000fffu + ((absu >> 13) & 1u); /* rebias exponent and round */
+    return (uint16_t)(sign | (r >> 13));
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SO_COMMON_H */

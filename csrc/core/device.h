@@ -1,0 +1,59 @@
+/* device.h — CUDA runtime access behind a C interface that also exists in CPU-only builds.
+ *
+ * Every function here is safe to call on a machine with no GPU and no driver, and in a build
+ * without CUDA (SHARDOPT_WITH_CUDA undefined): it then reports "not available" or raises a
+ * RuntimeError that says why.  Nothing here runs at import time, so importing shardopt never
+ * initialises CUDA.  Functions returning int follow errors.h (0 ok, -1 with exception set)
+ * unless documented otherwise.
+ */
+#ifndef SO_DEVICE_H
+#define SO_DEVICE_H
+
+#include "errors.h"
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SO_MAX_CUDA_DEVICES 64
+
+/* 1 if this build has CUDA compiled in. */
+int so_cuda_compiled(void);
+
+/* Number of usable CUDA devices; 0 when none, no driver, or a CPU-only build.
+ * Never raises.  *why_out (optional) receives a static reason string when 0. */
+int so_cuda_device_count(const char **why_out);
+
+/* Raise RuntimeError (naming the reason) unless cuda:`index` exists. */
+int so_cuda_require(int index);
+
+/* Current device of the calling thread (cudaGetDevice) / set it. */
+int so_cuda_get_device(int *index_out);
+int so_cuda_set_device(int index);
+
+/* The per-device compute stream (created on first use, non-blocking w.r.t. the legacy
+ * default stream).  Returns NULL with an exception set on failure. Stream objects are kept
+ * in module state (see module.h) — callers pass the array they own. */
+void *so_cuda_stream(void **streams, int index);
+
+/* Stream-ordered allocation on `stream` (cudaMallocAsync) and its release. */
+int so_cuda_malloc(int index, void *stream, size_t nbytes, void **ptr_out);
+void so_cuda_free(int index, void *stream, void *ptr); /* never raises; logs on failure */
+
+/* Copies.  kind: 0 h2d, 1 d2h, 2 d2d.  Synchronous w.r.t. the host for d2h. */
+int so_cuda_memcpy(void *dst, const void *src, size_t nbytes, int kind, void *stream);
+int so_cuda_stream_synchronize(void *stream);
+int so_cuda_device_synchronize(int index);
+/* Destroy streams at module teardown (never raises). */
+void so_cuda_release_streams(void **streams);
+
+/* Host allocation, 64-byte aligned. Raises MemoryError on failure (also for absurd sizes). */
+void *so_host_alloc(size_t nbytes);
+void so_host_free(void *ptr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SO_DEVICE_H */

@@ -1,0 +1,62 @@
+/* module.h — shardopt._C module state: every type object, singleton and per-process
+ * resource lives here (no C globals, as in CPython's Modules/).
+ *
+ * Reach it with so_state_from_module(module) in module-level functions and
+ * so_state_from_type(Py_TYPE(obj)) in methods of our heap types (works for Python
+ * subclasses too, via PyType_GetModuleByDef).
+ */
+#ifndef SO_MODULE_H
+#define SO_MODULE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include "core/common.h"
+#include "core/device.h"
+
+typedef struct so_state {
+    /* heap types */
+    PyTypeObject *storage_type;
+    PyTypeObject *tensor_type;     /* _C.TensorBase */
+    PyTypeObject *dtype_type;      /* _C.dtype */
+    PyTypeObject *device_type;     /* _C.device */
+    PyTypeObject *generator_type;  /* _C.Generator */
+    /* the class new tensors are created as (shardopt.Tensor once registered from Python) */
+    PyTypeObject *tensor_class;
+    /* dtype singletons, indexed by so_dtype */
+    PyObject *dtypes[SO_NUM_DTYPES];
+    /* default generators: [0] cpu, [1 + i] cuda:i (created lazily) */
+    PyObject *default_generators[1 + SO_MAX_CUDA_DEVICES];
+    /* per-device CUDA compute streams (cudaStream_t), created lazily */
+    void *cuda_streams[SO_MAX_CUDA_DEVICES];
+    /* cuBLAS handles per device, created lazily by ops/matmul */
+    void *cublas_handles[SO_MAX_CUDA_DEVICES];
+    /* exception types of shardopt.distributed (filled by dist/, may be NULL) */
+    PyObject *dist_error;
+    PyObject *dist_timeout_error;
+    PyObject *dist_backend_error;
+    PyObject *dist_store_error;
+    /* extension slots for later layers (dist/, shard/) to hang types on */
+    PyObject *extra;               /* dict */
+} so_state;
+
+extern PyModuleDef so_module_def;
+
+static inline so_state *so_state_from_module(PyObject *module)
+{
+    return (so_state *)PyModule_GetState(module);
+}
+
+/* Returns NULL with TypeError set if `type` is not (a subclass of) one of our heap types. */
+static inline so_state *so_state_from_type(PyTypeObject *type)
+{
+    PyObject *m = PyType_GetModuleByDef(type, &so_module_def);
+    return m ? (so_state *)PyModule_GetState(m) : NULL;
+}
+
+/* Each concept file registers its types/functions through one of these, called from
+ * module exec in module.c.  Return 0/-1. */
+int so_register_device(PyObject *m, so_state *st);    /* tensor/dtype_device.c */
+int so_register_storage(PyObject *m, so_state *st);   /* tensor/storage.c */
+int so_register_tensor(PyObject *m, so_state *st);    /* tensor/tensor.c */
+
+#endif /* SO_MODULE_H */
