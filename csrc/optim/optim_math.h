@@ -145,7 +145,7 @@ SO_OPT_HD void so_adam_elem_f32(float *p, float g, float *m, float *v, float *vm
         *vmax = vv;
     }
     float denom = SO_SQRTF(vv) / bc2_sqrt + c->eps;
-    *p = pv - step_size * (mv / denom);
+    *p = pv - (step_size * mv) / denom; /* torch addcdiv_: (value * t1) / t2 */
 }
 
 SO_OPT_HD void so_adam_elem_f64(double *p, double g, double *m, double *v, double *vmax,
@@ -165,7 +165,7 @@ SO_OPT_HD void so_adam_elem_f64(double *p, double g, double *m, double *v, doubl
         *vmax = vv;
     }
     double denom = SO_SQRT(vv) / bc2_sqrt + c->eps;
-    *p = pv - step_size * (mv / denom);
+    *p = pv - (step_size * mv) / denom; /* torch addcdiv_: (value * t1) / t2 */
 }
 
 /* ---- host-side preparation (plain C, double precision) ---- */
