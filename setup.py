@@ -95,7 +95,7 @@ def find_cblas():
                     if os.path.exists(os.path.join(d, f"lib{lib}.so")):
                         return {"include": inc, "libdir": d, "lib": lib}
             return f"cblas.h in {inc} but no libopenblas/libcblas/libblas.so next to it"
-    return "cblas.h not found (apt-get install libopenblas-dev, or set OPENBLAS_HOME)"
+    return "cblas.h not found; apt-get install libopenblas-dev or set OPENBLAS_HOME"
 
 
 def find_cuda():
@@ -106,7 +106,7 @@ def find_cuda():
         elif shutil.which("nvcc"):
             home = os.path.dirname(os.path.dirname(os.path.realpath(shutil.which("nvcc"))))
     if not home:
-        return "nvcc not found (set CUDA_HOME)"
+        return "nvcc not found; set CUDA_HOME"
     nvcc = os.path.join(home, "bin", "nvcc")
     if not os.path.exists(nvcc):
         return f"no nvcc in {home}/bin"
@@ -143,7 +143,7 @@ def find_nccl(cuda):
             # The wheel ships only libnccl.so.2 (no libnccl.so), hence -l:libnccl.so.2.
             if os.path.exists(os.path.join(libdir, "libnccl.so.2")):
                 return {"home": home, "include": inc, "libdir": os.path.realpath(libdir)}
-    return "NCCL not found (set NCCL_HOME or pip install nvidia-nccl-cu13)"
+    return "NCCL not found; set NCCL_HOME or pip install nvidia-nccl-cu13"
 
 
 def find_cublas(cuda):
@@ -157,7 +157,7 @@ def find_cublas(cuda):
             continue
         if os.path.exists(os.path.join(libdir, "libcublas.so.13")):
             return {"include": inc, "libdir": os.path.realpath(libdir)}
-    return "cublas_v2.h + libcublas.so.13 not found (pip install nvidia-cublas)"
+    return "cublas_v2.h + libcublas.so.13 not found; pip install nvidia-cublas"
 
 
 def find_gloo():
@@ -176,7 +176,7 @@ def find_gloo():
             if os.path.exists(os.path.join(libdir, "libgloo.so.0")):
                 return {"include": inc, "libdir": libdir, "lib": ":libgloo.so.0"}
         return f"gloo headers in {inc} but no libgloo.so next to them"
-    return "gloo/allreduce.h not found (apt-get install libgloo-dev, or set GLOO_HOME)"
+    return "gloo/allreduce.h not found; apt-get install libgloo-dev or set GLOO_HOME"
 
 
 # ------------------------------------------------------------------------------------------

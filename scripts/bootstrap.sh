@@ -94,8 +94,14 @@ _so_python_deps() {
     # Debian's interpreter refuses pip installs outside a venv (PEP 668) unless told.
     _so_has "$info" managed && extra+=(--break-system-packages)
     _so_say "$PY -m pip install ${missing[*]}"
-    "$PY" -m pip install -q --disable-pip-version-check "${extra[@]}" "${missing[@]}" >&2 \
-        || { _so_say "pip install ${missing[*]} failed"; return 1; }
+    local log="$SHARDOPT_ROOT/build/bootstrap-pip.log"
+    mkdir -p "$SHARDOPT_ROOT/build"
+    if ! "$PY" -m pip install -q --disable-pip-version-check "${extra[@]}" "${missing[@]}" \
+            >"$log" 2>&1; then
+        cat "$log" >&2
+        _so_say "pip install ${missing[*]} failed (offline? install them another way)"
+        return 1
+    fi
 }
 
 _so_system_libs() {
