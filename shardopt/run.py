@@ -3,7 +3,8 @@
 Starts ``--nproc-per-node`` copies of a script (or ``-m module``, or an executable with
 ``--no-python``) with torchrun's environment (RANK, LOCAL_RANK, WORLD_SIZE,
 LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR, MASTER_PORT, OMP_NUM_THREADS=1 unless set).
-Rendezvous is static: rank 0 serves the store at MASTER_ADDR:MASTER_PORT (``env://``).
+Rendezvous is static: node 0's launcher serves the store at MASTER_ADDR:MASTER_PORT
+(TORCHELASTIC_USE_AGENT_STORE=True, as torchrun's agent does) and ``env://`` connects to it.
 
 If a rank fails, the others are stopped (SIGTERM to each rank's process group, SIGKILL after
 ``--grace-period`` seconds) and the launcher exits non-zero with a summary naming the rank
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -126,12 +126,6 @@ def _nnodes(value):
     return hi_i
 
 
-def _free_port(host):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host if host not in ("localhost",) else "127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _describe(code):
     return f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
 
@@ -220,13 +214,35 @@ def run(args):
         if nnodes != 1:
             raise SystemExit(f"{_PROG}: error: --standalone needs --nnodes 1")
         addr = addr or "127.0.0.1"
-        port = port or _free_port(addr)
+        port = port or 0
     addr = addr or "127.0.0.1"
-    port = port or 29500
+    port = 29500 if port is None else port
     world = nnodes * nproc
     cmd = _build_cmd(args)
 
     base_env = dict(os.environ)
+    # Like torchrun's agent, node 0's launcher serves the store at MASTER_PORT, so it
+    # outlives any single rank and processes that init several times in a row (test
+    # suites) never race for the port; env:// then connects as a client.
+    agent_store = None
+    if args.node_rank == 0:
+        try:
+            from shardopt._C import TCPStore  # noqa: PLC0415
+        except ImportError:
+            TCPStore = None
+        if TCPStore is not None:
+            from datetime import timedelta  # noqa: PLC0415
+            try:
+                agent_store = TCPStore("" if nnodes > 1 else addr, port, world, True,
+                                       timeout=timedelta(seconds=60), wait_for_workers=False)
+            except RuntimeError as e:
+                raise SystemExit(f"{_PROG}: error: cannot serve the store at {addr}:{port}: {e}")
+            port = agent_store.port
+            base_env["TORCHELASTIC_USE_AGENT_STORE"] = "True"
+    elif port == 0:
+        raise SystemExit(f"{_PROG}: error: nodes other than 0 need an explicit master port")
+    if nnodes > 1:
+        base_env["TORCHELASTIC_USE_AGENT_STORE"] = "True"
     if "OMP_NUM_THREADS" not in base_env:
         base_env["OMP_NUM_THREADS"] = "1"
     lock = threading.Lock()
@@ -306,6 +322,7 @@ def run(args):
     finally:
         if any(p.poll() is None for p in procs):
             _stop(procs, args.grace_period)
+        del agent_store
         for s, h in old.items():
             signal.signal(s, h)
 
