@@ -174,3 +174,71 @@ SO_HD uint16_t so_float_to_fp16(float f)
 #endif
 
 #endif /* SO_COMMON_H */
+
+#ifndef SO_COMMON_SCALAR_H
+#define SO_COMMON_SCALAR_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* ---- scalar load/store of any dtype (generic, slow paths: casts, item(), fill) ---- */
+SO_HD double so_load_as_f64(const char *p, int dt)
+{
+    switch (dt) {
+    case SO_FLOAT32: { float v; memcpy(&v, p, 4); return v; }
+    case SO_FLOAT64: { double v; memcpy(&v, p, 8); return v; }
+    case SO_FLOAT16: { uint16_t v; memcpy(&v, p, 2); return so_fp16_to_float(v); }
+    case SO_BFLOAT16: { uint16_t v; memcpy(&v, p, 2); return so_bf16_to_float(v); }
+    case SO_INT32: { int32_t v; memcpy(&v, p, 4); return v; }
+    case SO_INT64: { int64_t v; memcpy(&v, p, 8); return (double)v; }
+    case SO_BOOL: return *(const uint8_t *)p ? 1.0 : 0.0;
+    default: return 0.0;
+    }
+}
+
+SO_HD int64_t so_load_as_i64(const char *p, int dt)
+{
+    switch (dt) {
+    case SO_INT32: { int32_t v; memcpy(&v, p, 4); return v; }
+    case SO_INT64: { int64_t v; memcpy(&v, p, 8); return v; }
+    case SO_BOOL: return *(const uint8_t *)p ? 1 : 0;
+    default: return (int64_t)so_load_as_f64(p, dt);
+    }
+}
+
+/* Store a double into dtype dt (float -> int truncates toward zero like torch's casts). */
+SO_HD void so_store_f64(char *p, int dt, double x)
+{
+    switch (dt) {
+    case SO_FLOAT32: { float v = (float)x; memcpy(p, &v, 4); break; }
+    case SO_FLOAT64: memcpy(p, &x, 8); break;
+    case SO_FLOAT16: { uint16_t v = so_float_to_fp16((float)x); memcpy(p, &v, 2); break; }
+    case SO_BFLOAT16: { uint16_t v = so_float_to_bf16((float)x); memcpy(p, &v, 2); break; }
+    case SO_INT32: { int32_t v = (int32_t)(int64_t)x; memcpy(p, &v, 4); break; }
+    case SO_INT64: { int64_t v = (int64_t)x; memcpy(p, &v, 8); break; }
+    case SO_BOOL: *(uint8_t *)p = (x != 0.0); break;
+    default: break;
+    }
+}
+
+SO_HD void so_store_i64(char *p, int dt, int64_t x)
+{
+    switch (dt) {
+    case SO_INT32: { int32_t v = (int32_t)x; memcpy(p, &v, 4); break; }
+    case SO_INT64: memcpy(p, &x, 8); break;
+    case SO_BOOL: *(uint8_t *)p = (x != 0); break;
+    default: so_store_f64(p, dt, (double)x); break;
+    }
+}
+
+/* Convert one element between dtypes, exact for int<->int. */
+SO_HD void so_convert_elem(char *dst, int ddt, const char *src, int sdt)
+{
+    if (!so_dtype_is_float(sdt) && !so_dtype_is_float(ddt))
+        so_store_i64(dst, ddt, so_load_as_i64(src, sdt));
+    else
+        so_store_f64(dst, ddt, so_load_as_f64(src, sdt));
+}
+#ifdef __cplusplus
+}
+#endif
+#endif

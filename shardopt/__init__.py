@@ -1,0 +1,22 @@
+"""shardopt: sharded tensors and a sharded optimizer in C, with PyTorch's
+``torch.distributed._shard`` API and no dependency on PyTorch.
+
+``import shardopt as torch`` covers the tensor calls the ported tests use.
+"""
+import builtins as _builtins
+
+from . import _C
+from ._C import bfloat16, float16, float32, float64, int32, int64, device, dtype
+
+bool = _C.bool  # noqa: A001 - torch exposes torch.bool too
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+
+from ._tensor import Size, Tensor  # noqa: E402
+from ._ops import *  # noqa: E402,F401,F403  (functional forms: add, matmul, zeros, rand...)
+from . import cuda  # noqa: E402
+
+del _builtins

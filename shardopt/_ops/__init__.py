@@ -1,0 +1,12 @@
+"""Functional and Tensor-method surfaces of the C ops, one module per area.
+
+Each area module defines ``__all__`` (module-level functions such as ``shardopt.add``)
+and ``TENSOR_METHODS`` (name -> function installed on ``shardopt.Tensor``).
+"""
+from . import creation, elementwise, interop, reduce  # noqa: F401
+from .creation import *  # noqa: F401,F403
+from .elementwise import *  # noqa: F401,F403
+from .interop import *  # noqa: F401,F403
+from .reduce import *  # noqa: F401,F403
+
+AREAS = (creation, elementwise, interop, reduce)
