@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -169,16 +170,26 @@ template <int DT> int run_reduce_scatter(const std::shared_ptr<gloo::Context> &c
 
 struct so_gloo_ctx {
     std::shared_ptr<gloo::rendezvous::Context> ctx;
+    std::mutex mu;       // guards broken (collectives and p2p waits run on different threads)
     std::string broken;  // non-empty once a failure made the context unusable
-    uint32_t tag = 0;
+    uint32_t tag = 0;    // collective tags: only the one thread running collectives uses it
+};
+
+struct so_gloo_p2p {
+    std::unique_ptr<gloo::transport::UnboundBuffer> ub;
+    bool send;
+    uint8_t dummy;  // stands in for a zero-byte message
 };
 
 // Run fn, converting any exception into (code, message) and breaking the context.
 template <typename F> static int guarded(so_gloo_ctx *c, const char *op, char *err, F &&fn) {
-    if (!c->broken.empty()) {
-        snprintf(err, SO_GLOO_ERRLEN, "%s: the process group is unusable after an earlier "
-                 "failure (%s)", op, c->broken.c_str());
-        return SO_GLOO_ERR;
+    {
+        std::lock_guard<std::mutex> g(c->mu);
+        if (!c->broken.empty()) {
+            snprintf(err, SO_GLOO_ERRLEN, "%s: the process group is unusable after an earlier "
+                     "failure (%s)", op, c->broken.c_str());
+            return SO_GLOO_ERR;
+        }
     }
     std::string msg;
     bool timeout = false;
@@ -198,7 +209,10 @@ template <typename F> static int guarded(so_gloo_ctx *c, const char *op, char *e
     } catch (...) {
         msg = "unknown C++ exception";
     }
-    c->broken = std::string(op) + ": " + msg;
+    {
+        std::lock_guard<std::mutex> g(c->mu);
+        if (c->broken.empty()) c->broken = std::string(op) + ": " + msg;
+    }
     snprintf(err, SO_GLOO_ERRLEN, "Gloo %s failed: %s", op, msg.c_str());
     return timeout ? SO_GLOO_TIMEOUT : SO_GLOO_ERR;
 }
@@ -241,8 +255,9 @@ void so_gloo_free(so_gloo_ctx *c) {
     delete c;
 }
 
-int so_gloo_broken(so_gloo_ctx *c, const char **why) {
-    if (why) *why = c->broken.c_str();
+int so_gloo_broken(so_gloo_ctx *c, char *why, size_t whylen) {
+    std::lock_guard<std::mutex> g(c->mu);
+    if (why && whylen) snprintf(why, whylen, "%s", c->broken.c_str());
     return !c->broken.empty();
 }
 
@@ -370,25 +385,70 @@ int so_gloo_barrier(so_gloo_ctx *c, int64_t timeout_ms, char *err) {
     });
 }
 
-int so_gloo_send(so_gloo_ctx *c, const void *buf, size_t nbytes, int dst, uint32_t tag,
-                 int64_t timeout_ms, char *err) {
-    return guarded(c, "send", err, [&] {
-        auto ub = c->ctx->createUnboundBuffer(const_cast<void *>(buf), nbytes);
-        // Slots above 2^32 never collide with collective tags.
-        ub->send(dst, (uint64_t(1) << 32) | tag);
-        if (!ub->waitSend(ms(timeout_ms)))
-            throw gloo::IoException("send aborted");
+// Slots above 2^32 never collide with collective tags.
+static uint64_t p2p_slot(uint32_t tag) { return (uint64_t(1) << 32) | tag; }
+
+int so_gloo_post_send(so_gloo_ctx *c, const void *buf, size_t nbytes, int dst, uint32_t tag,
+                      so_gloo_p2p **out, char *err) {
+    auto *h = new (std::nothrow) so_gloo_p2p;
+    if (!h) {
+        snprintf(err, SO_GLOO_ERRLEN, "out of memory (%s:%d)", __FILE__, __LINE__);
+        return SO_GLOO_ERR;
+    }
+    h->send = true;
+    h->dummy = 0;
+    int rc = guarded(c, "send", err, [&] {
+        void *p = nbytes ? const_cast<void *>(buf) : &h->dummy;
+        h->ub = c->ctx->createUnboundBuffer(p, nbytes ? nbytes : 1);
+        h->ub->send(dst, p2p_slot(tag));
+    });
+    if (rc) {
+        delete h;
+        return rc;
+    }
+    *out = h;
+    return SO_GLOO_OK;
+}
+
+int so_gloo_post_recv(so_gloo_ctx *c, void *buf, size_t nbytes, const int *srcs, int nsrcs,
+                      uint32_t tag, so_gloo_p2p **out, char *err) {
+    auto *h = new (std::nothrow) so_gloo_p2p;
+    if (!h) {
+        snprintf(err, SO_GLOO_ERRLEN, "out of memory (%s:%d)", __FILE__, __LINE__);
+        return SO_GLOO_ERR;
+    }
+    h->send = false;
+    h->dummy = 0;
+    int rc = guarded(c, "recv", err, [&] {
+        h->ub = c->ctx->createUnboundBuffer(nbytes ? buf : &h->dummy, nbytes ? nbytes : 1);
+        if (nsrcs == 1)
+            h->ub->recv(srcs[0], p2p_slot(tag));
+        else
+            h->ub->recv(std::vector<int>(srcs, srcs + nsrcs), p2p_slot(tag));
+    });
+    if (rc) {
+        delete h;
+        return rc;
+    }
+    *out = h;
+    return SO_GLOO_OK;
+}
+
+int so_gloo_p2p_wait(so_gloo_ctx *c, so_gloo_p2p *h, int64_t timeout_ms, int *peer,
+                     char *err) {
+    return guarded(c, h->send ? "send" : "recv", err, [&] {
+        int r = -1;
+        bool ok = h->send ? h->ub->waitSend(&r, ms(timeout_ms)) : h->ub->waitRecv(&r, ms(timeout_ms));
+        if (!ok) throw gloo::IoException(h->send ? "send aborted" : "recv aborted");
+        if (peer) *peer = r;
     });
 }
 
-int so_gloo_recv(so_gloo_ctx *c, void *buf, size_t nbytes, int src, uint32_t tag,
-                 int64_t timeout_ms, char *err) {
-    return guarded(c, "recv", err, [&] {
-        auto ub = c->ctx->createUnboundBuffer(buf, nbytes);
-        ub->recv(src, (uint64_t(1) << 32) | tag);
-        if (!ub->waitRecv(ms(timeout_ms)))
-            throw gloo::IoException("recv aborted");
-    });
+void so_gloo_p2p_free(so_gloo_p2p *h) {
+    try {
+        delete h;
+    } catch (...) {
+    }
 }
 
 }  // extern "C"

@@ -40,8 +40,10 @@ typedef struct so_gloo_ctx so_gloo_ctx;
 int so_gloo_connect(const so_gloo_store *store, int rank, int size, int64_t timeout_ms,
                     so_gloo_ctx **out, char *err);
 void so_gloo_free(so_gloo_ctx *ctx);
-/* 1 if an earlier failure made the context unusable; *why receives the reason. */
-int so_gloo_broken(so_gloo_ctx *ctx, const char **why);
+/* 1 if an earlier failure made the context unusable; the reason is copied into why
+ * (whylen bytes, may be NULL).  Thread-safe: the broken state is behind a mutex because a
+ * worker thread (collectives) and the caller's thread (p2p waits) may both set it. */
+int so_gloo_broken(so_gloo_ctx *ctx, char *why, size_t whylen);
 
 int so_gloo_allreduce(so_gloo_ctx *ctx, void *buf, size_t count, int dtype, int op,
                       int64_t timeout_ms, char *err);
@@ -66,10 +68,23 @@ int so_gloo_scatter(so_gloo_ctx *ctx, const void *in, void *out, size_t nbytes, 
 int so_gloo_alltoallv(so_gloo_ctx *ctx, const void *in, const int64_t *in_bytes, void *out,
                       const int64_t *out_bytes, int64_t timeout_ms, char *err);
 int so_gloo_barrier(so_gloo_ctx *ctx, int64_t timeout_ms, char *err);
-int so_gloo_send(so_gloo_ctx *ctx, const void *buf, size_t nbytes, int dst, uint32_t tag,
-                 int64_t timeout_ms, char *err);
-int so_gloo_recv(so_gloo_ctx *ctx, void *buf, size_t nbytes, int src, uint32_t tag,
-                 int64_t timeout_ms, char *err);
+
+/* Point-to-point, in two steps as Gloo's unbound buffers work: post (never blocks; the
+ * transfer proceeds in Gloo's I/O thread) then wait.  A send completes only once the peer
+ * has posted the matching recv, so posting both sides before waiting cannot deadlock.
+ * recv takes a list of acceptable sources (one rank, or every other rank for "any
+ * source"); the wait reports which one sent.  Zero-byte messages travel as one dummy
+ * byte (Gloo rejects empty buffers) so that matching and the source rank still work.
+ * The buffer must stay valid until the wait returns or the handle is freed. */
+typedef struct so_gloo_p2p so_gloo_p2p;
+int so_gloo_post_send(so_gloo_ctx *ctx, const void *buf, size_t nbytes, int dst, uint32_t tag,
+                      so_gloo_p2p **out, char *err);
+int so_gloo_post_recv(so_gloo_ctx *ctx, void *buf, size_t nbytes, const int *srcs, int nsrcs,
+                      uint32_t tag, so_gloo_p2p **out, char *err);
+/* *peer (may be NULL) receives the rank the message came from / went to. */
+int so_gloo_p2p_wait(so_gloo_ctx *ctx, so_gloo_p2p *h, int64_t timeout_ms, int *peer,
+                     char *err);
+void so_gloo_p2p_free(so_gloo_p2p *h);
 
 #ifdef __cplusplus
 }

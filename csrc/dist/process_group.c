@@ -1,14 +1,20 @@
 /* process_group.c — shardopt._C.ProcessGroupGloo: one Gloo context over contiguous CPU
- * tensors.  shardopt.distributed (Python) owns the group bookkeeping, stages CUDA and
- * non-contiguous tensors through contiguous host copies, and drops zero-element work
- * before it gets here (this file checks again: Gloo crashes on empty buffers).
+ * tensors.  shardopt.distributed (Python) owns the group bookkeeping and stages CUDA and
+ * non-contiguous tensors through contiguous host copies.
  *
- * Every collective releases the GIL while Gloo runs and is bounded by the group timeout.
- * Failures raise DistTimeoutError or DistBackendError naming the op; after one, the Gloo
- * context is broken (gloo.cc) and every later call fails at once.
+ * Each method validates its arguments (with the GIL, so bad input raises at the call),
+ * turns them into a job (pg_queue.h) and either runs it in order (async_op false: the GIL
+ * is released while Gloo runs, and a failure raises DistTimeoutError / DistBackendError
+ * naming the op) or queues it for the group's worker thread and returns a GlooWork
+ * (work.c).  The group keeps every unfinished Work in a list, so the tensors a queued op
+ * points to stay alive even if the caller drops the Work.  Zero-size work never reaches
+ * Gloo (it crashes on empty buffers).  After a failure the Gloo context is broken and every
+ * later op fails at once.
  */
 #include "dist.h"
 #include "gloo.h"
+#include "pg_queue.h"
+#include "work.h"
 #include "../tensor/tensor.h"
 
 #include <stdlib.h>
@@ -18,8 +24,9 @@
 
 typedef struct {
     PyObject_HEAD
-    so_gloo_ctx *ctx;
+    so_pg_queue *q;     /* NULL after shutdown */
     PyObject *store;
+    PyObject *inflight; /* list of GlooWork not yet completed */
     int rank, size;
     int64_t timeout_ms;
 } PGObject;
@@ -109,18 +116,9 @@ static int cb_get(void *h, const char *key, int64_t timeout_ms, char **val, size
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static int raise_gloo(PGObject *self, int rc, const char *err)
-{
-    so_state *st = so_state_from_type(Py_TYPE(self));
-    if (!st) return -1;
-    PyErr_Format(rc == SO_GLOO_TIMEOUT ? st->dist_timeout_error : st->dist_backend_error,
-                 "%s (rank %d of %d)", err, self->rank, self->size);
-    return -1;
-}
-
 static int ready(PGObject *self)
 {
-    if (!self->ctx) {
+    if (!self->q) {
         so_state *st = so_state_from_type(Py_TYPE(self));
         PyErr_SetString(st ? st->dist_error : PyExc_RuntimeError,
                         "the process group has been destroyed");
@@ -129,7 +127,7 @@ static int ready(PGObject *self)
     return 0;
 }
 
-/* A contiguous CPU tensor argument: its data, element count, dtype. */
+/* A contiguous CPU tensor argument. */
 static int cpu_tensor(PGObject *self, PyObject *obj, const char *argname, SoTensor **out)
 {
     so_state *st = so_state_from_type(Py_TYPE(self));
@@ -158,171 +156,23 @@ static int check_root(PGObject *self, int root, const char *argname)
     return 0;
 }
 
+static int check_op(int op)
+{
+    if (op < SO_RED_SUM || op > SO_RED_MAX) {
+        PyErr_Format(PyExc_ValueError, "op must be a ReduceOp (0..4), got %d", op);
+        return -1;
+    }
+    return 0;
+}
+
 static size_t nbytes_of(SoTensor *t)
 {
     return (size_t)so_tensor_numel(t) * (size_t)so_dtype_itemsize(t->dtype);
 }
 
-/* AVG = SUM / size, done here on the host (Gloo has no average). */
-static void divide_by(SoTensor *t, int n)
-{
-    int64_t cnt = so_tensor_numel(t);
-    char *p = so_tensor_data(t);
-    for (int64_t i = 0; i < cnt; i++) {
-        switch (t->dtype) {
-        case SO_FLOAT32: ((float *)p)[i] /= n; break;
-        case SO_FLOAT64: ((double *)p)[i] /= n; break;
-        case SO_FLOAT16:
-            ((uint16_t *)p)[i] = so_float_to_fp16(so_fp16_to_float(((uint16_t *)p)[i]) / n);
-            break;
-        case SO_BFLOAT16:
-            ((uint16_t *)p)[i] = so_float_to_bf16(so_bf16_to_float(((uint16_t *)p)[i]) / n);
-            break;
-        case SO_INT32: ((int32_t *)p)[i] /= n; break;
-        case SO_INT64: ((int64_t *)p)[i] /= n; break;
-        default: break;
-        }
-    }
-}
-
-/* Run CALL (which may use `err`) with the GIL released; raise and return NULL on failure. */
-#define RUN_GLOO(self, CALL)                                                              \
-    do {                                                                                  \
-        char err[SO_GLOO_ERRLEN] = "";                                                    \
-        int rc_;                                                                          \
-        Py_BEGIN_ALLOW_THREADS                                                            \
-        rc_ = (CALL);                                                                     \
-        Py_END_ALLOW_THREADS                                                              \
-        if (rc_) {                                                                        \
-            raise_gloo((self), rc_, err);                                                 \
-            return NULL;                                                                  \
-        }                                                                                 \
-    } while (0)
-
-/* ---- type ----------------------------------------------------------------------------- */
-
-static int PG_init(PyObject *op, PyObject *args, PyObject *kwds)
-{
-    PGObject *self = (PGObject *)op;
-    static char *kwlist[] = {"store", "rank", "size", "timeout", NULL};
-    PyObject *store, *timeout;
-    int rank, size;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OiiO:ProcessGroupGloo", kwlist, &store, &rank,
-                                     &size, &timeout))
-        return -1;
-    if (self->ctx) {
-        PyErr_SetString(PyExc_RuntimeError, "ProcessGroupGloo.__init__ called twice");
-        return -1;
-    }
-    if (size < 1 || rank < 0 || rank >= size) {
-        PyErr_Format(PyExc_ValueError, "rank must be in [0, size) and size >= 1, got rank=%d "
-                     "size=%d", rank, size);
-        return -1;
-    }
-    if (so_parse_timeout_ms(timeout, "timeout", &self->timeout_ms) < 0) return -1;
-    Py_INCREF(store);
-    Py_XSETREF(self->store, store);
-    self->rank = rank;
-    self->size = size;
-    so_gloo_store cbs = {store, cb_set, cb_get, cb_wait};
-    char err[SO_GLOO_ERRLEN] = "";
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = so_gloo_connect(&cbs, rank, size, self->timeout_ms, &self->ctx, err);
-    Py_END_ALLOW_THREADS
-    if (rc) {
-        raise_gloo(self, rc, err);
-        return -1;
-    }
-    return 0;
-}
-
-static void PG_dealloc(PyObject *op)
-{
-    PGObject *self = (PGObject *)op;
-    PyTypeObject *tp = Py_TYPE(op);
-    PyObject_GC_UnTrack(op);
-    if (self->ctx) {
-        so_gloo_ctx *c = self->ctx;
-        self->ctx = NULL;
-        Py_BEGIN_ALLOW_THREADS
-        so_gloo_free(c);
-        Py_END_ALLOW_THREADS
-    }
-    Py_CLEAR(self->store);
-    tp->tp_free(op);
-    Py_DECREF(tp);
-}
-
-static int PG_traverse(PyObject *op, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(op));
-    Py_VISIT(((PGObject *)op)->store);
-    return 0;
-}
-
-static int PG_clear(PyObject *op)
-{
-    Py_CLEAR(((PGObject *)op)->store);
-    return 0;
-}
-
-static PyObject *PG_allreduce(PyObject *op, PyObject *args)
-{
-    PGObject *self = (PGObject *)op;
-    PyObject *to;
-    int red;
-    SoTensor *t;
-    if (!PyArg_ParseTuple(args, "Oi:allreduce", &to, &red) || ready(self) < 0 ||
-        cpu_tensor(self, to, "tensor", &t) < 0)
-        return NULL;
-    size_t n = (size_t)so_tensor_numel(t);
-    if (n && self->size > 1)
-        RUN_GLOO(self, so_gloo_allreduce(self->ctx, so_tensor_data(t), n, t->dtype, red,
-                                         self->timeout_ms, err));
-    if (red == SO_RED_AVG && self->size > 1) divide_by(t, self->size);
-    so_tensor_bump_version(t);
-    Py_RETURN_NONE;
-}
-
-static PyObject *PG_reduce(PyObject *op, PyObject *args)
-{
-    PGObject *self = (PGObject *)op;
-    PyObject *to;
-    int red, root;
-    SoTensor *t;
-    if (!PyArg_ParseTuple(args, "Oii:reduce", &to, &red, &root) || ready(self) < 0 ||
-        cpu_tensor(self, to, "tensor", &t) < 0 || check_root(self, root, "dst") < 0)
-        return NULL;
-    size_t n = (size_t)so_tensor_numel(t);
-    if (n && self->size > 1)
-        RUN_GLOO(self, so_gloo_reduce(self->ctx, so_tensor_data(t), n, t->dtype, red, root,
-                                      self->timeout_ms, err));
-    if (red == SO_RED_AVG && self->size > 1 && self->rank == root) divide_by(t, self->size);
-    so_tensor_bump_version(t);
-    Py_RETURN_NONE;
-}
-
-static PyObject *PG_broadcast(PyObject *op, PyObject *args)
-{
-    PGObject *self = (PGObject *)op;
-    PyObject *to;
-    int root;
-    SoTensor *t;
-    if (!PyArg_ParseTuple(args, "Oi:broadcast", &to, &root) || ready(self) < 0 ||
-        cpu_tensor(self, to, "tensor", &t) < 0 || check_root(self, root, "src") < 0)
-        return NULL;
-    size_t nb = nbytes_of(t);
-    if (nb && self->size > 1)
-        RUN_GLOO(self, so_gloo_broadcast(self->ctx, so_tensor_data(t), nb, root,
-                                         self->timeout_ms, err));
-    so_tensor_bump_version(t);
-    Py_RETURN_NONE;
-}
-
-/* out must hold `mult` times the bytes of `in`, with the same dtype. */
-static int check_pair(PGObject *self, SoTensor *out, SoTensor *in, int64_t mult,
-                      const char *outname, const char *inname)
+/* out must hold `mult` times the elements of `in`, with the same dtype. */
+static int check_pair(SoTensor *out, SoTensor *in, int64_t mult, const char *outname,
+                      const char *inname)
 {
     if (out->dtype != in->dtype) {
         PyErr_Format(PyExc_TypeError, "%s and %s must have the same dtype", outname, inname);
@@ -337,105 +187,320 @@ static int check_pair(PGObject *self, SoTensor *out, SoTensor *in, int64_t mult,
     return 0;
 }
 
-static PyObject *PG_allgather(PyObject *op, PyObject *args)
+static so_job *new_job(so_job_kind kind)
 {
-    PGObject *self = (PGObject *)op;
-    PyObject *oo, *io;
-    SoTensor *out, *in;
-    if (!PyArg_ParseTuple(args, "OO:allgather", &oo, &io) || ready(self) < 0 ||
-        cpu_tensor(self, oo, "output_tensor", &out) < 0 ||
-        cpu_tensor(self, io, "input_tensor", &in) < 0 ||
-        check_pair(self, out, in, self->size, "output_tensor", "input_tensor") < 0)
-        return NULL;
-    size_t nb = nbytes_of(in);
-    if (nb && self->size > 1)
-        RUN_GLOO(self, so_gloo_allgather(self->ctx, so_tensor_data(in), so_tensor_data(out), nb,
-                                         self->timeout_ms, err));
-    else if (nb)
-        memmove(so_tensor_data(out), so_tensor_data(in), nb);
-    so_tensor_bump_version(out);
-    Py_RETURN_NONE;
+    so_job *j = so_job_new(kind);
+    if (!j) PyErr_NoMemory();
+    return j;
 }
 
-static PyObject *PG_reduce_scatter(PyObject *op, PyObject *args)
+/* Drop the Works that have completed from the in-flight list. */
+static int prune_inflight(PGObject *self)
 {
-    PGObject *self = (PGObject *)op;
-    PyObject *oo, *io;
-    int red;
-    SoTensor *out, *in;
-    if (!PyArg_ParseTuple(args, "OOi:reduce_scatter", &oo, &io, &red) || ready(self) < 0 ||
-        cpu_tensor(self, oo, "output", &out) < 0 || cpu_tensor(self, io, "input", &in) < 0 ||
-        check_pair(self, in, out, self->size, "input", "output") < 0)
+    Py_ssize_t n = PyList_GET_SIZE(self->inflight), k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *w = PyList_GET_ITEM(self->inflight, i);
+        if (!so_gloo_work_done(w)) {
+            Py_INCREF(w);
+            PyList_SetItem(self->inflight, k++, w);
+        }
+    }
+    return PyList_SetSlice(self->inflight, k, n, NULL);
+}
+
+/* Run j in order (sync) or queue it (async).  Consumes the caller's reference to j and
+ * to `keep` (a new tuple of the tensors j points into, held by the Work; NULL with an
+ * exception if building it failed, or NULL for none).  Sync ops return None (recv: the
+ * source rank); async ones a GlooWork. */
+static PyObject *issue(PGObject *self, so_job *j, int async_op, PyObject *keep)
+{
+    so_state *st = so_state_from_type(Py_TYPE(self));
+    if (!st || (!keep && PyErr_Occurred())) {
+        Py_XDECREF(keep);
+        so_job_unref(j);
         return NULL;
-    size_t n = (size_t)so_tensor_numel(out), nb = nbytes_of(out);
-    if (n && self->size > 1) {
-        /* The algorithm reduces in place and leaves scratch behind: work on a copy so the
-         * caller's input survives. */
-        char *scratch = malloc(nb * self->size);
-        if (!scratch) return PyErr_NoMemory();
-        memcpy(scratch, so_tensor_data(in), nb * self->size);
-        char err[SO_GLOO_ERRLEN] = "";
+    }
+    if (!async_op) {
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = so_gloo_reduce_scatter(self->ctx, scratch, so_tensor_data(out), n, out->dtype, red,
-                                    self->timeout_ms, err);
+        rc = so_pgq_run(self->q, j);
+        if (!rc && (j->kind == SO_JOB_SEND || j->kind == SO_JOB_RECV))
+            rc = so_job_wait(j, -1, j->err);
         Py_END_ALLOW_THREADS
-        free(scratch);
-        if (rc) {
-            raise_gloo(self, rc, err);
-            return NULL;
-        }
-    } else if (n) {
-        memmove(so_tensor_data(out), so_tensor_data(in), nb);
+        PyObject *res = NULL;
+        if (rc)
+            so_dist_raise_gloo(st, rc, j->err, self->rank, self->size);
+        else
+            res = j->kind == SO_JOB_RECV ? PyLong_FromLong(j->peer) : Py_NewRef(Py_None);
+        so_job_unref(j);
+        Py_XDECREF(keep);
+        return res;
     }
-    if (red == SO_RED_AVG && self->size > 1) divide_by(out, self->size);
-    so_tensor_bump_version(out);
-    Py_RETURN_NONE;
+    if (so_pgq_submit(self->q, j)) {
+        so_dist_raise_gloo(st, j->rc, j->err, self->rank, self->size);
+        so_job_unref(j);
+        Py_XDECREF(keep);
+        return NULL;
+    }
+    PyObject *w = so_gloo_work_new(st, j, keep, self->rank, self->size);  /* takes j, keep */
+    if (!w) return NULL;
+    if (prune_inflight(self) < 0 || PyList_Append(self->inflight, w) < 0) {
+        /* The job is queued and the Work knows it; without the list entry the Work's
+         * dealloc waits for it, so nothing dangles. */
+        Py_DECREF(w);
+        return NULL;
+    }
+    return w;
 }
 
-static PyObject *PG_gather(PyObject *op, PyObject *args)
+/* Parse the trailing async_op flag shared by every method. */
+#define ASYNC_KW "async_op"
+
+/* ---- type ----------------------------------------------------------------------------- */
+
+static int PG_init(PyObject *op, PyObject *args, PyObject *kwds)
 {
     PGObject *self = (PGObject *)op;
+    static char *kwlist[] = {"store", "rank", "size", "timeout", NULL};
+    PyObject *store, *timeout;
+    int rank, size;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OiiO:ProcessGroupGloo", kwlist, &store, &rank,
+                                     &size, &timeout))
+        return -1;
+    if (self->q) {
+        PyErr_SetString(PyExc_RuntimeError, "ProcessGroupGloo.__init__ called twice");
+        return -1;
+    }
+    if (size < 1 || rank < 0 || rank >= size) {
+        PyErr_Format(PyExc_ValueError, "rank must be in [0, size) and size >= 1, got rank=%d "
+                     "size=%d", rank, size);
+        return -1;
+    }
+    if (so_parse_timeout_ms(timeout, "timeout", &self->timeout_ms) < 0) return -1;
+    if (!self->inflight && !(self->inflight = PyList_New(0))) return -1;
+    Py_INCREF(store);
+    Py_XSETREF(self->store, store);
+    self->rank = rank;
+    self->size = size;
+    so_gloo_store cbs = {store, cb_set, cb_get, cb_wait};
+    char err[SO_GLOO_ERRLEN] = "";
+    so_gloo_ctx *ctx = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = so_gloo_connect(&cbs, rank, size, self->timeout_ms, &ctx, err);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        so_state *st = so_state_from_type(Py_TYPE(self));
+        if (st) so_dist_raise_gloo(st, rc, err, rank, size);
+        return -1;
+    }
+    self->q = so_pgq_new(ctx, rank, size, self->timeout_ms);
+    if (!self->q) {
+        so_gloo_free(ctx);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* Cancel queued ops, wait for the running one, stop the worker, free the context. */
+static void pg_shutdown(PGObject *self)
+{
+    so_pg_queue *q = self->q;
+    if (!q) return;
+    self->q = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    so_pgq_shutdown(q);
+    Py_END_ALLOW_THREADS
+    so_pgq_unref(q);  /* jobs still referenced by Works keep the (stopped) queue alive */
+}
+
+static void PG_dealloc(PyObject *op)
+{
+    PGObject *self = (PGObject *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    PyObject_GC_UnTrack(op);
+    pg_shutdown(self);
+    Py_CLEAR(self->inflight);
+    Py_CLEAR(self->store);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+static int PG_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(((PGObject *)op)->store);
+    Py_VISIT(((PGObject *)op)->inflight);
+    return 0;
+}
+
+static int PG_clear(PyObject *op)
+{
+    Py_CLEAR(((PGObject *)op)->store);
+    return 0;
+}
+
+static PyObject *PG_allreduce(PyObject *op, PyObject *args, PyObject *kw)
+{
+    PGObject *self = (PGObject *)op;
+    static char *kwlist[] = {"tensor", "op", ASYNC_KW, NULL};
+    PyObject *to;
+    int red, async_op = 0;
+    SoTensor *t;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Oi|p:allreduce", kwlist, &to, &red, &async_op) ||
+        ready(self) < 0 || cpu_tensor(self, to, "tensor", &t) < 0 || check_op(red) < 0)
+        return NULL;
+    so_job *j = new_job(SO_JOB_ALLREDUCE);
+    if (!j) return NULL;
+    j->out = so_tensor_data(t);
+    j->count = (size_t)so_tensor_numel(t);
+    j->dtype = t->dtype;
+    j->op = red;
+    j->avg = red == SO_RED_AVG;
+    so_tensor_bump_version(t);
+    return issue(self, j, async_op, Py_BuildValue("(O)", to));
+}
+
+static PyObject *PG_reduce(PyObject *op, PyObject *args, PyObject *kw)
+{
+    PGObject *self = (PGObject *)op;
+    static char *kwlist[] = {"tensor", "op", "root", ASYNC_KW, NULL};
+    PyObject *to;
+    int red, root, async_op = 0;
+    SoTensor *t;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Oii|p:reduce", kwlist, &to, &red, &root,
+                                     &async_op) ||
+        ready(self) < 0 || cpu_tensor(self, to, "tensor", &t) < 0 || check_op(red) < 0 ||
+        check_root(self, root, "dst") < 0)
+        return NULL;
+    so_job *j = new_job(SO_JOB_REDUCE);
+    if (!j) return NULL;
+    j->out = so_tensor_data(t);
+    j->count = (size_t)so_tensor_numel(t);
+    j->dtype = t->dtype;
+    j->op = red;
+    j->root = root;
+    j->avg = red == SO_RED_AVG;
+    so_tensor_bump_version(t);
+    return issue(self, j, async_op, Py_BuildValue("(O)", to));
+}
+
+static PyObject *PG_broadcast(PyObject *op, PyObject *args, PyObject *kw)
+{
+    PGObject *self = (PGObject *)op;
+    static char *kwlist[] = {"tensor", "root", ASYNC_KW, NULL};
+    PyObject *to;
+    int root, async_op = 0;
+    SoTensor *t;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Oi|p:broadcast", kwlist, &to, &root, &async_op) ||
+        ready(self) < 0 || cpu_tensor(self, to, "tensor", &t) < 0 ||
+        check_root(self, root, "src") < 0)
+        return NULL;
+    so_job *j = new_job(SO_JOB_BROADCAST);
+    if (!j) return NULL;
+    j->out = so_tensor_data(t);
+    j->nbytes = nbytes_of(t);
+    j->root = root;
+    so_tensor_bump_version(t);
+    return issue(self, j, async_op, Py_BuildValue("(O)", to));
+}
+
+static PyObject *PG_allgather(PyObject *op, PyObject *args, PyObject *kw)
+{
+    PGObject *self = (PGObject *)op;
+    static char *kwlist[] = {"output", "input", ASYNC_KW, NULL};
     PyObject *oo, *io;
-    int root;
+    int async_op = 0;
+    SoTensor *out, *in;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|p:allgather", kwlist, &oo, &io, &async_op) ||
+        ready(self) < 0 || cpu_tensor(self, oo, "output_tensor", &out) < 0 ||
+        cpu_tensor(self, io, "input_tensor", &in) < 0 ||
+        check_pair(out, in, self->size, "output_tensor", "input_tensor") < 0)
+        return NULL;
+    so_job *j = new_job(SO_JOB_ALLGATHER);
+    if (!j) return NULL;
+    j->in = so_tensor_data(in);
+    j->out = so_tensor_data(out);
+    j->nbytes = nbytes_of(in);
+    so_tensor_bump_version(out);
+    return issue(self, j, async_op, Py_BuildValue("(OO)", oo, io));
+}
+
+static PyObject *PG_reduce_scatter(PyObject *op, PyObject *args, PyObject *kw)
+{
+    PGObject *self = (PGObject *)op;
+    static char *kwlist[] = {"output", "input", "op", ASYNC_KW, NULL};
+    PyObject *oo, *io;
+    int red, async_op = 0;
+    SoTensor *out, *in;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOi|p:reduce_scatter", kwlist, &oo, &io, &red,
+                                     &async_op) ||
+        ready(self) < 0 || cpu_tensor(self, oo, "output", &out) < 0 ||
+        cpu_tensor(self, io, "input", &in) < 0 || check_op(red) < 0 ||
+        check_pair(in, out, self->size, "input", "output") < 0)
+        return NULL;
+    so_job *j = new_job(SO_JOB_REDUCE_SCATTER);
+    if (!j) return NULL;
+    j->in = so_tensor_data(in);
+    j->out = so_tensor_data(out);
+    j->count = (size_t)so_tensor_numel(out);
+    j->nbytes = nbytes_of(out);
+    j->dtype = out->dtype;
+    j->op = red;
+    j->avg = red == SO_RED_AVG;
+    so_tensor_bump_version(out);
+    return issue(self, j, async_op, Py_BuildValue("(OO)", oo, io));
+}
+
+static PyObject *PG_gather(PyObject *op, PyObject *args, PyObject *kw)
+{
+    PGObject *self = (PGObject *)op;
+    static char *kwlist[] = {"output", "input", "root", ASYNC_KW, NULL};
+    PyObject *oo, *io;
+    int root, async_op = 0;
     SoTensor *out = NULL, *in;
-    if (!PyArg_ParseTuple(args, "OOi:gather", &oo, &io, &root) || ready(self) < 0 ||
-        cpu_tensor(self, io, "tensor", &in) < 0 || check_root(self, root, "dst") < 0)
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOi|p:gather", kwlist, &oo, &io, &root,
+                                     &async_op) ||
+        ready(self) < 0 || cpu_tensor(self, io, "tensor", &in) < 0 ||
+        check_root(self, root, "dst") < 0)
         return NULL;
     if (self->rank == root && (cpu_tensor(self, oo, "gather_list", &out) < 0 ||
-                               check_pair(self, out, in, self->size, "gather_list", "tensor") < 0))
+                               check_pair(out, in, self->size, "gather_list", "tensor") < 0))
         return NULL;
-    size_t nb = nbytes_of(in);
-    if (nb && self->size > 1)
-        RUN_GLOO(self, so_gloo_gather(self->ctx, so_tensor_data(in),
-                                      out ? so_tensor_data(out) : NULL, nb, root,
-                                      self->timeout_ms, err));
-    else if (nb)
-        memmove(so_tensor_data(out), so_tensor_data(in), nb);
+    so_job *j = new_job(SO_JOB_GATHER);
+    if (!j) return NULL;
+    j->in = so_tensor_data(in);
+    j->out = out ? so_tensor_data(out) : NULL;
+    j->nbytes = nbytes_of(in);
+    j->root = root;
     if (out) so_tensor_bump_version(out);
-    Py_RETURN_NONE;
+    return issue(self, j, async_op, Py_BuildValue("(OO)", oo, io));
 }
 
-static PyObject *PG_scatter(PyObject *op, PyObject *args)
+static PyObject *PG_scatter(PyObject *op, PyObject *args, PyObject *kw)
 {
     PGObject *self = (PGObject *)op;
+    static char *kwlist[] = {"output", "input", "root", ASYNC_KW, NULL};
     PyObject *oo, *io;
-    int root;
+    int root, async_op = 0;
     SoTensor *out, *in = NULL;
-    if (!PyArg_ParseTuple(args, "OOi:scatter", &oo, &io, &root) || ready(self) < 0 ||
-        cpu_tensor(self, oo, "tensor", &out) < 0 || check_root(self, root, "src") < 0)
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOi|p:scatter", kwlist, &oo, &io, &root,
+                                     &async_op) ||
+        ready(self) < 0 || cpu_tensor(self, oo, "tensor", &out) < 0 ||
+        check_root(self, root, "src") < 0)
         return NULL;
     if (self->rank == root && (cpu_tensor(self, io, "scatter_list", &in) < 0 ||
-                               check_pair(self, in, out, self->size, "scatter_list", "tensor") < 0))
+                               check_pair(in, out, self->size, "scatter_list", "tensor") < 0))
         return NULL;
-    size_t nb = nbytes_of(out);
-    if (nb && self->size > 1)
-        RUN_GLOO(self, so_gloo_scatter(self->ctx, in ? so_tensor_data(in) : NULL,
-                                       so_tensor_data(out), nb, root, self->timeout_ms, err));
-    else if (nb)
-        memmove(so_tensor_data(out), so_tensor_data(in), nb);
+    so_job *j = new_job(SO_JOB_SCATTER);
+    if (!j) return NULL;
+    j->in = in ? so_tensor_data(in) : NULL;
+    j->out = so_tensor_data(out);
+    j->nbytes = nbytes_of(out);
+    j->root = root;
     so_tensor_bump_version(out);
-    Py_RETURN_NONE;
+    return issue(self, j, async_op, Py_BuildValue("(OO)", oo, io));
 }
 
 static int parse_splits(PyObject *seq, int size, int itemsize, const char *argname,
@@ -467,112 +532,145 @@ static int parse_splits(PyObject *seq, int size, int itemsize, const char *argna
     return 0;
 }
 
-static PyObject *PG_alltoall(PyObject *op, PyObject *args)
+static PyObject *PG_alltoall(PyObject *op, PyObject *args, PyObject *kw)
 {
     PGObject *self = (PGObject *)op;
+    static char *kwlist[] = {"output", "input", "output_split_sizes", "input_split_sizes",
+                             ASYNC_KW, NULL};
     PyObject *oo, *io, *os, *is;
+    int async_op = 0;
     SoTensor *out, *in;
-    if (!PyArg_ParseTuple(args, "OOOO:alltoall", &oo, &io, &os, &is) || ready(self) < 0 ||
-        cpu_tensor(self, oo, "output", &out) < 0 || cpu_tensor(self, io, "input", &in) < 0)
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|p:alltoall", kwlist, &oo, &io, &os, &is,
+                                     &async_op) ||
+        ready(self) < 0 || cpu_tensor(self, oo, "output", &out) < 0 ||
+        cpu_tensor(self, io, "input", &in) < 0)
         return NULL;
     if (out->dtype != in->dtype) {
         PyErr_SetString(PyExc_TypeError, "output and input must have the same dtype");
         return NULL;
     }
-    int64_t *ob = PyMem_Calloc(2 * (size_t)self->size, sizeof(int64_t));
-    if (!ob) return PyErr_NoMemory();
-    int64_t *ib = ob + self->size, ot, it;
+    so_job *j = new_job(SO_JOB_ALLTOALL);
+    if (!j) return NULL;
+    j->out_bytes = malloc(sizeof(int64_t) * (size_t)self->size);
+    j->in_bytes = malloc(sizeof(int64_t) * (size_t)self->size);
+    int64_t ot, it;
     int isz = so_dtype_itemsize(in->dtype);
-    PyObject *res = NULL;
-    if (parse_splits(os, self->size, isz, "output_split_sizes", ob, &ot) < 0 ||
-        parse_splits(is, self->size, isz, "input_split_sizes", ib, &it) < 0)
-        goto done;
+    if (!j->out_bytes || !j->in_bytes) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    if (parse_splits(os, self->size, isz, "output_split_sizes", j->out_bytes, &ot) < 0 ||
+        parse_splits(is, self->size, isz, "input_split_sizes", j->in_bytes, &it) < 0)
+        goto error;
     if (ot != so_tensor_numel(out) || it != so_tensor_numel(in)) {
         PyErr_SetString(PyExc_ValueError, "split sizes must add up to the tensors' numel");
-        goto done;
+        goto error;
     }
-    if (self->size == 1) {
-        if (ot != it) {
-            PyErr_SetString(PyExc_ValueError, "output and input sizes differ on a 1-rank group");
-            goto done;
-        }
-        if (ot) memmove(so_tensor_data(out), so_tensor_data(in), (size_t)ot * isz);
-    } else if (ot || it) {
-        char err[SO_GLOO_ERRLEN] = "";
-        int rc;
-        Py_BEGIN_ALLOW_THREADS
-        rc = so_gloo_alltoallv(self->ctx, it ? so_tensor_data(in) : NULL, ib,
-                               ot ? so_tensor_data(out) : NULL, ob, self->timeout_ms, err);
-        Py_END_ALLOW_THREADS
-        if (rc) {
-            raise_gloo(self, rc, err);
-            goto done;
-        }
+    if (self->size == 1 && ot != it) {
+        PyErr_SetString(PyExc_ValueError, "output and input sizes differ on a 1-rank group");
+        goto error;
     }
+    j->in = it ? so_tensor_data(in) : NULL;
+    j->out = ot ? so_tensor_data(out) : NULL;
+    j->nbytes = (size_t)ot * (size_t)isz;
     so_tensor_bump_version(out);
-    res = Py_NewRef(Py_None);
-done:
-    PyMem_Free(ob);
-    return res;
+    return issue(self, j, async_op, Py_BuildValue("(OO)", oo, io));
+error:
+    so_job_unref(j);
+    return NULL;
 }
 
-static PyObject *PG_barrier(PyObject *op, PyObject *unused)
+static PyObject *PG_barrier(PyObject *op, PyObject *args, PyObject *kw)
 {
     PGObject *self = (PGObject *)op;
-    if (ready(self) < 0) return NULL;
-    if (self->size > 1) RUN_GLOO(self, so_gloo_barrier(self->ctx, self->timeout_ms, err));
-    Py_RETURN_NONE;
+    static char *kwlist[] = {ASYNC_KW, NULL};
+    int async_op = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:barrier", kwlist, &async_op) ||
+        ready(self) < 0)
+        return NULL;
+    so_job *j = new_job(SO_JOB_BARRIER);
+    if (!j) return NULL;
+    return issue(self, j, async_op, NULL);
 }
 
-static PyObject *PG_sendrecv(PGObject *self, PyObject *args, int is_send)
+static PyObject *PG_send(PyObject *op, PyObject *args, PyObject *kw)
 {
+    PGObject *self = (PGObject *)op;
+    static char *kwlist[] = {"tensor", "dst", "tag", ASYNC_KW, NULL};
     PyObject *to;
-    int peer;
+    int peer, async_op = 0;
     unsigned int tag;
     SoTensor *t;
-    if (!PyArg_ParseTuple(args, "OiI", &to, &peer, &tag) || ready(self) < 0 ||
-        cpu_tensor(self, to, "tensor", &t) < 0 ||
-        check_root(self, peer, is_send ? "dst" : "src") < 0)
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OiI|p:send", kwlist, &to, &peer, &tag,
+                                     &async_op) ||
+        ready(self) < 0 || cpu_tensor(self, to, "tensor", &t) < 0 ||
+        check_root(self, peer, "dst") < 0)
         return NULL;
     if (peer == self->rank) {
-        PyErr_Format(PyExc_ValueError, "%s must differ from this rank (%d)",
-                     is_send ? "dst" : "src", self->rank);
+        PyErr_Format(PyExc_ValueError, "dst must differ from this rank (%d)", self->rank);
         return NULL;
     }
-    size_t nb = nbytes_of(t);
-    if (nb) {
-        if (is_send)
-            RUN_GLOO(self, so_gloo_send(self->ctx, so_tensor_data(t), nb, peer, tag,
-                                        self->timeout_ms, err));
-        else
-            RUN_GLOO(self, so_gloo_recv(self->ctx, so_tensor_data(t), nb, peer, tag,
-                                        self->timeout_ms, err));
-    }
-    if (!is_send) so_tensor_bump_version(t);
-    Py_RETURN_NONE;
+    so_job *j = new_job(SO_JOB_SEND);
+    if (!j) return NULL;
+    j->in = so_tensor_data(t);
+    j->nbytes = nbytes_of(t);
+    j->root = peer;
+    j->tag = tag;
+    return issue(self, j, async_op, Py_BuildValue("(O)", to));
 }
 
-static PyObject *PG_send(PyObject *op, PyObject *args) { return PG_sendrecv((PGObject *)op, args, 1); }
-static PyObject *PG_recv(PyObject *op, PyObject *args) { return PG_sendrecv((PGObject *)op, args, 0); }
+/* recv(tensor, src, tag[, async_op]): src -1 accepts any other rank (the source rank is
+ * returned, or given by the Work's source_rank()). */
+static PyObject *PG_recv(PyObject *op, PyObject *args, PyObject *kw)
+{
+    PGObject *self = (PGObject *)op;
+    static char *kwlist[] = {"tensor", "src", "tag", ASYNC_KW, NULL};
+    PyObject *to;
+    int peer, async_op = 0;
+    unsigned int tag;
+    SoTensor *t;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OiI|p:recv", kwlist, &to, &peer, &tag,
+                                     &async_op) ||
+        ready(self) < 0 || cpu_tensor(self, to, "tensor", &t) < 0 ||
+        (peer != -1 && check_root(self, peer, "src") < 0))
+        return NULL;
+    if (peer == self->rank || (peer == -1 && self->size < 2)) {
+        PyErr_Format(PyExc_ValueError, "src must differ from this rank (%d)", self->rank);
+        return NULL;
+    }
+    so_job *j = new_job(SO_JOB_RECV);
+    if (!j) return NULL;
+    j->out = so_tensor_data(t);
+    j->nbytes = nbytes_of(t);
+    j->tag = tag;
+    j->npeers = peer == -1 ? self->size - 1 : 1;
+    j->peers = malloc(sizeof(int) * (size_t)j->npeers);
+    if (!j->peers) {
+        so_job_unref(j);
+        return PyErr_NoMemory();
+    }
+    if (peer != -1) {
+        j->peers[0] = peer;
+    } else {
+        for (int r = 0, k = 0; r < self->size; r++)
+            if (r != self->rank) j->peers[k++] = r;
+    }
+    so_tensor_bump_version(t);
+    return issue(self, j, async_op, Py_BuildValue("(O)", to));
+}
 
 static PyObject *PG_shutdown(PyObject *op, PyObject *unused)
 {
-    PGObject *self = (PGObject *)op;
-    if (self->ctx) {
-        so_gloo_ctx *c = self->ctx;
-        self->ctx = NULL;
-        Py_BEGIN_ALLOW_THREADS
-        so_gloo_free(c);
-        Py_END_ALLOW_THREADS
-    }
+    pg_shutdown((PGObject *)op);
     Py_RETURN_NONE;
 }
 
 static PyObject *PG_get_broken(PyObject *op, void *unused)
 {
     PGObject *self = (PGObject *)op;
-    const char *why;
-    if (self->ctx && so_gloo_broken(self->ctx, &why)) return PyUnicode_FromString(why);
+    char why[SO_GLOO_ERRLEN];
+    if (self->q && self->q->ctx && so_gloo_broken(self->q->ctx, why, sizeof why))
+        return PyUnicode_FromString(why);
     Py_RETURN_NONE;
 }
 static PyObject *PG_get_rank(PyObject *op, void *unused) { return PyLong_FromLong(((PGObject *)op)->rank); }
@@ -581,22 +679,34 @@ static PyObject *PG_get_timeout(PyObject *op, void *unused)
 {
     return so_timedelta_from_ms(((PGObject *)op)->timeout_ms);
 }
+static PyObject *PG_get_pending(PyObject *op, void *unused)
+{
+    PGObject *self = (PGObject *)op;
+    if (prune_inflight(self) < 0) return NULL;
+    return PyLong_FromSsize_t(PyList_GET_SIZE(self->inflight));
+}
 
+#define KW (METH_VARARGS | METH_KEYWORDS)
 static PyMethodDef PG_methods[] = {
-    {"allreduce", PG_allreduce, METH_VARARGS, "allreduce(tensor, op)"},
-    {"reduce", PG_reduce, METH_VARARGS, "reduce(tensor, op, root)"},
-    {"broadcast", PG_broadcast, METH_VARARGS, "broadcast(tensor, root)"},
-    {"allgather", PG_allgather, METH_VARARGS, "allgather(output (size x input), input)"},
-    {"reduce_scatter", PG_reduce_scatter, METH_VARARGS,
-     "reduce_scatter(output, input (size x output), op): Gloo's ReduceScatterHalvingDoubling"},
-    {"gather", PG_gather, METH_VARARGS, "gather(output or None, input, root)"},
-    {"scatter", PG_scatter, METH_VARARGS, "scatter(output, input or None, root)"},
-    {"alltoall", PG_alltoall, METH_VARARGS,
-     "alltoall(output, input, output_split_sizes, input_split_sizes) (element counts)"},
-    {"barrier", PG_barrier, METH_NOARGS, "barrier()"},
-    {"send", PG_send, METH_VARARGS, "send(tensor, dst, tag)"},
-    {"recv", PG_recv, METH_VARARGS, "recv(tensor, src, tag)"},
-    {"shutdown", PG_shutdown, METH_NOARGS, "release the Gloo context (idempotent)"},
+    {"allreduce", (PyCFunction)(void (*)(void))PG_allreduce, KW, "allreduce(tensor, op, async_op=False)"},
+    {"reduce", (PyCFunction)(void (*)(void))PG_reduce, KW, "reduce(tensor, op, root, async_op=False)"},
+    {"broadcast", (PyCFunction)(void (*)(void))PG_broadcast, KW, "broadcast(tensor, root, async_op=False)"},
+    {"allgather", (PyCFunction)(void (*)(void))PG_allgather, KW,
+     "allgather(output (size x input), input, async_op=False)"},
+    {"reduce_scatter", (PyCFunction)(void (*)(void))PG_reduce_scatter, KW,
+     "reduce_scatter(output, input (size x output), op, async_op=False): Gloo's "
+     "ReduceScatterHalvingDoubling"},
+    {"gather", (PyCFunction)(void (*)(void))PG_gather, KW, "gather(output or None, input, root, async_op=False)"},
+    {"scatter", (PyCFunction)(void (*)(void))PG_scatter, KW, "scatter(output, input or None, root, async_op=False)"},
+    {"alltoall", (PyCFunction)(void (*)(void))PG_alltoall, KW,
+     "alltoall(output, input, output_split_sizes, input_split_sizes, async_op=False) "
+     "(element counts)"},
+    {"barrier", (PyCFunction)(void (*)(void))PG_barrier, KW, "barrier(async_op=False)"},
+    {"send", (PyCFunction)(void (*)(void))PG_send, KW, "send(tensor, dst, tag, async_op=False)"},
+    {"recv", (PyCFunction)(void (*)(void))PG_recv, KW,
+     "recv(tensor, src (-1: any), tag, async_op=False) -> source rank (or a Work)"},
+    {"shutdown", PG_shutdown, METH_NOARGS,
+     "cancel queued ops, wait for the running one, release the Gloo context (idempotent)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -605,6 +715,7 @@ static PyGetSetDef PG_getset[] = {
     {"rank", PG_get_rank, NULL, NULL, NULL},
     {"size", PG_get_size, NULL, NULL, NULL},
     {"timeout", PG_get_timeout, NULL, NULL, NULL},
+    {"pending", PG_get_pending, NULL, "number of async ops not yet completed", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -628,12 +739,11 @@ static PyType_Spec PG_spec = {
 
 int so_register_pg(PyObject *m, so_state *st)
 {
-    (void)st;
     PyObject *t = PyType_FromModuleAndSpec(m, &PG_spec, NULL);
     if (!t) return -1;
     int rc = PyModule_AddObjectRef(m, "ProcessGroupGloo", t);
     Py_DECREF(t);
-    if (rc < 0) return -1;
+    if (rc < 0 || so_register_gloo_work(m, st) < 0) return -1;
     return PyModule_AddIntConstant(m, "_gloo_compiled", 1);
 }
 

@@ -5,8 +5,11 @@ CUDA / non-contiguous tensors through contiguous host copies, zero-element short
 pickling for the object collectives.  The collectives themselves run in C/C++ without the
 GIL, bounded by the group's timeout.
 
-``async_op=True`` returns a Work that is already complete: the Gloo calls are synchronous
-(the call returns when this rank's part is done), which satisfies wait()/is_completed().
+Ops issued on a group run in issue order.  ``async_op=True`` queues the op for the group's
+worker thread (C) and returns a :class:`Work`; a synchronous op waits for the async ones
+issued before it.  Results that had to be staged (CUDA or non-contiguous tensors, tensor
+lists) are copied back when the Work is waited on, or when ``is_completed()`` first
+reports True.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ __all__ = [
     "get_process_group_ranks", "get_global_rank", "get_group_rank", "barrier", "broadcast",
     "all_reduce", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter_tensor",
     "scatter", "gather", "all_to_all_single", "send", "recv", "all_gather_object",
-    "broadcast_object_list", "gather_object", "default_pg_timeout",
+    "broadcast_object_list", "gather_object", "default_pg_timeout", "isend", "irecv",
 ]
 
 default_pg_timeout = timedelta(minutes=30)
@@ -87,22 +90,52 @@ class GroupMember:
 
 
 class Work:
-    """Handle returned by ``async_op=True`` (the op has already completed)."""
+    """Handle of an op issued with ``async_op=True`` (torch.distributed.Work).
 
-    def __init__(self, result=None):
-        self._result = result
+    ``wait(timeout=None)`` blocks until the op is done and raises its error (a
+    DistBackendError, or DistTimeoutError when it, or the wait itself, timed out);
+    ``is_completed()``, ``is_success()``, ``exception()``, ``result()`` (the output
+    tensors).  As with torch's Gloo backend, a send/recv completes only through ``wait()``.
+    """
+
+    def __init__(self, impl=None, finish=(), result=None, ranks=None):
+        self._impl = impl          # _C.GlooWork; None when the op completed at the call
+        self._finish = list(finish)  # copy-backs, run once after success
+        self._result = [] if result is None else result
+        self._ranks = ranks        # group -> global rank map (recv's source)
+
+    def _finished(self):
+        for f in self._finish:
+            f()
+        self._finish = []
 
     def wait(self, timeout=None):
+        if self._impl is not None:
+            self._impl.wait(timeout)
+        self._finished()
         return True
 
     def is_completed(self):
-        return True
+        done = self._impl is None or self._impl.is_completed()
+        if done and self._finish and self.is_success():
+            self._finished()
+        return done
 
     def is_success(self):
-        return True
+        return self._impl is None or self._impl.is_success()
+
+    def exception(self):
+        return None if self._impl is None else self._impl.exception()
 
     def result(self):
         return self._result
+
+    def _source_rank(self):
+        """Global rank a recv came from (after wait())."""
+        r = self._impl.source_rank()
+        return self._ranks[r] if self._ranks is not None else r
+
+    source_rank = _source_rank
 
 
 class _State:
@@ -321,14 +354,28 @@ def _check_op(op):
         raise ValueError(f"op must be a ReduceOp, got {op!r}") from None
 
 
-def _work(async_op, result=None):
-    return Work(result) if async_op else None
-
-
 def _group_rank(pg, global_rank, argname):
     if global_rank not in pg._ranks:
         raise ValueError(f"{argname}={global_rank} is not a rank of the group {pg._ranks}")
     return pg._ranks.index(global_rank)
+
+
+def _issue(call, async_op, finish=(), result=None, ranks=None):
+    """Run ``call(async_op)`` (a C method), then the copy-backs: now, or on the Work."""
+    if not async_op:
+        r = call(False)
+        for f in finish:
+            f()
+        return r
+    return Work(call(True), finish, result, ranks)
+
+
+def _check_avg(op, tensor):
+    if op == ReduceOp.AVG and not tensor.dtype.is_floating_point:
+        # torch's Gloo backend: "result type Float can't be cast to the desired output type".
+        raise RuntimeError(f"Cannot use ReduceOp.AVG with {tensor.dtype} tensors on Gloo: "
+                           "result type Float can't be cast to the desired output type "
+                           f"{tensor.dtype}")
 
 
 # ---- collectives -----------------------------------------------------------------------------
@@ -337,8 +384,8 @@ def barrier(group=None, async_op=False, device_ids=None):
     pg = _resolve(group)
     if pg is None:
         return None
-    pg._impl.barrier()
-    return _work(async_op)
+    w = _issue(lambda a: pg._impl.barrier(async_op=a), async_op)
+    return w if async_op else None
 
 
 def broadcast(tensor, src, group=None, async_op=False):
@@ -347,9 +394,9 @@ def broadcast(tensor, src, group=None, async_op=False):
         return None
     root = _group_rank(pg, src, "src")
     h = _Host(tensor, "tensor")
-    pg._impl.broadcast(h.h, root)
-    h.done()
-    return _work(async_op)
+    w = _issue(lambda a: pg._impl.broadcast(h.h, root, async_op=a), async_op, [h.done],
+               [tensor])
+    return w if async_op else None
 
 
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
@@ -357,12 +404,11 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     if pg is None:
         return None
     op = _check_op(op)
-    if op == ReduceOp.AVG and tensor.dtype == _C.bool:
-        raise TypeError("ReduceOp.AVG is not defined for bool tensors")
     h = _Host(tensor, "tensor")
-    pg._impl.allreduce(h.h, op)
-    h.done()
-    return _work(async_op)
+    _check_avg(op, tensor)
+    w = _issue(lambda a: pg._impl.allreduce(h.h, op, async_op=a), async_op, [h.done],
+               [tensor])
+    return w if async_op else None
 
 
 def reduce(tensor, dst, op=ReduceOp.SUM, group=None, async_op=False):
@@ -372,9 +418,10 @@ def reduce(tensor, dst, op=ReduceOp.SUM, group=None, async_op=False):
     op = _check_op(op)
     root = _group_rank(pg, dst, "dst")
     h = _Host(tensor, "tensor")
-    pg._impl.reduce(h.h, op, root)
-    h.done()
-    return _work(async_op)
+    _check_avg(op, tensor)
+    w = _issue(lambda a: pg._impl.reduce(h.h, op, root, async_op=a), async_op, [h.done],
+               [tensor])
+    return w if async_op else None
 
 
 def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
@@ -383,9 +430,9 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
         return None
     out = _Host(output_tensor, "output_tensor")
     inp = _Host(input_tensor, "input_tensor", write_back=False)
-    pg._impl.allgather(out.h, inp.h)
-    out.done()
-    return _work(async_op)
+    w = _issue(lambda a: pg._impl.allgather(out.h, inp.h, async_op=a), async_op, [out.done],
+               [output_tensor])
+    return w if async_op else None
 
 
 def all_gather(tensor_list, tensor, group=None, async_op=False):
@@ -401,10 +448,13 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
             raise ValueError(f"tensor_list[{i}] must be a {tensor.dtype} tensor with {n} "
                              "elements")
     flat = _flat_empty(n * pg.size(), inp.h)
-    pg._impl.allgather(flat, inp.h)
-    for i, t in enumerate(tensor_list):
-        t.copy_(flat.narrow(0, i * n, n).reshape(t.shape))
-    return _work(async_op)
+
+    def unpack():
+        for i, t in enumerate(tensor_list):
+            t.copy_(flat.narrow(0, i * n, n).reshape(t.shape))
+    w = _issue(lambda a: pg._impl.allgather(flat, inp.h, async_op=a), async_op, [unpack],
+               tensor_list)
+    return w if async_op else None
 
 
 def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=False):
@@ -414,9 +464,10 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
     op = _check_op(op)
     out = _Host(output, "output")
     inp = _Host(input, "input", write_back=False)
-    pg._impl.reduce_scatter(out.h, inp.h, op)
-    out.done()
-    return _work(async_op)
+    _check_avg(op, output)
+    w = _issue(lambda a: pg._impl.reduce_scatter(out.h, inp.h, op, async_op=a), async_op,
+               [out.done], [output])
+    return w if async_op else None
 
 
 def scatter(tensor, scatter_list=None, src=0, group=None, async_op=False):
@@ -438,9 +489,9 @@ def scatter(tensor, scatter_list=None, src=0, group=None, async_op=False):
             flat.narrow(0, i * n, n).copy_(t.reshape((n,)))
     elif scatter_list:
         raise ValueError("scatter_list must be empty on non-src ranks")
-    pg._impl.scatter(out.h, flat, root)
-    out.done()
-    return _work(async_op)
+    w = _issue(lambda a: pg._impl.scatter(out.h, flat, root, async_op=a), async_op,
+               [out.done], [tensor])
+    return w if async_op else None
 
 
 def gather(tensor, gather_list=None, dst=0, group=None, async_op=False):
@@ -454,14 +505,21 @@ def gather(tensor, gather_list=None, dst=0, group=None, async_op=False):
     if pg.rank() == root:
         if not isinstance(gather_list, list) or len(gather_list) != pg.size():
             raise ValueError(f"gather_list must be a list of {pg.size()} tensors on the dst rank")
+        for i, t in enumerate(gather_list):
+            if not isinstance(t, _C.TensorBase) or t.numel() != n or t.dtype != tensor.dtype:
+                raise ValueError(f"gather_list[{i}] must be a {tensor.dtype} tensor with {n} "
+                                 "elements")
         flat = _flat_empty(n * pg.size(), inp.h)
     elif gather_list:
         raise ValueError("gather_list must be empty on non-dst ranks")
-    pg._impl.gather(flat, inp.h, root)
-    if flat is not None:
-        for i, t in enumerate(gather_list):
-            t.copy_(flat.narrow(0, i * n, n).reshape(t.shape))
-    return _work(async_op)
+
+    def unpack():
+        if flat is not None:
+            for i, t in enumerate(gather_list):
+                t.copy_(flat.narrow(0, i * n, n).reshape(t.shape))
+    w = _issue(lambda a: pg._impl.gather(flat, inp.h, root, async_op=a), async_op, [unpack],
+               gather_list or [])
+    return w if async_op else None
 
 
 def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=None,
@@ -484,30 +542,53 @@ def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=
         if len(given) != size or sum(given) != rows:
             raise ValueError(f"{argname} must have {size} entries adding up to {rows}")
         return [s * row for s in given]
-    pg._impl.alltoall(out.h, inp.h, splits(output, output_split_sizes, "output_split_sizes"),
-                      splits(input, input_split_sizes, "input_split_sizes"))
-    out.done()
-    return _work(async_op)
+    os_ = splits(output, output_split_sizes, "output_split_sizes")
+    is_ = splits(input, input_split_sizes, "input_split_sizes")
+    w = _issue(lambda a: pg._impl.alltoall(out.h, inp.h, os_, is_, async_op=a), async_op,
+               [out.done], [output])
+    return w if async_op else None
 
 
-def send(tensor, dst, group=None, tag=0):
+def _send(tensor, dst, group, tag, async_op):
     pg = _resolve(group)
     if pg is None:
         return None
     h = _Host(tensor, "tensor", write_back=False)
-    pg._impl.send(h.h, _group_rank(pg, dst, "dst"), tag)
+    peer = _group_rank(pg, dst, "dst")
+    w = _issue(lambda a: pg._impl.send(h.h, peer, tag, async_op=a), async_op, (), [tensor])
+    return w if async_op else None
+
+
+def _recv(tensor, src, group, tag, async_op):
+    pg = _resolve(group)
+    if pg is None:
+        return -1 if not async_op else None
+    peer = -1 if src is None else _group_rank(pg, src, "src")
+    h = _Host(tensor, "tensor")
+    r = _issue(lambda a: pg._impl.recv(h.h, peer, tag, async_op=a), async_op, [h.done],
+               [tensor], pg._ranks)
+    return r if async_op else pg._ranks[r]
+
+
+def send(tensor, dst, group=None, tag=0):
+    """Blocking send; returns once the peer has received (Gloo's semantics)."""
+    _send(tensor, dst, group, tag, False)
 
 
 def recv(tensor, src=None, group=None, tag=0):
-    pg = _resolve(group)
-    if pg is None:
-        return -1
-    if src is None:
-        raise ValueError("recv from any source is not supported; pass src")
-    h = _Host(tensor, "tensor")
-    pg._impl.recv(h.h, _group_rank(pg, src, "src"), tag)
-    h.done()
-    return src
+    """Blocking receive; ``src=None`` accepts any rank.  Returns the sender's global rank."""
+    return _recv(tensor, src, group, tag, False)
+
+
+def isend(tensor, dst, group=None, tag=0):
+    """Posts a send and returns its Work (complete it with ``wait()``)."""
+    return _send(tensor, dst, group, tag, True)
+
+
+def irecv(tensor, src=None, group=None, tag=0):
+    """Posts a receive (``src=None``: any rank) and returns its Work; after ``wait()``,
+    ``work._source_rank()`` is the sender's global rank."""
+    return _recv(tensor, src, group, tag, True)
 
 
 # ---- object collectives ------------------------------------------------------------------------
