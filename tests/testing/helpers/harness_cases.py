@@ -51,7 +51,7 @@ class TwoRanks(MultiProcessTestCase):
 
 
 class Faults(MultiProcessTestCase):
-    TIMEOUT = 3
+    TIMEOUT = 20
 
     @property
     def world_size(self):
@@ -66,8 +66,11 @@ class Faults(MultiProcessTestCase):
         if self.rank == 1:
             os._exit(3)
 
-    def test_hang_times_out(self):
-        time.sleep(60)
+
+class Skips(MultiProcessTestCase):
+    @property
+    def world_size(self):
+        return 2
 
     def test_skip_in_rank(self):
         raise unittest.SkipTest("no thanks")
@@ -80,6 +83,16 @@ class Faults(MultiProcessTestCase):
         if self.rank == 0:
             raise unittest.SkipTest("only rank 0")
 
+
+class Hang(MultiProcessTestCase):
+    TIMEOUT = 2
+
+    @property
+    def world_size(self):
+        return 2
+
+    def test_hang_times_out(self):
+        time.sleep(60)
 
 if __name__ == "__main__":
     run_tests()
