@@ -28,6 +28,7 @@ int so_register_dist(PyObject *m, so_state *st)
 #ifndef SO_DIST_NO_PG
     if (so_register_pg(m, st) < 0) return -1;
 #endif
+    if (so_register_nccl(m, st) < 0) return -1;
     return 0;
 }
 

@@ -17,6 +17,7 @@ extern "C" {
 int so_register_dist(PyObject *m, so_state *st);      /* dist/dist.c */
 int so_register_store(PyObject *m, so_state *st);     /* dist/store_py.c */
 int so_register_pg(PyObject *m, so_state *st);        /* dist/process_group.c */
+int so_register_nccl(PyObject *m, so_state *st);      /* dist/nccl.c */
 
 /* Parse a timeout given as datetime.timedelta or a number of seconds into milliseconds
  * (>= 0).  Raises TypeError/ValueError naming `argname`. */

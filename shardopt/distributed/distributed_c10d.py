@@ -1,4 +1,4 @@
-"""torch.distributed's process-group API over shardopt._C.ProcessGroupGloo.
+"""torch.distributed's process-group API over shardopt._C.ProcessGroupGloo / ProcessGroupNCCL.
 
 Python keeps only bookkeeping: which groups exist, global <-> group rank maps, staging of
 CUDA / non-contiguous tensors through contiguous host copies, zero-element short cuts, and
@@ -98,11 +98,12 @@ class Work:
     tensors).  As with torch's Gloo backend, a send/recv completes only through ``wait()``.
     """
 
-    def __init__(self, impl=None, finish=(), result=None, ranks=None):
-        self._impl = impl          # _C.GlooWork; None when the op completed at the call
+    def __init__(self, impl=None, finish=(), result=None, ranks=None, src=None):
+        self._impl = impl          # _C.GlooWork / _C.NCCLWork; None: completed at the call
         self._finish = list(finish)  # copy-backs, run once after success
         self._result = [] if result is None else result
         self._ranks = ranks        # group -> global rank map (recv's source)
+        self._src = src            # recv's source when it was given
 
     def _finished(self):
         for f in self._finish:
@@ -132,6 +133,8 @@ class Work:
 
     def _source_rank(self):
         """Global rank a recv came from (after wait())."""
+        if self._src is not None:
+            return self._src
         r = self._impl.source_rank()
         return self._ranks[r] if self._ranks is not None else r
 
@@ -155,7 +158,8 @@ def is_gloo_available():
 
 
 def is_nccl_available():
-    return False  # the NCCL backend is not implemented yet
+    """True when this build has the NCCL backend (a GPU is still needed to use it)."""
+    return bool(getattr(_C, "_nccl_compiled", 0))
 
 
 def is_initialized():
@@ -224,14 +228,28 @@ def _rendezvous(init_method, rank, world_size, timeout):
 
 def _make_group(backend, store, rank, ranks, timeout):
     if backend == "nccl":
-        raise DistBackendError("the NCCL backend is not implemented in this build; use gloo")
-    if not is_gloo_available():
-        raise DistBackendError("shardopt was built without Gloo (gloo/allreduce.h was not "
-                               "found at build time)")
-    impl = _C.ProcessGroupGloo(store, rank, len(ranks), timeout)
+        if not is_nccl_available():
+            raise DistBackendError("shardopt was built without NCCL (nvcc and nccl.h were not "
+                                   "found at build time); use the gloo backend")
+        # Raises DistBackendError("CUDA is not available: ...") on a machine without a GPU.
+        impl = _C.ProcessGroupNCCL(store, rank, len(ranks), timeout)
+    else:
+        if not is_gloo_available():
+            raise DistBackendError("shardopt was built without Gloo (gloo/allreduce.h was not "
+                                   "found at build time)")
+        impl = _C.ProcessGroupGloo(store, rank, len(ranks), timeout)
     pg = ProcessGroup(impl, ranks, backend)
     _State.groups.append(pg)
     return pg
+
+
+def _default_backend():
+    """DESIGN.md: nccl when this build has it and a GPU is present, else gloo."""
+    if is_nccl_available():
+        from shardopt import cuda  # noqa: PLC0415
+        if cuda.is_available():
+            return "nccl"
+    return "gloo"
 
 
 def init_process_group(backend=None, init_method=None, timeout=None, world_size=-1, rank=-1,
@@ -241,7 +259,7 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size=
     timeout = default_pg_timeout if timeout is None else timeout
     _seconds(timeout)
     if backend is None:
-        backend = "gloo"  # nccl when implemented and CUDA is present
+        backend = _default_backend()
     backend = Backend(backend)
     if store is not None and init_method is not None:
         raise ValueError("Cannot specify both init_method and store.")
@@ -329,7 +347,8 @@ def new_group(ranks=None, timeout=None, backend=None, pg_options=None, use_local
 # ---- tensor staging ------------------------------------------------------------------------
 
 class _Host:
-    """A contiguous CPU view of `t` (t itself when possible); write back with .done()."""
+    """Gloo: a contiguous CPU view of `t` (t itself when possible); write back with .done()
+    (CUDA tensors are staged through host memory)."""
 
     def __init__(self, t, argname, write_back=True):
         if not isinstance(t, _C.TensorBase):
@@ -343,8 +362,27 @@ class _Host:
             self.t.copy_(self.h)
 
 
+class _Dev(_Host):
+    """NCCL: a contiguous CUDA tensor (t itself when possible).  The write-back is enqueued
+    on the compute stream, which is ordered after the collective, so it runs at once."""
+
+    def __init__(self, t, argname, write_back=True):
+        if not isinstance(t, _C.TensorBase):
+            raise TypeError(f"{argname} must be a Tensor, got {type(t).__name__}")
+        if not t.is_cuda:
+            raise ValueError(f"{argname} must be a CUDA tensor for the NCCL backend, got a "
+                             "tensor on cpu (use the gloo backend for CPU tensors)")
+        self.t = t
+        self.h = t if t.is_contiguous() else t.contiguous()
+        self.write_back = write_back and self.h is not t
+
+
+def _stage(pg, t, argname, write_back=True):
+    return (_Dev if pg._backend == "nccl" else _Host)(t, argname, write_back)
+
+
 def _flat_empty(n, like):
-    return _C.empty((n,), dtype=like.dtype)
+    return _C.empty((n,), dtype=like.dtype, device=like.device)
 
 
 def _check_op(op):
@@ -360,14 +398,20 @@ def _group_rank(pg, global_rank, argname):
     return pg._ranks.index(global_rank)
 
 
-def _issue(call, async_op, finish=(), result=None, ranks=None):
-    """Run ``call(async_op)`` (a C method), then the copy-backs: now, or on the Work."""
+def _issue(pg, call, async_op, finish=(), result=None, ranks=None, src=None):
+    """Run ``call(async_op)`` (a C method), then the copy-backs: now (sync ops, and NCCL,
+    whose copies are stream-ordered after the op), or when the Gloo Work completes."""
     if not async_op:
         r = call(False)
         for f in finish:
             f()
         return r
-    return Work(call(True), finish, result, ranks)
+    impl = call(True)
+    if pg._backend == "nccl":
+        for f in finish:
+            f()
+        finish = ()
+    return Work(impl, finish, result, ranks, src)
 
 
 def _check_avg(op, tensor):
@@ -384,7 +428,7 @@ def barrier(group=None, async_op=False, device_ids=None):
     pg = _resolve(group)
     if pg is None:
         return None
-    w = _issue(lambda a: pg._impl.barrier(async_op=a), async_op)
+    w = _issue(pg, lambda a: pg._impl.barrier(async_op=a), async_op)
     return w if async_op else None
 
 
@@ -393,8 +437,8 @@ def broadcast(tensor, src, group=None, async_op=False):
     if pg is None:
         return None
     root = _group_rank(pg, src, "src")
-    h = _Host(tensor, "tensor")
-    w = _issue(lambda a: pg._impl.broadcast(h.h, root, async_op=a), async_op, [h.done],
+    h = _stage(pg, tensor, "tensor")
+    w = _issue(pg, lambda a: pg._impl.broadcast(h.h, root, async_op=a), async_op, [h.done],
                [tensor])
     return w if async_op else None
 
@@ -404,9 +448,9 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     if pg is None:
         return None
     op = _check_op(op)
-    h = _Host(tensor, "tensor")
+    h = _stage(pg, tensor, "tensor")
     _check_avg(op, tensor)
-    w = _issue(lambda a: pg._impl.allreduce(h.h, op, async_op=a), async_op, [h.done],
+    w = _issue(pg, lambda a: pg._impl.allreduce(h.h, op, async_op=a), async_op, [h.done],
                [tensor])
     return w if async_op else None
 
@@ -417,9 +461,9 @@ def reduce(tensor, dst, op=ReduceOp.SUM, group=None, async_op=False):
         return None
     op = _check_op(op)
     root = _group_rank(pg, dst, "dst")
-    h = _Host(tensor, "tensor")
+    h = _stage(pg, tensor, "tensor")
     _check_avg(op, tensor)
-    w = _issue(lambda a: pg._impl.reduce(h.h, op, root, async_op=a), async_op, [h.done],
+    w = _issue(pg, lambda a: pg._impl.reduce(h.h, op, root, async_op=a), async_op, [h.done],
                [tensor])
     return w if async_op else None
 
@@ -428,9 +472,9 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
     pg = _resolve(group)
     if pg is None:
         return None
-    out = _Host(output_tensor, "output_tensor")
-    inp = _Host(input_tensor, "input_tensor", write_back=False)
-    w = _issue(lambda a: pg._impl.allgather(out.h, inp.h, async_op=a), async_op, [out.done],
+    out = _stage(pg, output_tensor, "output_tensor")
+    inp = _stage(pg, input_tensor, "input_tensor", write_back=False)
+    w = _issue(pg, lambda a: pg._impl.allgather(out.h, inp.h, async_op=a), async_op, [out.done],
                [output_tensor])
     return w if async_op else None
 
@@ -441,7 +485,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
         return None
     if not isinstance(tensor_list, list) or len(tensor_list) != pg.size():
         raise ValueError(f"tensor_list must be a list of {pg.size()} tensors")
-    inp = _Host(tensor, "tensor", write_back=False)
+    inp = _stage(pg, tensor, "tensor", write_back=False)
     n = inp.h.numel()
     for i, t in enumerate(tensor_list):
         if not isinstance(t, _C.TensorBase) or t.numel() != n or t.dtype != tensor.dtype:
@@ -452,7 +496,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     def unpack():
         for i, t in enumerate(tensor_list):
             t.copy_(flat.narrow(0, i * n, n).reshape(t.shape))
-    w = _issue(lambda a: pg._impl.allgather(flat, inp.h, async_op=a), async_op, [unpack],
+    w = _issue(pg, lambda a: pg._impl.allgather(flat, inp.h, async_op=a), async_op, [unpack],
                tensor_list)
     return w if async_op else None
 
@@ -462,10 +506,10 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
     if pg is None:
         return None
     op = _check_op(op)
-    out = _Host(output, "output")
-    inp = _Host(input, "input", write_back=False)
+    out = _stage(pg, output, "output")
+    inp = _stage(pg, input, "input", write_back=False)
     _check_avg(op, output)
-    w = _issue(lambda a: pg._impl.reduce_scatter(out.h, inp.h, op, async_op=a), async_op,
+    w = _issue(pg, lambda a: pg._impl.reduce_scatter(out.h, inp.h, op, async_op=a), async_op,
                [out.done], [output])
     return w if async_op else None
 
@@ -475,7 +519,7 @@ def scatter(tensor, scatter_list=None, src=0, group=None, async_op=False):
     if pg is None:
         return None
     root = _group_rank(pg, src, "src")
-    out = _Host(tensor, "tensor")
+    out = _stage(pg, tensor, "tensor")
     flat = None
     if pg.rank() == root:
         if not isinstance(scatter_list, list) or len(scatter_list) != pg.size():
@@ -489,7 +533,7 @@ def scatter(tensor, scatter_list=None, src=0, group=None, async_op=False):
             flat.narrow(0, i * n, n).copy_(t.reshape((n,)))
     elif scatter_list:
         raise ValueError("scatter_list must be empty on non-src ranks")
-    w = _issue(lambda a: pg._impl.scatter(out.h, flat, root, async_op=a), async_op,
+    w = _issue(pg, lambda a: pg._impl.scatter(out.h, flat, root, async_op=a), async_op,
                [out.done], [tensor])
     return w if async_op else None
 
@@ -499,7 +543,7 @@ def gather(tensor, gather_list=None, dst=0, group=None, async_op=False):
     if pg is None:
         return None
     root = _group_rank(pg, dst, "dst")
-    inp = _Host(tensor, "tensor", write_back=False)
+    inp = _stage(pg, tensor, "tensor", write_back=False)
     n = inp.h.numel()
     flat = None
     if pg.rank() == root:
@@ -517,7 +561,7 @@ def gather(tensor, gather_list=None, dst=0, group=None, async_op=False):
         if flat is not None:
             for i, t in enumerate(gather_list):
                 t.copy_(flat.narrow(0, i * n, n).reshape(t.shape))
-    w = _issue(lambda a: pg._impl.gather(flat, inp.h, root, async_op=a), async_op, [unpack],
+    w = _issue(pg, lambda a: pg._impl.gather(flat, inp.h, root, async_op=a), async_op, [unpack],
                gather_list or [])
     return w if async_op else None
 
@@ -528,8 +572,8 @@ def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=
     if pg is None:
         return None
     size = pg.size()
-    out = _Host(output, "output")
-    inp = _Host(input, "input", write_back=False)
+    out = _stage(pg, output, "output")
+    inp = _stage(pg, input, "input", write_back=False)
 
     def splits(t, given, argname):
         rows = t.shape[0] if t.dim() else 1
@@ -544,7 +588,7 @@ def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=
         return [s * row for s in given]
     os_ = splits(output, output_split_sizes, "output_split_sizes")
     is_ = splits(input, input_split_sizes, "input_split_sizes")
-    w = _issue(lambda a: pg._impl.alltoall(out.h, inp.h, os_, is_, async_op=a), async_op,
+    w = _issue(pg, lambda a: pg._impl.alltoall(out.h, inp.h, os_, is_, async_op=a), async_op,
                [out.done], [output])
     return w if async_op else None
 
@@ -553,9 +597,9 @@ def _send(tensor, dst, group, tag, async_op):
     pg = _resolve(group)
     if pg is None:
         return None
-    h = _Host(tensor, "tensor", write_back=False)
+    h = _stage(pg, tensor, "tensor", write_back=False)
     peer = _group_rank(pg, dst, "dst")
-    w = _issue(lambda a: pg._impl.send(h.h, peer, tag, async_op=a), async_op, (), [tensor])
+    w = _issue(pg, lambda a: pg._impl.send(h.h, peer, tag, async_op=a), async_op, (), [tensor])
     return w if async_op else None
 
 
@@ -564,9 +608,9 @@ def _recv(tensor, src, group, tag, async_op):
     if pg is None:
         return -1 if not async_op else None
     peer = -1 if src is None else _group_rank(pg, src, "src")
-    h = _Host(tensor, "tensor")
-    r = _issue(lambda a: pg._impl.recv(h.h, peer, tag, async_op=a), async_op, [h.done],
-               [tensor], pg._ranks)
+    h = _stage(pg, tensor, "tensor")
+    r = _issue(pg, lambda a: pg._impl.recv(h.h, peer, tag, async_op=a), async_op, [h.done],
+               [tensor], pg._ranks, src)
     return r if async_op else pg._ranks[r]
 
 
@@ -592,23 +636,51 @@ def irecv(tensor, src=None, group=None, tag=0):
 
 
 # ---- object collectives ------------------------------------------------------------------------
+# Objects travel pickled, packed into int32 words (4 bytes each), on the group's device
+# (the current CUDA device for NCCL, as torch does).
 
-def _to_tensor(obj):
-    buf = io.BytesIO()
-    pickle.Pickler(buf).dump(obj)
-    data = np.frombuffer(buf.getvalue(), dtype=np.uint8).astype(np.int32)
-    return _C.from_numpy(data) if data.size else _C.empty((0,), dtype=_C.int32)
+def _obj_device(pg, device=None):
+    if device is not None:
+        return _C.device(device) if isinstance(device, str) else device
+    if pg._backend == "nccl":
+        from shardopt import cuda  # noqa: PLC0415
+        return _C.device(f"cuda:{cuda.current_device()}")
+    return None
 
 
-def _from_tensor(t, n):
-    return pickle.loads(t.numpy()[:n].astype(np.uint8).tobytes())
+def _words(nbytes):
+    return (nbytes + 3) // 4
 
 
-def _sizes_all_gather(pg, n):
+def _to_tensor(obj, dev):
+    """(int32 tensor on dev, byte count)."""
+    raw = pickle.dumps(obj)
+    data = np.frombuffer(raw + b"\0" * (-len(raw) % 4), dtype=np.int32)
+    t = _C.from_numpy(data.copy())
+    return (t.to(dev) if dev is not None else t), len(raw)
+
+
+def _from_tensor(t, nbytes):
+    return pickle.loads(t.cpu().numpy()[:_words(nbytes)].tobytes()[:nbytes])
+
+
+def _empty_words(n, dev):
+    return _C.empty((n,), dtype=_C.int32, device=dev)
+
+
+def _sizes_all_gather(pg, n, dev):
     mine = _C.from_numpy(np.array([n], dtype=np.int64))
-    sizes = _C.empty((pg.size(),), dtype=_C.int64)
+    mine = mine.to(dev) if dev is not None else mine
+    sizes = _C.empty((pg.size(),), dtype=_C.int64, device=dev)
     pg._impl.allgather(sizes, mine)
-    return [int(s) for s in sizes.numpy()]
+    return [int(s) for s in sizes.cpu().numpy()]
+
+
+def _padded(data, m, dev):
+    padded = _empty_words(m, dev)
+    if data.numel():
+        padded.narrow(0, 0, data.numel()).copy_(data)
+    return padded
 
 
 def all_gather_object(object_list, obj, group=None):
@@ -617,14 +689,12 @@ def all_gather_object(object_list, obj, group=None):
         return None
     if not isinstance(object_list, list) or len(object_list) != pg.size():
         raise ValueError(f"object_list must be a list of {pg.size()} entries")
-    data = _to_tensor(obj)
-    sizes = _sizes_all_gather(pg, data.numel())
-    m = max(sizes)
-    padded = _C.empty((m,), dtype=_C.int32)
-    if data.numel():
-        padded.narrow(0, 0, data.numel()).copy_(data)
-    out = _C.empty((m * pg.size(),), dtype=_C.int32)
-    pg._impl.allgather(out, padded)
+    dev = _obj_device(pg)
+    data, nbytes = _to_tensor(obj, dev)
+    sizes = _sizes_all_gather(pg, nbytes, dev)
+    m = _words(max(sizes))
+    out = _empty_words(m * pg.size(), dev)
+    pg._impl.allgather(out, _padded(data, m, dev))
     for i, n in enumerate(sizes):
         object_list[i] = _from_tensor(out.narrow(0, i * m, m), n)
 
@@ -637,14 +707,12 @@ def gather_object(obj, object_gather_list=None, dst=0, group=None):
     if pg.rank() == root and (not isinstance(object_gather_list, list)
                               or len(object_gather_list) != pg.size()):
         raise ValueError(f"object_gather_list must be a list of {pg.size()} entries on dst")
-    data = _to_tensor(obj)
-    sizes = _sizes_all_gather(pg, data.numel())
-    m = max(sizes)
-    padded = _C.empty((m,), dtype=_C.int32)
-    if data.numel():
-        padded.narrow(0, 0, data.numel()).copy_(data)
-    out = _C.empty((m * pg.size(),), dtype=_C.int32) if pg.rank() == root else None
-    pg._impl.gather(out, padded, root)
+    dev = _obj_device(pg)
+    data, nbytes = _to_tensor(obj, dev)
+    sizes = _sizes_all_gather(pg, nbytes, dev)
+    m = _words(max(sizes))
+    out = _empty_words(m * pg.size(), dev) if pg.rank() == root else None
+    pg._impl.gather(out, _padded(data, m, dev), root)
     if out is not None:
         for i, n in enumerate(sizes):
             object_gather_list[i] = _from_tensor(out.narrow(0, i * m, m), n)
@@ -657,14 +725,16 @@ def broadcast_object_list(object_list, src=0, group=None, device=None):
     root = _group_rank(pg, src, "src")
     if not isinstance(object_list, list):
         raise TypeError("object_list must be a list")
-    data = _to_tensor(object_list) if pg.rank() == root else None
-    n = _C.from_numpy(np.array([data.numel() if data is not None else 0], dtype=np.int64))
+    dev = _obj_device(pg, device)
+    data, nbytes = _to_tensor(object_list, dev) if pg.rank() == root else (None, 0)
+    n = _C.from_numpy(np.array([nbytes], dtype=np.int64))
+    n = n.to(dev) if dev is not None else n
     pg._impl.broadcast(n, root)
-    count = int(n.numpy()[0])
-    buf = data if data is not None else _C.empty((count,), dtype=_C.int32)
+    nbytes = int(n.cpu().numpy()[0])
+    buf = data if data is not None else _empty_words(_words(nbytes), dev)
     pg._impl.broadcast(buf, root)
     if pg.rank() != root:
-        received = _from_tensor(buf, count)
+        received = _from_tensor(buf, nbytes)
         if len(received) != len(object_list):
             raise ValueError(f"object_list has {len(object_list)} entries here but "
                              f"{len(received)} on src")
