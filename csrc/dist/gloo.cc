@@ -7,6 +7,7 @@
 // only honest answer for later calls.
 #include "gloo.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -139,17 +140,35 @@ Fn3 reduce_fn(int dtype, int op) {
 }
 
 // Gloo's typed setInput<T> only uses sizeof(T): pass an unsigned type of the item size.
-template <typename Opts> void set_io(Opts &o, void *in, void *out, size_t count, int dtype) {
+// In-place ops (allreduce, reduce) set only the output: Gloo then reduces into it directly,
+// where an input aliasing the output would cost a copy and a second registered buffer.
+template <typename Opts> void set_out(Opts &o, void *out, size_t count, int dtype) {
     switch (so_dtype_itemsize(dtype)) {
-    case 1: o.setInput((uint8_t *)in, count); o.setOutput((uint8_t *)out, count); break;
-    case 2: o.setInput((uint16_t *)in, count); o.setOutput((uint16_t *)out, count); break;
-    case 4: o.setInput((uint32_t *)in, count); o.setOutput((uint32_t *)out, count); break;
-    default: o.setInput((uint64_t *)in, count); o.setOutput((uint64_t *)out, count); break;
+    case 1: o.setOutput((uint8_t *)out, count); break;
+    case 2: o.setOutput((uint16_t *)out, count); break;
+    case 4: o.setOutput((uint32_t *)out, count); break;
+    default: o.setOutput((uint64_t *)out, count); break;
     }
 }
 
-template <int DT> int run_reduce_scatter(const std::shared_ptr<gloo::Context> &ctx, void *buf,
-                                         size_t count, int op) {
+// ReduceScatterHalvingDoubling is an old-style Gloo algorithm: its constructor allocates
+// and registers the pairs' buffers, which costs more than the transfer itself (measured:
+// 80-370 ms against 20-85 ms for run() at 64 MiB on 2 ranks).  So an algorithm is built
+// once per (count, dtype, op) over a scratch buffer it owns and run again for every call
+// of that shape.  Every rank issues the same sequence of collectives, so every rank builds
+// and evicts the same entries in the same order (construction consumes context slots).
+struct RSEntry {
+    size_t count = 0;
+    int dtype = 0, op = 0;
+    size_t bytes = 0;                     // scratch bytes (count * size * itemsize)
+    std::unique_ptr<char[]> scratch;      // input copy; rank r's chunk ends up at the start
+    std::unique_ptr<gloo::Algorithm> alg;
+    uint64_t used = 0;
+};
+
+template <int DT>
+std::unique_ptr<gloo::Algorithm> make_reduce_scatter(const std::shared_ptr<gloo::Context> &ctx,
+                                                     void *buf, size_t count, int op) {
     using S = typename Elem<DT>::S;
     using RF = gloo::ReductionFunction<S>;
     // ReductionFunction wants a plain function pointer; one static object per op.
@@ -161,10 +180,27 @@ template <int DT> int run_reduce_scatter(const std::shared_ptr<gloo::Context> &c
                  : op == SO_RED_MAX ? &f_max : &f_sum;
     std::vector<S *> ptrs{static_cast<S *>(buf)};
     std::vector<int> recv(ctx->size, (int)count);
-    gloo::ReduceScatterHalvingDoubling<S> alg(ctx, ptrs, (int)(count * ctx->size), recv, fn);
-    alg.run();
-    return 0;
+    return std::unique_ptr<gloo::Algorithm>(new gloo::ReduceScatterHalvingDoubling<S>(
+        ctx, ptrs, (int)(count * ctx->size), recv, fn));
 }
+
+std::unique_ptr<gloo::Algorithm> make_reduce_scatter(const std::shared_ptr<gloo::Context> &ctx,
+                                                     void *buf, size_t count, int dtype,
+                                                     int op) {
+    switch (dtype) {
+    case SO_FLOAT32: return make_reduce_scatter<SO_FLOAT32>(ctx, buf, count, op);
+    case SO_FLOAT64: return make_reduce_scatter<SO_FLOAT64>(ctx, buf, count, op);
+    case SO_FLOAT16: return make_reduce_scatter<SO_FLOAT16>(ctx, buf, count, op);
+    case SO_BFLOAT16: return make_reduce_scatter<SO_BFLOAT16>(ctx, buf, count, op);
+    case SO_INT32: return make_reduce_scatter<SO_INT32>(ctx, buf, count, op);
+    case SO_INT64: return make_reduce_scatter<SO_INT64>(ctx, buf, count, op);
+    default: return make_reduce_scatter<SO_BOOL>(ctx, buf, count, op);
+    }
+}
+
+// At most this many cached algorithms, and this many scratch bytes beyond the newest entry.
+constexpr size_t kRSCacheEntries = 4;
+constexpr size_t kRSCacheBytes = size_t(256) << 20;
 
 }  // namespace
 
@@ -173,6 +209,10 @@ struct so_gloo_ctx {
     std::mutex mu;       // guards broken (collectives and p2p waits run on different threads)
     std::string broken;  // non-empty once a failure made the context unusable
     uint32_t tag = 0;    // collective tags: only the one thread running collectives uses it
+    std::vector<RSEntry> rs_cache;  // reduce_scatter algorithms (same thread as the tags)
+    uint64_t rs_clock = 0;
+    int rs_algorithm = SO_GLOO_RS_RING;
+    std::vector<char> rs_tmp;       // ring reduce_scatter accumulators (kept: no page faults)
 };
 
 struct so_gloo_p2p {
@@ -249,11 +289,14 @@ int so_gloo_connect(const so_gloo_store *store, int rank, int size, int64_t time
 void so_gloo_free(so_gloo_ctx *c) {
     if (!c) return;
     try {
+        c->rs_cache.clear();  // the algorithms hold the context's buffers
         c->ctx.reset();
     } catch (...) {
     }
     delete c;
 }
+
+void so_gloo_set_reduce_scatter(so_gloo_ctx *c, int algorithm) { c->rs_algorithm = algorithm; }
 
 int so_gloo_broken(so_gloo_ctx *c, char *why, size_t whylen) {
     std::lock_guard<std::mutex> g(c->mu);
@@ -265,7 +308,7 @@ int so_gloo_allreduce(so_gloo_ctx *c, void *buf, size_t count, int dtype, int op
                       int64_t timeout_ms, char *err) {
     return guarded(c, "all_reduce", err, [&] {
         gloo::AllreduceOptions o(c->ctx);
-        set_io(o, buf, buf, count, dtype);
+        set_out(o, buf, count, dtype);
         o.setReduceFunction(reduce_fn(dtype, op));
         o.setTag(c->tag++);
         o.setTimeout(ms(timeout_ms));
@@ -277,7 +320,7 @@ int so_gloo_reduce(so_gloo_ctx *c, void *buf, size_t count, int dtype, int op, i
                    int64_t timeout_ms, char *err) {
     return guarded(c, "reduce", err, [&] {
         gloo::ReduceOptions o(c->ctx);
-        set_io(o, buf, buf, count, dtype);
+        set_out(o, buf, count, dtype);
         o.setRoot(root);
         o.setReduceFunction(reduce_fn(dtype, op));
         o.setTag(c->tag++);
@@ -310,23 +353,100 @@ int so_gloo_allgather(so_gloo_ctx *c, const void *in, void *out, size_t nbytes,
     });
 }
 
-int so_gloo_reduce_scatter(so_gloo_ctx *c, void *buf, void *out, size_t count, int dtype,
+// Ring reduce-scatter on Gloo's transport (unbound buffers), the default.  n - 1 steps: at
+// step s rank r sends block (r - s - 1) mod n to r + 1 -- straight from the input at step
+// 0, else the block it accumulated at step s - 1 -- and receives block (r - s - 2) mod n
+// from r - 1, adding its own input block; the last step receives block r into the output.
+// Each block moves in segments, so the reduction of one overlaps the transfer of the next.
+// The input is only read, so unlike ReduceScatterHalvingDoubling no copy of it is needed:
+// measured, this makes reduce_scatter about twice as fast as all_reduce (RSHD: ~1.2x).
+constexpr uint8_t kRingRSSlotPrefix = 0x40;  // above Gloo's own collective prefixes
+
+static void ring_reduce_scatter(so_gloo_ctx *c, const void *in, void *out, size_t count,
+                                int dtype, int op, int64_t timeout_ms) {
+    auto &ctx = c->ctx;
+    const int n = ctx->size, r = ctx->rank;
+    const size_t item = so_dtype_itemsize(dtype), bytes = count * item;
+    const Fn3 fn = reduce_fn(dtype, op);
+    const auto to = ms(timeout_ms);
+    const uint64_t slot = gloo::Slot::build(kRingRSSlotPrefix, c->tag++);
+    const int next = (r + 1) % n, prev = (r + n - 1) % n;
+    size_t seg = std::min<size_t>(std::max<size_t>(bytes / 8, 256 << 10), 4 << 20);
+    seg = std::max(item, seg / item * item);
+    const size_t nseg = (bytes + seg - 1) / seg;
+    if (n > 2 && c->rs_tmp.size() < 2 * bytes) c->rs_tmp.resize(2 * bytes);
+    char *tmp = c->rs_tmp.data();
+    const char *inp = static_cast<const char *>(in);
+    auto in_ub = ctx->createUnboundBuffer(const_cast<void *>(in), bytes * n);
+    auto out_ub = ctx->createUnboundBuffer(out, bytes);
+    std::unique_ptr<gloo::transport::UnboundBuffer> acc[2];
+    if (n > 2) {
+        acc[0] = ctx->createUnboundBuffer(tmp, bytes);
+        acc[1] = ctx->createUnboundBuffer(tmp + bytes, bytes);
+    }
+    for (int s = 0; s < n - 1; s++) {
+        const size_t sb = (size_t)((r - s - 1 + 2 * n) % n), rb = (size_t)((r - s - 2 + 2 * n) % n);
+        const bool last = s == n - 2;
+        gloo::transport::UnboundBuffer *rub = last ? out_ub.get() : acc[s % 2].get();
+        char *rptr = last ? static_cast<char *>(out) : tmp + (size_t)(s % 2) * bytes;
+        gloo::transport::UnboundBuffer *sub = s == 0 ? in_ub.get() : acc[(s + 1) % 2].get();
+        const size_t soff = s == 0 ? sb * bytes : 0;
+        for (size_t k = 0; k < nseg; k++)
+            rub->recv(prev, slot, k * seg, std::min(seg, bytes - k * seg));
+        for (size_t k = 0; k < nseg; k++)
+            sub->send(next, slot, soff + k * seg, std::min(seg, bytes - k * seg));
+        for (size_t k = 0; k < nseg; k++) {  // segments complete in order (one pair, FIFO)
+            if (!rub->waitRecv(to)) throw gloo::IoException("reduce_scatter: recv aborted");
+            const size_t len = std::min(seg, bytes - k * seg);
+            fn(rptr + k * seg, rptr + k * seg, inp + rb * bytes + k * seg, len / item);
+        }
+        for (size_t k = 0; k < nseg; k++)
+            if (!sub->waitSend(to)) throw gloo::IoException("reduce_scatter: send aborted");
+    }
+}
+
+int so_gloo_reduce_scatter(so_gloo_ctx *c, const void *in, void *out, size_t count, int dtype,
                            int op, int64_t timeout_ms, char *err) {
     return guarded(c, "reduce_scatter", err, [&] {
-        // The algorithm class has no per-op timeout: the context's (set at connect) applies.
-        c->ctx->setTimeout(ms(timeout_ms));
-        std::shared_ptr<gloo::Context> base = c->ctx;
-        switch (dtype) {
-        case SO_FLOAT32: run_reduce_scatter<SO_FLOAT32>(base, buf, count, op); break;
-        case SO_FLOAT64: run_reduce_scatter<SO_FLOAT64>(base, buf, count, op); break;
-        case SO_FLOAT16: run_reduce_scatter<SO_FLOAT16>(base, buf, count, op); break;
-        case SO_BFLOAT16: run_reduce_scatter<SO_BFLOAT16>(base, buf, count, op); break;
-        case SO_INT32: run_reduce_scatter<SO_INT32>(base, buf, count, op); break;
-        case SO_INT64: run_reduce_scatter<SO_INT64>(base, buf, count, op); break;
-        default: run_reduce_scatter<SO_BOOL>(base, buf, count, op); break;
+        if (c->rs_algorithm == SO_GLOO_RS_RING) {
+            ring_reduce_scatter(c, in, out, count, dtype, op, timeout_ms);
+            return;
         }
-        // Rank r's chunk lands at the START of the buffer (toolchain.md section 3).
-        memcpy(out, buf, count * so_dtype_itemsize(dtype));
+        // The algorithm class has no per-op timeout: the context's applies.
+        c->ctx->setTimeout(ms(timeout_ms));
+        size_t item = so_dtype_itemsize(dtype), bytes = count * item * c->ctx->size;
+        RSEntry *e = nullptr;
+        for (auto &x : c->rs_cache)
+            if (x.count == count && x.dtype == dtype && x.op == op) e = &x;
+        if (!e) {
+            // Evict least recently used entries first (deterministic on every rank).
+            size_t total = 0;
+            for (auto &x : c->rs_cache) total += x.bytes;
+            while (!c->rs_cache.empty() &&
+                   (c->rs_cache.size() >= kRSCacheEntries || total > kRSCacheBytes)) {
+                auto lru = c->rs_cache.begin();
+                for (auto it = c->rs_cache.begin(); it != c->rs_cache.end(); ++it)
+                    if (it->used < lru->used) lru = it;
+                total -= lru->bytes;
+                c->rs_cache.erase(lru);
+            }
+            RSEntry fresh;
+            fresh.count = count;
+            fresh.dtype = dtype;
+            fresh.op = op;
+            fresh.bytes = bytes;
+            fresh.scratch.reset(new char[bytes]);
+            std::shared_ptr<gloo::Context> base = c->ctx;
+            fresh.alg = make_reduce_scatter(base, fresh.scratch.get(), count, dtype, op);
+            c->rs_cache.push_back(std::move(fresh));
+            e = &c->rs_cache.back();
+        }
+        e->used = ++c->rs_clock;
+        // The algorithm reduces in place and leaves scratch behind: the caller's input is
+        // copied in, and rank r's chunk lands at the START of the buffer (toolchain.md 3).
+        memcpy(e->scratch.get(), in, bytes);
+        e->alg->run();
+        memcpy(out, e->scratch.get(), count * item);
     });
 }
 

@@ -40,6 +40,9 @@ typedef struct so_gloo_ctx so_gloo_ctx;
 int so_gloo_connect(const so_gloo_store *store, int rank, int size, int64_t timeout_ms,
                     so_gloo_ctx **out, char *err);
 void so_gloo_free(so_gloo_ctx *ctx);
+enum { SO_GLOO_RS_RING = 0, SO_GLOO_RS_HALVING_DOUBLING = 1 };
+/* Every rank of a group must pick the same algorithm. */
+void so_gloo_set_reduce_scatter(so_gloo_ctx *ctx, int algorithm);
 /* 1 if an earlier failure made the context unusable; the reason is copied into why
  * (whylen bytes, may be NULL).  Thread-safe: the broken state is behind a mutex because a
  * worker thread (collectives) and the caller's thread (p2p waits) may both set it. */
@@ -54,10 +57,12 @@ int so_gloo_broadcast(so_gloo_ctx *ctx, void *buf, size_t nbytes, int root,
 /* out holds size * nbytes. */
 int so_gloo_allgather(so_gloo_ctx *ctx, const void *in, void *out, size_t nbytes,
                       int64_t timeout_ms, char *err);
-/* buf holds size * count elements and is overwritten (scratch); this rank's reduced chunk
- * (count elements) is copied to out. */
-int so_gloo_reduce_scatter(so_gloo_ctx *ctx, void *buf, void *out, size_t count, int dtype,
-                           int op, int64_t timeout_ms, char *err);
+/* in holds size * count elements (left intact); this rank's reduced chunk (count
+ * elements) goes to out.  Algorithm per context (so_gloo_set_reduce_scatter): a pipelined
+ * ring over Gloo's unbound buffers (default), or Gloo's ReduceScatterHalvingDoubling,
+ * built once per shape and cached. */
+int so_gloo_reduce_scatter(so_gloo_ctx *ctx, const void *in, void *out, size_t count,
+                           int dtype, int op, int64_t timeout_ms, char *err);
 /* out (root only, else NULL) holds size * nbytes. */
 int so_gloo_gather(so_gloo_ctx *ctx, const void *in, void *out, size_t nbytes, int root,
                    int64_t timeout_ms, char *err);

@@ -130,18 +130,7 @@ static void run_job(so_pg_queue *q, so_job *j)
         break;
     case SO_JOB_REDUCE_SCATTER:
         if (j->count && multi) {
-            /* The algorithm reduces in place and leaves scratch behind: work on a copy so
-             * the caller's input survives. */
-            char *scratch = malloc(j->nbytes * (size_t)q->size);
-            if (!scratch) {
-                snprintf(err, SO_GLOO_ERRLEN, "reduce_scatter: out of memory (%s:%d)",
-                         __FILE__, __LINE__);
-                rc = SO_GLOO_ERR;
-                break;
-            }
-            memcpy(scratch, j->in, j->nbytes * (size_t)q->size);
-            rc = so_gloo_reduce_scatter(c, scratch, j->out, j->count, j->dtype, j->op, to, err);
-            free(scratch);
+            rc = so_gloo_reduce_scatter(c, j->in, j->out, j->count, j->dtype, j->op, to, err);
         } else if (j->count)
             memmove(j->out, j->in, j->nbytes);
         if (!rc && j->avg && multi) divide_by(j->out, j->count, j->dtype, q->size);

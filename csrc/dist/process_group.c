@@ -261,12 +261,20 @@ static PyObject *issue(PGObject *self, so_job *j, int async_op, PyObject *keep)
 static int PG_init(PyObject *op, PyObject *args, PyObject *kwds)
 {
     PGObject *self = (PGObject *)op;
-    static char *kwlist[] = {"store", "rank", "size", "timeout", NULL};
+    static char *kwlist[] = {"store", "rank", "size", "timeout", "reduce_scatter", NULL};
     PyObject *store, *timeout;
-    int rank, size;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OiiO:ProcessGroupGloo", kwlist, &store, &rank,
-                                     &size, &timeout))
+    int rank, size, rs_alg = SO_GLOO_RS_RING;
+    const char *rs = "ring";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OiiO|s:ProcessGroupGloo", kwlist, &store,
+                                     &rank, &size, &timeout, &rs))
         return -1;
+    if (strcmp(rs, "halving_doubling") == 0) {
+        rs_alg = SO_GLOO_RS_HALVING_DOUBLING;
+    } else if (strcmp(rs, "ring") != 0) {
+        PyErr_Format(PyExc_ValueError, "reduce_scatter must be 'ring' or 'halving_doubling', "
+                     "got '%s'", rs);
+        return -1;
+    }
     if (self->q) {
         PyErr_SetString(PyExc_RuntimeError, "ProcessGroupGloo.__init__ called twice");
         return -1;
@@ -294,6 +302,7 @@ static int PG_init(PyObject *op, PyObject *args, PyObject *kwds)
         if (st) so_dist_raise_gloo(st, rc, err, rank, size);
         return -1;
     }
+    so_gloo_set_reduce_scatter(ctx, rs_alg);
     self->q = so_pgq_new(ctx, rank, size, self->timeout_ms);
     if (!self->q) {
         so_gloo_free(ctx);
@@ -726,7 +735,9 @@ static PyType_Slot PG_slots[] = {
     {Py_tp_clear, PG_clear},
     {Py_tp_methods, PG_methods},
     {Py_tp_getset, PG_getset},
-    {Py_tp_doc, "ProcessGroupGloo(store, rank, size, timeout): a Gloo context over a store."},
+    {Py_tp_doc, "ProcessGroupGloo(store, rank, size, timeout, reduce_scatter='ring'): a Gloo "
+                "context over a store; reduce_scatter picks the algorithm ('ring' on Gloo's "
+                "transport, or Gloo's 'halving_doubling')."},
     {0, NULL},
 };
 

@@ -237,7 +237,11 @@ def _make_group(backend, store, rank, ranks, timeout):
         if not is_gloo_available():
             raise DistBackendError("shardopt was built without Gloo (gloo/allreduce.h was not "
                                    "found at build time)")
-        impl = _C.ProcessGroupGloo(store, rank, len(ranks), timeout)
+        # reduce_scatter: a pipelined ring on Gloo's transport by default; Gloo's
+        # ReduceScatterHalvingDoubling with SHARDOPT_GLOO_REDUCE_SCATTER=halving_doubling
+        # (the same on every rank).
+        impl = _C.ProcessGroupGloo(store, rank, len(ranks), timeout,
+                                   os.environ.get("SHARDOPT_GLOO_REDUCE_SCATTER", "ring"))
     pg = ProcessGroup(impl, ranks, backend)
     _State.groups.append(pg)
     return pg

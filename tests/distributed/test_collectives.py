@@ -8,10 +8,15 @@ so one bad case does not hide the others.  Values are small integers (sums and p
 up to 4 ranks stay exact in every dtype, bfloat16 included); expected results are computed
 in float64 NumPy from the dtype-rounded inputs.
 
+reduce_scatter runs with both algorithms: the default ring and Gloo's
+ReduceScatterHalvingDoubling (SHARDOPT_GLOO_REDUCE_SCATTER=halving_doubling).
+
 Reductions on bool follow torch's Gloo backend: SUM and MAX are logical OR, PRODUCT and MIN
 logical AND.  ReduceOp.AVG on integer or bool tensors raises RuntimeError as torch does
 ("result type Float can't be cast to the desired output type").
 """
+import os
+
 import numpy as np
 
 import shardopt
@@ -64,8 +69,9 @@ def reduce_ref(arrays, op, dtype, w):
 class Matrix:
     """The per-rank body: runs every case, collects failures, and raises at the end."""
 
-    def __init__(self, rank, world):
+    def __init__(self, rank, world, group=None):
         self.r, self.w = rank, world
+        self.group = group
         self.failures = []
         self.count = 0
 
@@ -121,6 +127,10 @@ class Matrix:
                 if r == dst:
                     self.check(tag, read(t), reduce_ref(ins, op, dt, w), dt)
             self.run(tag, red)
+        self.reduce_scatters(dt, n)
+
+    def reduce_scatters(self, dt, n):
+        r, w = self.r, self.w
         m = n % 6  # reduce_scatter: output of m elements, input m * w
         rs_in = [rounded(vals(q, m * w, 1), dt) for q in range(w)]
         for op in OPS:
@@ -131,7 +141,7 @@ class Matrix:
             inp = make(vals(r, m * w, 1), dt, (w, m))
 
             def rs(out=out, inp=inp, op=op, tag=tag):
-                dist.reduce_scatter_tensor(out, inp, op=op)
+                dist.reduce_scatter_tensor(out, inp, op=op, group=self.group)
                 full = reduce_ref(rs_in, op, dt, w)
                 self.check(tag, read(out), full[r * m:(r + 1) * m], dt, op)
                 self.check(tag + " (input intact)", read(inp), rs_in[r], dt)
@@ -248,6 +258,20 @@ class CollectivesBase(MultiProcessTestCase):
         count = Matrix(self.rank, self.world_size).all()
         assert count > 500, count  # the matrix really ran
         self._objects_and_p2p()
+        # reduce_scatter through Gloo's ReduceScatterHalvingDoubling (the default is the
+        # ring): every dtype, op and size again, twice (the second run reuses the cached
+        # algorithms).
+        os.environ["SHARDOPT_GLOO_REDUCE_SCATTER"] = "halving_doubling"
+        try:
+            g = dist.new_group()
+        finally:
+            del os.environ["SHARDOPT_GLOO_REDUCE_SCATTER"]
+        m = Matrix(self.rank, self.world_size, group=g)
+        for _ in range(2):
+            for dt in DTYPES:
+                for n in m.sizes():
+                    m.reduce_scatters(dt, n)
+        assert not m.failures, "\n".join(m.failures[:40])
 
 
 @requires_gloo()
