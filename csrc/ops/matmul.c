@@ -172,6 +172,7 @@ static void fill_plan(so_matmul_plan *pl, int nb, const int64_t *bshape, const o
         if (t.m == 1) t.a_rs = as;
         if (as != t.a_rs * t.m) break;
         t.m *= s;
+        t.batch /= s;
         t.nb--;
         classify(&t);
         if (pl->blas_ok && !t.blas_ok) break;
