@@ -160,7 +160,10 @@ static int run_plan(so_state *st, so_reduce_plan *pl, so_device dev)
     void *stream;
     if (pl->out_numel == 0) return 0;
     if (dev.type == SO_CPU) {
-        so_reduce_cpu(pl);
+        if (so_reduce_cpu(pl) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
         return 0;
     }
     stream = so_cuda_stream(st->cuda_streams, dev.index);

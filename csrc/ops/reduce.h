@@ -207,7 +207,7 @@ SO_HD int64_t so_red_red_offset(const so_reduce_plan *pl, int64_t r)
 }
 
 /* Device kernels (the plan's pointers are on the kernel's device). */
-void so_reduce_cpu(const so_reduce_plan *pl);
+int so_reduce_cpu(const so_reduce_plan *pl); /* 0, or -1: out of memory (no exception set) */
 int so_reduce_cuda(const so_reduce_plan *pl, void *stream, int device_index); /* 0 / cuda err */
 
 #ifdef __cplusplus
