@@ -5,12 +5,13 @@
  * both devices come from the copy kernels.  Checks and messages follow torch, including the
  * legacy rule that 1-D empty tensors (shape (0,)) are skipped by cat whatever their rank.
  */
-#include "join.h"
+#include "../tensor/tensor.h"
 #include <stdio.h>
 
 /* torch.promote_types over shardopt's dtypes: bool < integers < floats; within a kind the
- * wider wins, and float16 with bfloat16 meets in float32. */
-int so_promote_types(int a, int b)
+ * wider wins, and float16 with bfloat16 meets in float32.  (Kept local: cat/stack only
+ * promote tensors with tensors, so no scalar/0-d categories are involved.) */
+static int join_promote(int a, int b)
 {
     int ka = so_dtype_is_float(a) ? 2 : (a == SO_BOOL ? 0 : 1);
     int kb = so_dtype_is_float(b) ? 2 : (b == SO_BOOL ? 0 : 1);
@@ -71,7 +72,7 @@ static PyObject *tensor_list(so_state *st, PyObject *obj, const char *fname, int
             Py_DECREF(seq);
             return NULL;
         } else {
-            *dtype_out = so_promote_types(*dtype_out, t->dtype);
+            *dtype_out = join_promote(*dtype_out, t->dtype);
         }
     }
     return seq;
