@@ -445,3 +445,16 @@ def test_overlap_grid_is_fast(g):
     cells[len(cells) // 2] = SM([3 * (g // 2), 5 * (g // 2) + 1], [3, 5], "cpu")
     with pytest.raises(ValueError, match="overlap"):
         validate_non_overlapping_shards_metadata(cells)
+
+
+def test_infer_keeps_torch_dim0_quirk():
+    # torch tests `if not chunk_sharding_dim`, so a dim-0 decision is overwritten by a later
+    # shard sharded on dim 1 instead of falling back to Enumerable; shardopt keeps that.
+    mds = [SM([0, 0], [2, 3], "rank:0/cpu"), SM([2, 0], [2, 3], "rank:1/cpu"),
+           SM([0, 3], [4, 3], "rank:2/cpu")]
+    got = _infer_sharding_spec_from_shards_metadata(mds)
+    assert isinstance(got, ChunkShardingSpec) and got.dim == 1
+    assert [p.rank() for p in got.placements] == [0, 1, 2]
+    # the other order (dim 1 first, then dim 0) is a genuine conflict: Enumerable
+    mds = [mds[0], mds[2], mds[1]]
+    assert isinstance(_infer_sharding_spec_from_shards_metadata(mds), EnumerableShardingSpec)
