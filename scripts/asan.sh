@@ -37,9 +37,10 @@ grep '^shardopt build:' build/asan-build.log >&2
 # --capture=sys leaves fd 2 alone, so an ASan report reaches the terminal even though ASan
 # aborts the process before pytest could print captured output.
 # detect_leaks=0: CPython itself "leaks" at exit (toolchain.md section 4).
+# allocator_may_return_null=1: absurd sizes must reach our MemoryError path, not abort.
 # protect_shadow_gap=0: lets the CUDA runtime map its memory when a GPU is present.
 LD_PRELOAD="$libasan" PYTHONMALLOC=malloc \
-ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:protect_shadow_gap=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
+ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:protect_shadow_gap=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
     "$PY" -m pytest -q -p no:cacheprovider --capture=sys tests "$@"
 rc=$?
 [ "$rc" -eq 5 ] && { echo "asan: no tests collected" >&2; rc=1; }
