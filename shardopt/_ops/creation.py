@@ -369,12 +369,18 @@ def _tolist(self):
     return _host_array(self).tolist()
 
 
+def _scalar(self):
+    if self.numel() != 1:
+        raise ValueError("only one element tensors can be converted to Python scalars")
+    return _item(self)
+
+
 def _float(self):
-    return float(_item(self))
+    return float(_scalar(self))
 
 
 def _int(self):
-    return int(_item(self))
+    return int(_scalar(self))
 
 
 def _index(self):
