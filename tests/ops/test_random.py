@@ -493,3 +493,16 @@ def test_cuda_generator_and_affine_and_strided():
         shardopt.rand(3, device="cuda", generator=h)
     with pytest.raises(RuntimeError, match="device type for generator"):
         shardopt.rand(3, generator=g)
+
+
+def test_cuda_seeding_functions_without_touching_cpu_generator():
+    shardopt.manual_seed(1)
+    cpu_state = shardopt.get_rng_state().tolist()
+    shardopt.cuda.manual_seed_all(17)
+    shardopt.cuda.manual_seed(18)  # no-op without a GPU, seeds the current one with
+    assert shardopt.get_rng_state().tolist() == cpu_state
+    assert _C._default_generator(3).initial_seed() == 17
+    if not shardopt.cuda.is_available():
+        assert _C._default_generator(0).initial_seed() == 17
+    with pytest.raises(TypeError, match="seed"):
+        shardopt.cuda.manual_seed_all(None)
