@@ -5,7 +5,18 @@
  * blocks from the generator before anything runs, so the state advances by the numbers
  * drawn whatever the device, and a non-contiguous destination is filled through a
  * contiguous temporary (element i of the draw is element i in row-major order).
+ *
+ * The pragmas keep the host compiler from fusing a*b+c into an FMA whatever the build flags
+ * (gcc contracts under -std=gnu* with -march=native; clang contracts within an expression by
+ * default): one fused rounding would change the bits and break CPU == CUDA.  They come before
+ * the includes so every function of this file has the same optimisation attributes (gcc does
+ * not inline across differing ones).
  */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 #include "philox.h"
 #include "copy.h"
 #include "../tensor/generator.h"

@@ -23,8 +23,9 @@
  * last bit, and nvcc contracts a*b+c into FMA by default.  So log/sin/cos are computed here
  * from +,-,*,/ and sqrt only (IEEE-exact on both devices), the angle is reduced exactly in
  * integers, and on the device every operation is an explicitly rounded intrinsic
- * (__fmul_rn etc., which nvcc never contracts).  The host side relies on ISO C mode
- * (-std=c11 implies -ffp-contract=off in gcc) and SSE arithmetic (no x87 excess precision).
+ * (__fmul_rn etc., which nvcc never contracts).  On the host, philox.c (the one C file that
+ * includes this) switches contraction off by pragma, and x86-64 SSE arithmetic has no x87
+ * excess precision.
  * tests/ops/test_random.py re-implements these formulas with NumPy scalar-exact float
  * arithmetic and checks the CPU bits, so a build that contracted or reordered would fail.
  */

@@ -76,9 +76,18 @@ static void versioned_deleter(DLManagedTensorVersioned *self)
 /* Capsule destructor: free only if nobody consumed the capsule. */
 static void capsule_destructor(PyObject *cap)
 {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *saved;
+#else
     PyObject *type, *value, *tb;
+#endif
     if (PyCapsule_IsValid(cap, USED) || PyCapsule_IsValid(cap, USED_V)) return;
+    /* a destructor may run while an exception is being raised: keep it intact */
+#if PY_VERSION_HEX >= 0x030C0000
+    saved = PyErr_GetRaisedException();
+#else
     PyErr_Fetch(&type, &value, &tb);
+#endif
     if (PyCapsule_IsValid(cap, NAME_V)) {
         DLManagedTensorVersioned *m = (DLManagedTensorVersioned *)PyCapsule_GetPointer(cap, NAME_V);
         if (m && m->deleter) m->deleter(m);
@@ -88,7 +97,11 @@ static void capsule_destructor(PyObject *cap)
     } else {
         PyErr_WriteUnraisable(cap);
     }
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(saved);
+#else
     PyErr_Restore(type, value, tb);
+#endif
 }
 
 /* The DLPack `stream` argument for a CUDA tensor: -1 means "no synchronization"; any other
