@@ -16,6 +16,7 @@ long = int64
 int = int32  # noqa: A001
 
 from ._tensor import Size, Tensor  # noqa: E402
+from ._layout import channels_last, contiguous_format, layout, memory_format, preserve_format, sparse_coo, strided  # noqa: E402,F401
 from ._ops import *  # noqa: E402,F401,F403  (functional forms: add, matmul, zeros, rand...)
 from . import cuda  # noqa: E402
 from . import optim  # noqa: E402
