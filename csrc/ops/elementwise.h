@@ -15,32 +15,6 @@
 extern "C" {
 #endif
 
-#define SO_EW_MAX_IN 3
-
-/* One elementwise launch.  out and in[] share out's shape (inputs already broadcast:
- * stride 0 on broadcast dims).  Inputs may have any dtype: kernels convert them to the
- * compute type `ct` (SO_FLOAT32, SO_FLOAT64 or SO_INT64) on the fly, and convert results
- * to out.dtype on store.  An input with is_scalar set is a host value (a Python number or a
- * 0-d CPU tensor used with CUDA tensors): CPU kernels read it through in[k] (which points
- * at scalar_bits, stride 0), CUDA kernels get it by value. */
-typedef struct {
-    int op;
-    int ct;
-    int nin;
-    so_view out;
-    so_view in[SO_EW_MAX_IN];
-    int is_scalar[SO_EW_MAX_IN];
-    double scalar_f[SO_EW_MAX_IN];
-    int64_t scalar_i[SO_EW_MAX_IN];
-    char scalar_bits[SO_EW_MAX_IN][8];
-    so_ew_params p;
-} so_ew_call;
-
-/* Kernels.  CPU: runs to completion (integer division by zero sets c->p.err).
- * CUDA: returns 0 or a cudaError_t from the launch; asynchronous on `stream`. */
-void so_ew_run_cpu(so_ew_call *c);
-int so_ew_run_cuda(const so_ew_call *c, void *stream);
-
 /* ---- dtype promotion (torch.result_type rules), also for other layers ---- */
 int so_promote_types(int a, int b);
 /* torch's canCast(from, to): float -> int and non-bool -> bool are refused. */

@@ -172,22 +172,6 @@ typedef void (*ew_loop_fn)(char **p, const int64_t *s, int64_t n, so_ew_params *
         }                                                                                     \
     }
 
-/* The op lists per compute type: float-only ops (sqrt, true division, lerp...) never reach
- * int64 compute because elementwise.c promotes integer inputs to float32 first. */
-#define UNARY_FLOAT_OPS(X)                                                                    \
-    X(NEG) X(ABS) X(SQRT) X(EXP) X(LOG) X(SIGN) X(GELU) X(GELU_TANH) X(RELU) X(CLAMP_S)        \
-    X(SIGMOID) X(TANH) X(RSQRT) X(RECIPROCAL) X(SQUARE)
-#define UNARY_INT_OPS(X) X(NEG) X(ABS) X(SIGN) X(RELU) X(CLAMP_S) X(SQUARE)
-#define BINARY_FLOAT_OPS(X)                                                                   \
-    X(ADD) X(SUB) X(MUL) X(DIV) X(DIV_TRUNC) X(DIV_FLOOR) X(REMAINDER) X(POW) X(MAXIMUM)      \
-    X(MINIMUM) X(CLAMP_MIN_T) X(CLAMP_MAX_T) X(LERP_S) X(GELU_BACKWARD) X(GELU_TANH_BACKWARD)
-#define BINARY_INT_OPS(X)                                                                     \
-    X(ADD) X(SUB) X(MUL) X(POW) X(MAXIMUM) X(MINIMUM) X(CLAMP_MIN_T) X(CLAMP_MAX_T)
-#define BINARY_INTDIV_OPS(X) X(DIV_TRUNC) X(DIV_FLOOR) X(REMAINDER)
-#define COMPARE_OPS(X) X(EQ) X(NE) X(LT) X(LE) X(GT) X(GE) X(ISCLOSE)
-#define TERNARY_FLOAT_OPS(X) X(ADDCMUL) X(ADDCDIV) X(LERP_T) X(CLAMP_T)
-#define TERNARY_INT_OPS(X) X(ADDCMUL) X(CLAMP_T)
-
 #define GEN_U_F(O) DEF_UNARY(u_f_##O, float, so_ew_unary_f, SO_EW_##O)
 #define GEN_U_D(O) DEF_UNARY(u_d_##O, double, so_ew_unary_d, SO_EW_##O)
 #define GEN_U_I(O) DEF_UNARY(u_i_##O, int64_t, so_ew_unary_i, SO_EW_##O)
@@ -202,19 +186,19 @@ typedef void (*ew_loop_fn)(char **p, const int64_t *s, int64_t n, so_ew_params *
 #define GEN_T_D(O) DEF_TERNARY(t_d_##O, double, so_ew_ternary_d, SO_EW_##O)
 #define GEN_T_I(O) DEF_TERNARY(t_i_##O, int64_t, so_ew_ternary_i, SO_EW_##O)
 
-UNARY_FLOAT_OPS(GEN_U_F)
-UNARY_FLOAT_OPS(GEN_U_D)
-UNARY_INT_OPS(GEN_U_I)
-BINARY_FLOAT_OPS(GEN_B_F)
-BINARY_FLOAT_OPS(GEN_B_D)
-BINARY_INT_OPS(GEN_B_I)
-BINARY_INTDIV_OPS(GEN_B_IDIV)
-COMPARE_OPS(GEN_C_F)
-COMPARE_OPS(GEN_C_D)
-COMPARE_OPS(GEN_C_I)
-TERNARY_FLOAT_OPS(GEN_T_F)
-TERNARY_FLOAT_OPS(GEN_T_D)
-TERNARY_INT_OPS(GEN_T_I)
+SO_EW_UNARY_FLOAT_OPS(GEN_U_F)
+SO_EW_UNARY_FLOAT_OPS(GEN_U_D)
+SO_EW_UNARY_INT_OPS(GEN_U_I)
+SO_EW_BINARY_FLOAT_OPS(GEN_B_F)
+SO_EW_BINARY_FLOAT_OPS(GEN_B_D)
+SO_EW_BINARY_INT_OPS(GEN_B_I)
+SO_EW_BINARY_INTDIV_OPS(GEN_B_IDIV)
+SO_EW_COMPARE_OPS(GEN_C_F)
+SO_EW_COMPARE_OPS(GEN_C_D)
+SO_EW_COMPARE_OPS(GEN_C_I)
+SO_EW_TERNARY_FLOAT_OPS(GEN_T_F)
+SO_EW_TERNARY_FLOAT_OPS(GEN_T_D)
+SO_EW_TERNARY_INT_OPS(GEN_T_I)
 DEF_WHERE(w_f, float)
 DEF_WHERE(w_d, double)
 DEF_WHERE(w_i, int64_t)
@@ -236,22 +220,22 @@ static ew_loop_fn lookup_loop(int op, int ct)
 #define CASE_T_I(O) CASE(t_i_, O)
     if (ct == SO_FLOAT32) {
         switch (op) {
-            UNARY_FLOAT_OPS(CASE_U_F) BINARY_FLOAT_OPS(CASE_B_F) COMPARE_OPS(CASE_C_F)
-            TERNARY_FLOAT_OPS(CASE_T_F)
+            SO_EW_UNARY_FLOAT_OPS(CASE_U_F) SO_EW_BINARY_FLOAT_OPS(CASE_B_F) SO_EW_COMPARE_OPS(CASE_C_F)
+            SO_EW_TERNARY_FLOAT_OPS(CASE_T_F)
         case SO_EW_WHERE: return w_f;
         default: return NULL;
         }
     } else if (ct == SO_FLOAT64) {
         switch (op) {
-            UNARY_FLOAT_OPS(CASE_U_D) BINARY_FLOAT_OPS(CASE_B_D) COMPARE_OPS(CASE_C_D)
-            TERNARY_FLOAT_OPS(CASE_T_D)
+            SO_EW_UNARY_FLOAT_OPS(CASE_U_D) SO_EW_BINARY_FLOAT_OPS(CASE_B_D) SO_EW_COMPARE_OPS(CASE_C_D)
+            SO_EW_TERNARY_FLOAT_OPS(CASE_T_D)
         case SO_EW_WHERE: return w_d;
         default: return NULL;
         }
     } else {
         switch (op) {
-            UNARY_INT_OPS(CASE_U_I) BINARY_INT_OPS(CASE_B_I) BINARY_INTDIV_OPS(CASE_B_I)
-            COMPARE_OPS(CASE_C_I) TERNARY_INT_OPS(CASE_T_I)
+            SO_EW_UNARY_INT_OPS(CASE_U_I) SO_EW_BINARY_INT_OPS(CASE_B_I) SO_EW_BINARY_INTDIV_OPS(CASE_B_I)
+            SO_EW_COMPARE_OPS(CASE_C_I) SO_EW_TERNARY_INT_OPS(CASE_T_I)
         case SO_EW_WHERE: return w_i;
         default: return NULL;
         }

@@ -8,6 +8,7 @@
  * constant op, so the switch folds away and each loop holds only its own op.
  * Semantics follow torch's CPU kernels (NaN propagation in maximum/minimum/clamp, Python-style
  * floor division and remainder, lerp's two-sided formula, gelu's erf and tanh forms).
+ * The launch descriptor (so_ew_call) is here too, so elementwise.cu needs no Python header.
  */
 #ifndef SO_ELEMENTWISE_MATH_H
 #define SO_ELEMENTWISE_MATH_H
@@ -336,6 +337,51 @@ SO_HD int so_ew_int_divides(int op)
 {
     return op == SO_EW_DIV_TRUNC || op == SO_EW_DIV_FLOOR || op == SO_EW_REMAINDER;
 }
+
+/* Op lists per compute type (X-macros shared by the CPU loops and the CUDA kernels).
+ * Float-only ops (sqrt, true division, lerp...) never reach int64 compute: elementwise.c
+ * promotes integer inputs to float32 first. */
+#define SO_EW_UNARY_FLOAT_OPS(X)                                                              \
+    X(NEG) X(ABS) X(SQRT) X(EXP) X(LOG) X(SIGN) X(GELU) X(GELU_TANH) X(RELU) X(CLAMP_S)        \
+    X(SIGMOID) X(TANH) X(RSQRT) X(RECIPROCAL) X(SQUARE)
+#define SO_EW_UNARY_INT_OPS(X) X(NEG) X(ABS) X(SIGN) X(RELU) X(CLAMP_S) X(SQUARE)
+#define SO_EW_BINARY_FLOAT_OPS(X)                                                             \
+    X(ADD) X(SUB) X(MUL) X(DIV) X(DIV_TRUNC) X(DIV_FLOOR) X(REMAINDER) X(POW) X(MAXIMUM)      \
+    X(MINIMUM) X(CLAMP_MIN_T) X(CLAMP_MAX_T) X(LERP_S) X(GELU_BACKWARD) X(GELU_TANH_BACKWARD)
+#define SO_EW_BINARY_INT_OPS(X)                                                               \
+    X(ADD) X(SUB) X(MUL) X(POW) X(MAXIMUM) X(MINIMUM) X(CLAMP_MIN_T) X(CLAMP_MAX_T)
+#define SO_EW_BINARY_INTDIV_OPS(X) X(DIV_TRUNC) X(DIV_FLOOR) X(REMAINDER)
+#define SO_EW_COMPARE_OPS(X) X(EQ) X(NE) X(LT) X(LE) X(GT) X(GE) X(ISCLOSE)
+#define SO_EW_TERNARY_FLOAT_OPS(X) X(ADDCMUL) X(ADDCDIV) X(LERP_T) X(CLAMP_T)
+#define SO_EW_TERNARY_INT_OPS(X) X(ADDCMUL) X(CLAMP_T)
+
+/* ---- the device-neutral launch descriptor ---- */
+
+#define SO_EW_MAX_IN 3
+
+/* One elementwise launch.  out and in[] share out's shape (inputs already broadcast:
+ * stride 0 on broadcast dims).  Inputs may have any dtype: kernels convert them to the
+ * compute type `ct` (SO_FLOAT32, SO_FLOAT64 or SO_INT64) on the fly, and convert results
+ * to out.dtype on store.  An input with is_scalar set is a host value (a Python number or a
+ * 0-d CPU tensor used with CUDA tensors): CPU kernels read it through in[k] (which points
+ * at scalar_bits, stride 0), CUDA kernels get it by value. */
+typedef struct {
+    int op;
+    int ct;
+    int nin;
+    so_view out;
+    so_view in[SO_EW_MAX_IN];
+    int is_scalar[SO_EW_MAX_IN];
+    double scalar_f[SO_EW_MAX_IN];
+    int64_t scalar_i[SO_EW_MAX_IN];
+    char scalar_bits[SO_EW_MAX_IN][8];
+    so_ew_params p;
+} so_ew_call;
+
+/* Kernels (elementwise_cpu.c, elementwise.cu).  CPU: runs to completion (integer division
+ * by zero sets c->p.err).  CUDA: returns 0 or a cudaError_t from the launch; asynchronous on `stream`. */
+void so_ew_run_cpu(so_ew_call *c);
+int so_ew_run_cuda(const so_ew_call *c, void *stream);
 
 #ifdef __cplusplus
 }
