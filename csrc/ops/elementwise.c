@@ -309,7 +309,7 @@ PyObject *so_ew_exec(so_state *st, const char *fname, int op, so_ew_arg *args, i
                          so_dtype_torch_name(out->dtype));
             return NULL;
         }
-        for (int d = 0; d < out->ndim; d++)
+        for (int d = 0; d < out->ndim && so_tensor_numel(out) > 0; d++)
             if (out->shape[d] > 1 && out->strides[d] == 0) {
                 PyErr_SetString(PyExc_RuntimeError,
                                 "unsupported operation: more than one element of the written-to "

@@ -693,8 +693,9 @@ static PyObject *t_bool(PyObject *self, PyObject *unused)
     (void)unused;
     if (!st) return NULL;
     if (n != 1) {
-        PyErr_Format(PyExc_RuntimeError, "Boolean value of Tensor with %s values is ambiguous",
-                     n == 0 ? "no" : "more than one");
+        PyErr_SetString(PyExc_RuntimeError, n == 0
+                        ? "Boolean value of Tensor with no values is ambiguous"
+                        : "Boolean value of Tensor with more than one value is ambiguous");
         return NULL;
     }
     if (so_tensor_device(t).type != SO_CPU) {
