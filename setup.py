@@ -202,7 +202,7 @@ def configure():
         "libraries": [],
         "library_dirs": [],
         "runtime_library_dirs": [],
-        "extra_compile_args": ["-fno-strict-aliasing", "-Wall"],
+        "extra_compile_args": ["-fno-strict-aliasing", "-fno-math-errno", "-Wall"],  # math-errno: libm sqrt must vectorise (optim)
         "extra_link_args": [],
         "depends": _sources("*.h") + _sources("*.cuh") + _sources("*.hpp"),
     }

@@ -59,5 +59,6 @@ int so_register_device(PyObject *m, so_state *st);    /* tensor/dtype_device.c *
 int so_register_storage(PyObject *m, so_state *st);   /* tensor/storage.c */
 int so_register_tensor(PyObject *m, so_state *st);    /* tensor/tensor.c */
 int so_register_elementwise(PyObject *m, so_state *st); /* ops/elementwise_py.c */
+int so_register_optim(PyObject *m, so_state *st);     /* optim/optim_py.c */
 
 #endif /* SO_MODULE_H */

@@ -18,5 +18,7 @@ int = int32  # noqa: A001
 from ._tensor import Size, Tensor  # noqa: E402
 from ._ops import *  # noqa: E402,F401,F403  (functional forms: add, matmul, zeros, rand...)
 from . import cuda  # noqa: E402
+from . import optim  # noqa: E402
+from . import distributed  # noqa: E402
 
 del _builtins
