@@ -64,6 +64,7 @@ int so_register_dlpack(PyObject *m, so_state *st);    /* tensor/dlpack.c */
 int so_register_reduce(PyObject *m, so_state *st);    /* ops/reduce.c */
 int so_register_matmul(PyObject *m, so_state *st);    /* ops/matmul.c */
 int so_register_join(PyObject *m, so_state *st);      /* ops/join.c */
+int so_register_elementwise(PyObject *m, so_state *st); /* ops/elementwise_py.c */
 int so_register_optim(PyObject *m, so_state *st);     /* optim/optim_py.c */
 int so_register_shard(PyObject *m, so_state *st);     /* shard/spec.c (placements, specs, validators) */
 

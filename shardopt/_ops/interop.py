@@ -109,16 +109,6 @@ def _array(self, dtype=None, copy=None):
     return arr
 
 
-def _rebuild_tensor(array, device, requires_grad):
-    """Unpickling: a tensor with a copy of `array` on `device` (see Tensor.__reduce_ex__)."""
-    t = _C.from_numpy(np.array(array, copy=True))
-    if device != "cpu":
-        t = t._convert(None, device)
-    if requires_grad:
-        t.requires_grad = True
-    return t
-
-
 TENSOR_METHODS = {
     "__array__": _array,
     "__array_interface__": property(_array_interface),
