@@ -21,5 +21,6 @@ from ._ops import *  # noqa: E402,F401,F403  (functional forms: add, matmul, zer
 from . import cuda  # noqa: E402
 from . import optim  # noqa: E402
 from . import distributed  # noqa: E402
+from ._shard_api import shard_parameter  # noqa: E402,F401  (torch.distributed._shard.shard_parameter)
 
 del _builtins
