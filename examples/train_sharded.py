@@ -69,6 +69,8 @@ def parse_args(argv=None):
     p.add_argument("--log-every", type=int, default=10, help="print the loss every N steps")
     p.add_argument("--ckpt-dir", default=None, help="checkpoint directory (default: a temp dir)")
     p.add_argument("--nproc", type=int, default=4, help="ranks when launching itself")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: CUDA/NCCL when every rank has its own GPU, else CPU/Gloo")
     return p.parse_args(argv)
 
 
@@ -249,7 +251,7 @@ def train_steps(model, opt, args, device, start, stop, forward, log):
 
 
 def full_params(model):
-    """Every parameter as a NumPy array on every rank... gathered to rank 0 (None elsewhere)."""
+    """Every parameter as a NumPy array, sharded ones gathered: on rank 0 (None elsewhere)."""
     rank = dist.get_rank()
     out = {}
     for name, p in named_params_with_sharded_tensor(model):
@@ -266,8 +268,12 @@ def full_params(model):
 def main(args):
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    use_cuda = (so.cuda.is_available() and so.cuda.device_count() >= int(
-        os.environ.get("LOCAL_WORLD_SIZE", world)))
+    enough_gpus = so.cuda.is_available() and so.cuda.device_count() >= int(
+        os.environ.get("LOCAL_WORLD_SIZE", world))
+    if args.device == "cuda" and not enough_gpus:
+        raise SystemExit(f"--device cuda needs one GPU per rank ({world}); "
+                         f"{so.cuda.device_count() if so.cuda.is_available() else 0} available")
+    use_cuda = enough_gpus and args.device != "cpu"
     backend = "nccl" if use_cuda else "gloo"
     device = f"cuda:{local_rank}" if use_cuda else "cpu"
     if use_cuda:
@@ -343,7 +349,7 @@ def main(args):
 
 def _launch_self(args):
     """Not under a launcher: run this script on --nproc ranks through shardopt.run."""
-    cmd = [sys.executable, "-m", "shardopt.run", "--nproc-per-node", str(args.nproc),
+    cmd = [sys.executable, "-m", "shardopt.run", "--standalone", "--nproc-per-node", str(args.nproc),
            os.path.abspath(__file__)] + sys.argv[1:]
     return subprocess.call(cmd)
 

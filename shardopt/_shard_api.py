@@ -1,8 +1,8 @@
 """shard_parameter (torch.distributed._shard.api.shard_parameter, tensor-subclass era).
 
 Kept in Python on purpose: after three attribute checks it is two calls --
-``_shard_tensor`` (C, csrc/shard/: the collective src_rank/spec agreement check and the
-scatter) and ``module.register_parameter`` (Python, shardopt.nn) -- so a C version would
+``_shard_tensor`` (shardopt.sharded_tensor: the collective src_rank/spec agreement check
+and the scatter) and ``module.register_parameter`` (Python, shardopt.nn) -- so a C version would
 only be calls back into Python.
 
 Result (spec section 5, current era): ``module.<param_name>`` is the ShardedTensor marked
@@ -17,12 +17,9 @@ __all__ = ["shard_parameter"]
 
 
 def _shard_tensor_impl():
-    from . import sharded_tensor  # noqa: PLC0415 - the sharded layer imports shardopt
-    fn = getattr(sharded_tensor, "_shard_tensor", None)
-    if fn is None:
-        from .sharded_tensor import api  # noqa: PLC0415
-        fn = api._shard_tensor
-    return fn
+    # imported on use: the sharded layer imports shardopt itself
+    from .sharded_tensor._shard_chunk import _shard_tensor  # noqa: PLC0415
+    return _shard_tensor
 
 
 def shard_parameter(module, param_name, sharding_spec, src_rank=0, process_group=None):
