@@ -1,5 +1,5 @@
-/* sharded_optim.c — ShardedOptimizerBase and named_params_with_sharded_tensor
- * (torch.distributed._shard.sharded_optim), as CPython code.
+/* sharded_optim.c — ShardedOptimizerBase, the C core of shardopt.sharded_optim.ShardedOptimizer
+ * (torch.distributed._shard.sharded_optim; named_params_with_sharded_tensor is in named_params.c).
  *
  * ShardedOptimizer wraps a regular optimizer built over the *local* tensors: each value of
  * `named_params` is a Tensor (taken as is) or a ShardedTensor (all of its local shard
@@ -31,7 +31,7 @@
  * inner optimizer, so they are always the same objects (also after load_state_dict, which
  * replaces the inner optimizer's lists).
  */
-#include "shard.h"
+#include "sharded_optim.h"
 
 typedef struct {
     PyObject_HEAD
@@ -44,10 +44,7 @@ typedef struct {
 
 /* ------------------------------------------------------------------ helpers */
 
-/* The ShardedTensor class (borrowed), or NULL without an exception when the sharded-tensor
- * layer is not importable.  Looked up in st->extra (C type) and else in the Python package;
- * cached in st->extra under "ShardedTensor.py". */
-static PyObject *sharded_tensor_class(so_state *st)
+PyObject *so_sharded_tensor_class(so_state *st)
 {
     PyObject *cls = PyDict_GetItemString(st->extra, "ShardedTensor");
     if (cls) return cls;
@@ -70,7 +67,7 @@ static PyObject *sharded_tensor_class(so_state *st)
 /* 1 ShardedTensor, 0 not, -1 error */
 static int is_sharded(so_state *st, PyObject *obj)
 {
-    PyObject *cls = sharded_tensor_class(st);
+    PyObject *cls = so_sharded_tensor_class(st);
     if (!cls) return 0;
     return PyObject_IsInstance(obj, cls);
 }
@@ -170,6 +167,15 @@ done:
     return res;
 }
 
+/* d[key] = str(val); 0 / -1 */
+static int set_str(PyObject *d, const char *key, const char *val)
+{
+    PyObject *v = PyUnicode_FromString(val);
+    int rc = v ? PyDict_SetItemString(d, key, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
 /* The layout dict of one parameter (see the file comment). */
 static PyObject *layout_of(so_state *st, PyObject *value)
 {
@@ -177,16 +183,14 @@ static PyObject *layout_of(so_state *st, PyObject *value)
     int sh = is_sharded(st, value);
     if (!d || sh < 0) goto error;
     if (!sh) {
-        if (PyDict_SetItemString(d, "type", tmp = PyUnicode_FromString("Tensor")) < 0) goto error;
-        Py_CLEAR(tmp);
+        if (set_str(d, "type", "Tensor") < 0) goto error;
         if (!(tmp = PyObject_GetAttrString(value, "shape"))) goto error;
         if (!(size = as_tuple(tmp)) || PyDict_SetItemString(d, "size", size) < 0) goto error;
         Py_CLEAR(tmp);
         Py_CLEAR(size);
         return d;
     }
-    if (PyDict_SetItemString(d, "type", tmp = PyUnicode_FromString("ShardedTensor")) < 0) goto error;
-    Py_CLEAR(tmp);
+    if (set_str(d, "type", "ShardedTensor") < 0) goto error;
     if (!(md = PyObject_CallMethod(value, "metadata", NULL))) goto error;
     if (!(tmp = PyObject_GetAttrString(md, "size"))) goto error;
     if (!(size = as_tuple(tmp)) || PyDict_SetItemString(d, "size", size) < 0) goto error;
@@ -880,125 +884,8 @@ static PyType_Spec so_spec = {
     .slots = so_slots,
 };
 
-/* ------------------------------------------------------------------ named_params_with_sharded_tensor */
-
-/* Yields (name, ShardedTensor) for every ShardedTensor found in the vars() of the module and
- * its submodules (identity de-duplicated), then everything module.named_parameters()
- * yields -- which ignores prefix and recurse, torch's quirk.  The pairs are collected
- * eagerly and an iterator over them is returned. */
-static PyObject *named_params_with_sharded_tensor(PyObject *m, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"module", "prefix", "recurse", NULL};
-    PyObject *module, *prefix = NULL, *modules = NULL, *seq = NULL, *memo = NULL, *out = NULL,
-             *params = NULL, *res = NULL;
-    int recurse = 1;
-    so_state *st = so_state_from_module(m);
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|Up:named_params_with_sharded_tensor", kwlist,
-                                     &module, &prefix, &recurse))
-        return NULL;
-    if (!prefix) prefix = PyUnicode_FromString("");
-    else Py_INCREF(prefix);
-    if (!prefix) return NULL;
-    if (recurse) {
-        PyObject *meth = PyObject_GetAttrString(module, "named_modules"), *kw = NULL, *noargs = NULL;
-        if (!meth) goto done;
-        if ((kw = Py_BuildValue("{sO}", "prefix", prefix)) && (noargs = PyTuple_New(0)))
-            modules = PyObject_Call(meth, noargs, kw);
-        Py_DECREF(meth);
-        Py_XDECREF(kw);
-        Py_XDECREF(noargs);
-    } else {
-        modules = Py_BuildValue("[(OO)]", prefix, module);
-    }
-    if (!modules) goto done;
-    if (!(seq = PySequence_List(modules))) goto done;
-    if (!(memo = PySet_New(NULL)) || !(out = PyList_New(0))) goto done;
-    PyObject *cls = sharded_tensor_class(st);
-    for (Py_ssize_t i = 0; cls && i < PyList_GET_SIZE(seq); i++) {
-        PyObject *pair = PyList_GET_ITEM(seq, i), *mod_prefix, *mod, *vars, *key, *val;
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
-            PyErr_SetString(PyExc_TypeError, "named_modules() must yield (name, module) pairs");
-            goto done;
-        }
-        mod_prefix = PyTuple_GET_ITEM(pair, 0);
-        mod = PyTuple_GET_ITEM(pair, 1);
-        if (!(vars = PyObject_GetAttrString(mod, "__dict__"))) goto done;
-        PyObject *items = PyMapping_Items(vars);
-        Py_DECREF(vars);
-        if (!items) goto done;
-        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(items); j++) {
-            PyObject *kv = PyList_GET_ITEM(items, j), *id, *name;
-            key = PyTuple_GET_ITEM(kv, 0);
-            val = PyTuple_GET_ITEM(kv, 1);
-            int ok = PyObject_IsInstance(val, cls);
-            if (ok < 0) {
-                Py_DECREF(items);
-                goto done;
-            }
-            if (!ok) continue;
-            if (!(id = PyLong_FromVoidPtr(val))) {
-                Py_DECREF(items);
-                goto done;
-            }
-            int seen = PySet_Contains(memo, id);
-            if (seen != 0 || PySet_Add(memo, id) < 0) {
-                Py_DECREF(id);
-                if (seen > 0) continue;
-                Py_DECREF(items);
-                goto done;
-            }
-            Py_DECREF(id);
-            int has_prefix = PyObject_IsTrue(mod_prefix);
-            if (has_prefix < 0) {
-                Py_DECREF(items);
-                goto done;
-            }
-            name = has_prefix ? PyUnicode_FromFormat("%U.%U", mod_prefix, key)
-                              : PyUnicode_FromFormat("%U", key);
-            PyObject *t = name ? PyTuple_Pack(2, name, val) : NULL;
-            Py_XDECREF(name);
-            if (!t || PyList_Append(out, t) < 0) {
-                Py_XDECREF(t);
-                Py_DECREF(items);
-                goto done;
-            }
-            Py_DECREF(t);
-        }
-        Py_DECREF(items);
-    }
-    if (!(params = PyObject_CallMethod(module, "named_parameters", NULL))) goto done;
-    {
-        PyObject *it = PyObject_GetIter(params), *x;
-        if (!it) goto done;
-        while ((x = PyIter_Next(it))) {
-            int rc = PyList_Append(out, x);
-            Py_DECREF(x);
-            if (rc < 0) break;
-        }
-        Py_DECREF(it);
-        if (PyErr_Occurred()) goto done;
-    }
-    res = PyObject_GetIter(out);
-done:
-    Py_XDECREF(prefix);
-    Py_XDECREF(modules);
-    Py_XDECREF(seq);
-    Py_XDECREF(memo);
-    Py_XDECREF(out);
-    Py_XDECREF(params);
-    return res;
-}
-
-static PyMethodDef optim_functions[] = {
-    {"named_params_with_sharded_tensor", (PyCFunction)(void (*)(void))named_params_with_sharded_tensor,
-     METH_VARARGS | METH_KEYWORDS,
-     "named_params_with_sharded_tensor(module, prefix='', recurse=True): iterator of (name, "
-     "param) over the module's ShardedTensor attributes, then module.named_parameters()."},
-    {NULL, NULL, 0, NULL},
-};
-
 int so_register_sharded_optim(PyObject *m, so_state *st)
 {
     if (!so_shard_add_type(m, st, &so_spec, "ShardedOptimizerBase")) return -1;
-    return PyModule_AddFunctions(m, optim_functions);
+    return so_register_named_params(m, st);
 }
