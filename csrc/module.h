@@ -63,5 +63,6 @@ int so_register_matmul(PyObject *m, so_state *st);    /* ops/matmul.c */
 int so_register_join(PyObject *m, so_state *st);      /* ops/join.c */
 int so_register_optim(PyObject *m, so_state *st);     /* optim/optim_py.c */
 int so_register_shard(PyObject *m, so_state *st);     /* shard/spec.c (placements, specs, validators) */
+int so_register_sharded_tensor(PyObject *m, so_state *st); /* shard/sharded_tensor.c */
 
 #endif /* SO_MODULE_H */
