@@ -1,7 +1,6 @@
-"""Shard, TensorProperties, ShardedTensorMetadata and the layout / memory-format singletons.
-
-test_serialize_and_deserialize follows torch's TestShardedTensorMetadata test of the same
-name (test_sharded_tensor.py, spec §8 [T-ST]) over shardopt's dtypes."""
+"""Shard, TensorProperties, ShardedTensorMetadata and the layout / memory-format singletons
+(torch_shard_spec.md §3), including the pickle round trip of ShardedTensorMetadata over every
+combination of tensor properties that §3 / §8 [T-ST] call for."""
 import copy
 import itertools
 import pickle
@@ -11,7 +10,6 @@ import numpy as np
 import pytest
 
 import shardopt
-import shardopt as torch
 from shardopt import _C
 from shardopt._remote_device import _remote_device
 from shardopt.sharded_tensor import (
@@ -152,43 +150,45 @@ def test_sharded_tensor_metadata_defaults():
     assert a == b
 
 
-def test_serialize_and_deserialize():
-    shard_metadatas = [
-        ShardMetadata(shard_offsets=[0, 0], shard_sizes=[5, 5], placement="rank:0/cuda:0"),
-        ShardMetadata(shard_offsets=[0, 5], shard_sizes=[5, 5], placement="rank:1/cuda:1"),
-        ShardMetadata(shard_offsets=[5, 0], shard_sizes=[5, 5], placement="rank:2/cuda:2"),
-        ShardMetadata(shard_offsets=[5, 5], shard_sizes=[5, 5], placement="rank:3/cuda:3"),
-    ]
-    dtypes = [torch.float, torch.double, torch.half, torch.bfloat16, torch.int, torch.long, torch.bool]
-    layouts = [torch.strided, torch.sparse_coo]
-    requires_grads = [True, False]
-    memory_formats = [torch.contiguous_format, torch.channels_last, torch.preserve_format]
-    pin_memories = [True, False]
+ALL_DTYPES = [shardopt.float32, shardopt.float64, shardopt.float16, shardopt.bfloat16,
+              shardopt.int32, shardopt.int64, shardopt.bool]
 
-    for tensor_properties_input in itertools.product(
-        dtypes, layouts, requires_grads, memory_formats, pin_memories
-    ):
-        (dtype, layout, requires_grad, memory_format, pin_memory) = tensor_properties_input
 
-        expected_st_metadata = ShardedTensorMetadata(
-            shard_metadatas,
-            torch.Size((10, 10)),
-            TensorProperties(dtype, layout, requires_grad, memory_format, pin_memory),
-        )
+def _quadrants(n):
+    """A 2n x 2n tensor cut into four n x n blocks, one per rank, on cuda:<rank>."""
+    corners = [(0, 0), (0, n), (n, 0), (n, n)]
+    return [ShardMetadata([r, c], [n, n], f"rank:{k}/cuda:{k}") for k, (r, c) in enumerate(corners)]
 
-        pickled_obj = pickle.dumps(expected_st_metadata)
-        st_metadata = pickle.loads(pickled_obj)
-        assert expected_st_metadata == st_metadata
-        assert st_metadata.tensor_properties.dtype is dtype
-        assert st_metadata.tensor_properties.memory_format is memory_format
-        assert type(st_metadata.size) is torch.Size
-        assert [type(m.placement) for m in st_metadata.shards_metadata] == [_remote_device] * 4
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+def test_metadata_pickle_round_trip(dtype):
+    # every layout x requires_grad x memory_format x pin_memory for this dtype
+    combos = itertools.product(
+        (shardopt.strided, shardopt.sparse_coo),
+        (False, True),
+        (shardopt.contiguous_format, shardopt.channels_last, shardopt.preserve_format),
+        (False, True),
+    )
+    for layout, grad, fmt, pinned in combos:
+        props = TensorProperties(dtype=dtype, layout=layout, requires_grad=grad,
+                                 memory_format=fmt, pin_memory=pinned)
+        original = ShardedTensorMetadata(_quadrants(5), shardopt.Size([10, 10]), props)
+        restored = pickle.loads(pickle.dumps(original))
+        assert restored == original and restored is not original
+        got = restored.tensor_properties
+        # singletons come back as the same objects, not look-alikes
+        assert got.dtype is dtype and got.layout is layout and got.memory_format is fmt
+        assert (got.requires_grad, got.pin_memory) == (grad, pinned)
+        assert type(restored.size) is shardopt.Size and restored.size == (10, 10)
+        for before, after in zip(original.shards_metadata, restored.shards_metadata, strict=True):
+            assert type(after.placement) is _remote_device
+            assert after == before and after is not before
 
 
 def test_sharded_tensor_metadata_inequality():
-    base = ShardedTensorMetadata([ShardMetadata([0], [4], "rank:0/cpu")], torch.Size([4]))
-    assert base != ShardedTensorMetadata([ShardMetadata([0], [4], "rank:1/cpu")], torch.Size([4]))
-    assert base != ShardedTensorMetadata(base.shards_metadata, torch.Size([5]))
-    assert base != ShardedTensorMetadata(base.shards_metadata, torch.Size([4]),
+    base = ShardedTensorMetadata([ShardMetadata([0], [4], "rank:0/cpu")], shardopt.Size([4]))
+    assert base != ShardedTensorMetadata([ShardMetadata([0], [4], "rank:1/cpu")], shardopt.Size([4]))
+    assert base != ShardedTensorMetadata(base.shards_metadata, shardopt.Size([5]))
+    assert base != ShardedTensorMetadata(base.shards_metadata, shardopt.Size([4]),
                                          TensorProperties(requires_grad=True))
     assert copy.deepcopy(base) == base

@@ -1,40 +1,27 @@
-"""Port of PyTorch's test/distributed/_shard/sharding_spec/test_sharding_spec.py
-(pytorch/pytorch @005cd00 / @5de4b18, BSD-3-Clause; see spec §8 [T-SS]).
+"""Sharding-spec behaviour of torch_shard_spec.md §1-3, organised after the scenarios of
+§8 ("test_sharding_spec.py"): placement parsing, ChunkShardingSpec / EnumerableShardingSpec
+construction and errors, the chunk-rule helpers and their test vectors, inference of a spec
+from shard metadata, the overlap validator, and a user-written ShardingSpec subclass.
 
-The test bodies are torch's, run through ``import shardopt as torch``.  What changed, and why:
-- Imports: torch.distributed._shard.* -> shardopt.sharding_spec / shardopt.sharded_tensor;
-  ``_chunk_sharding_specs_list_for_test`` (torch.testing._internal) is reproduced below;
-  ``torch.distributed._remote_device`` -> ``shardopt._remote_device._remote_device``.
-- TestShardingSpec's tests are pure logic: torch skips them without 2 GPUs, here they always
-  run (shardopt parses "cuda:N" placements on CPU-only machines), with device_type "cuda".
-- ``torch.rand(a, b).size()`` -> ``torch.Size((a, b))``: check_tensor only reads the size,
-  and creating random tensors is not what these tests are about.
-- ``torch.get_default_dtype()`` -> ``TensorProperties().dtype`` (the default dtype captured at
-  import, which is what torch's expression evaluates to in that test).
-- test_check_overlapping: the grid / adjacency / 3-D multi-shard cases that torch added with
-  the sweep-line validator (PR #167073) are not in the stored torch file; equivalent cases are
-  written at the end of the test (marked).
-- TestCustomShardingSpec: test_custom_sharding_spec only needs the spec, so it runs as a
-  plain TestCase.  test_custom_sharding_spec_tensor_ctor and
-  test_custom_sharding_spec_shard_tensor need 4 ranks, a process group and ShardedTensor;
-  they are ported with the ShardedTensor layer, not here.
+Everything here is single-process logic; the distributed uses of specs (factories,
+``_shard_tensor``) are tested with the ShardedTensor layer.
 """
-import copy
+import itertools
 import random
-import unittest
-from dataclasses import dataclass
-from typing import Union
+import re
 
-import shardopt as torch
+import pytest
+
+import shardopt
 from shardopt._remote_device import _remote_device
 from shardopt.sharded_tensor import ShardedTensorMetadata, TensorProperties
 from shardopt.sharding_spec import (
-    _infer_sharding_spec_from_shards_metadata,
     ChunkShardingSpec,
     DevicePlacementSpec,
     EnumerableShardingSpec,
     ShardingSpec,
     ShardMetadata,
+    _infer_sharding_spec_from_shards_metadata,
 )
 from shardopt.sharding_spec._internals import (
     check_tensor,
@@ -43,608 +30,388 @@ from shardopt.sharding_spec._internals import (
     get_split_size,
     validate_non_overlapping_shards_metadata,
 )
-from unittest import TestCase
 
-# torch.testing._internal.distributed._shard.sharded_tensor._test_st_common
-PLACEMENTS = [
-    "rank:0/cuda:0",
-    "rank:1/cuda:1",
-    "rank:2/cuda:2",
-    "rank:3/cuda:3",
-]
+PARSE_ERR = "Could not parse remote_device"
+OVERLAP_RE = r"Shards ShardMetadata\(.*\) and ShardMetadata\(.*\) overlap"
 
 
-def _chunk_sharding_specs_list_for_test(sharding_dims, seed=0):
-    spec_list = []
-    for i in range(len(sharding_dims)):
-        random.Random(seed + i).shuffle(PLACEMENTS)
-        spec_list.append(
-            ChunkShardingSpec(
-                dim=sharding_dims[i],
-                placements=copy.deepcopy(PLACEMENTS),
-            )
-        )
-    return spec_list
+def block(offsets, sizes, rank=None):
+    """ShardMetadata on cpu, with a rank placement when ``rank`` is given."""
+    return ShardMetadata(list(offsets), list(sizes), None if rank is None else f"rank:{rank}/cpu")
 
 
-class TestShardingSpec(TestCase):
-    def setUp(self):
-        super().setUp()
-        self.device_type = "cuda"
+# ================================================================== §1 placements
+# (test_device_placement)
 
-    def test_device_placement(self):
-        # valid devices
-        DevicePlacementSpec(f"{self.device_type}:0")
-        DevicePlacementSpec(torch.device(0))
-        DevicePlacementSpec(torch.device(f"{self.device_type}:0"))
-        DevicePlacementSpec(f"rank:0/{self.device_type}:0")
-        DevicePlacementSpec("rank:0/cpu")
-        DevicePlacementSpec("rank:0")
+@pytest.mark.parametrize("where,rank,device", [
+    ("cuda:0", None, "cuda:0"),
+    (shardopt.device(0), None, "cuda:0"),
+    (shardopt.device("cuda:0"), None, "cuda:0"),
+    ("rank:0/cuda:0", 0, "cuda:0"),
+    ("rank:0/cpu", 0, "cpu"),
+    ("rank:0", 0, "cpu"),            # a lone worker part defaults to cpu
+    ("rank:5/cuda:3", 5, "cuda:3"),
+])
+def test_device_placement_accepts(where, rank, device):
+    spec = DevicePlacementSpec(where)
+    assert isinstance(spec.device, _remote_device)
+    assert spec.device.rank() == rank
+    assert spec.device.worker_name() is None
+    assert spec.device.device() == shardopt.device(device)
 
-        # invalid devices
-        with self.assertRaisesRegex(ValueError, "Could not parse remote_device"):
-            DevicePlacementSpec(f"{self.device_type}:foo")
-        with self.assertRaisesRegex(ValueError, "Could not parse remote_device"):
-            DevicePlacementSpec("foo:0")
-        with self.assertRaisesRegex(RuntimeError, "Invalid device string"):
-            DevicePlacementSpec(f"rank:0/{self.device_type}:foo")
-        with self.assertRaisesRegex(RuntimeError, "Invalid device string"):
-            DevicePlacementSpec("rank:0/cpu2")
 
-    def test_chunked_sharding_spec(self):
-        # Test valid specs.
-        ChunkShardingSpec(0, [torch.device(0), torch.device(1)])
-        ChunkShardingSpec(0, [torch.device(f"{self.device_type}:0"), torch.device(f"{self.device_type}:1")])
-        ChunkShardingSpec(-1, [f"{self.device_type}:0", f"{self.device_type}:1"])
-        ChunkShardingSpec(0, [f"rank:0/{self.device_type}:0", f"rank:0/{self.device_type}:1"])
-        ChunkShardingSpec(0, ["rank:0", "rank:1"])
-        ChunkShardingSpec(0, ["rank:0/cpu", "rank:1/cpu"])
+@pytest.mark.parametrize("where,exc,pattern", [
+    ("cuda:foo", ValueError, PARSE_ERR),
+    ("foo:0", ValueError, PARSE_ERR),
+    ("rank:0/cuda:foo", RuntimeError, re.escape("Invalid device string: 'cuda:foo'")),
+    ("rank:0/cpu2", RuntimeError, re.escape("Invalid device string: 'cpu2'")),
+])
+def test_device_placement_rejects(where, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        DevicePlacementSpec(where)
 
-        # Test unimplemented error
-        with self.assertRaisesRegex(NotImplementedError, "not support named dimension"):
-            # Named dimension.
-            ChunkShardingSpec("N", [f"{self.device_type}:0", f"{self.device_type}:1"])
 
-        # Test invalid specs
-        with self.assertRaisesRegex(ValueError, "needs to be an integer"):
-            ChunkShardingSpec(None, [f"{self.device_type}:0", f"{self.device_type}:1"])
-        with self.assertRaisesRegex(ValueError, "needs to be an integer"):
-            ChunkShardingSpec({}, [f"{self.device_type}:0", f"{self.device_type}:1"])
-        with self.assertRaisesRegex(ValueError, "Could not parse remote_device"):
-            ChunkShardingSpec(0, ["random:0", f"{self.device_type}:1"])
-        with self.assertRaisesRegex(ValueError, "Could not parse remote_device"):
-            ChunkShardingSpec(0, [f"{self.device_type}:foo", f"{self.device_type}:1"])
-        with self.assertRaisesRegex(ValueError, "Could not parse remote_device"):
-            ChunkShardingSpec(0, ["rank:foo", f"{self.device_type}:1"])
-        with self.assertRaisesRegex(RuntimeError, "Expected one of"):
-            ChunkShardingSpec(0, ["rank:0/foo", f"{self.device_type}:1"])
-        with self.assertRaisesRegex(RuntimeError, "Expected one of"):
-            ChunkShardingSpec(0, ["rank:0/random:0", f"{self.device_type}:1"])
-        with self.assertRaisesRegex(RuntimeError, "Invalid device string"):
-            ChunkShardingSpec(0, [f"rank:0/{self.device_type}:foo", f"{self.device_type}:1"])
+# ================================================================== §2 ChunkShardingSpec
+# (test_chunked_sharding_spec)
 
-    def test_enumerable_sharding_spec(self):
-        # test valid specs
+@pytest.mark.parametrize("dim,placements,expected", [
+    (0, [shardopt.device(0), shardopt.device(1)], ["cuda:0", "cuda:1"]),
+    (0, [shardopt.device("cuda:0"), shardopt.device("cuda:1")], ["cuda:0", "cuda:1"]),
+    (0, ["cuda:0", "cuda:1"], ["cuda:0", "cuda:1"]),
+    (0, ["rank:0/cuda:0", "rank:1/cuda:1"], ["rank:0/cuda:0", "rank:1/cuda:1"]),
+    (0, ["rank:0", "rank:1"], ["rank:0/cpu", "rank:1/cpu"]),
+    (-1, ["cuda:0", "cuda:1"], ["cuda:0", "cuda:1"]),
+])
+def test_chunked_spec_accepts(dim, placements, expected):
+    spec = ChunkShardingSpec(dim, placements)
+    assert spec.dim == dim                       # stored as given, negative included
+    assert all(isinstance(p, _remote_device) for p in spec.placements)
+    assert [str(p) for p in spec.placements] == expected
 
-        # test row-wise sharding
-        spec = EnumerableShardingSpec(
-            [
-                ShardMetadata(
-                    shard_offsets=[0, 0],
-                    shard_sizes=[5, 5],
-                    placement=f"{self.device_type}:0",
-                ),
-                ShardMetadata(
-                    shard_offsets=[5, 0],
-                    shard_sizes=[5, 5],
-                    placement=f"{self.device_type}:1",
-                ),
-            ]
-        )
-        check_tensor(spec.shards, torch.Size((10, 5)))
 
-        # test row and column sharding
-        spec = EnumerableShardingSpec(
-            [
-                ShardMetadata(
-                    shard_offsets=[0, 0],
-                    shard_sizes=[3, 3],
-                    placement=f"{self.device_type}:0",
-                ),
-                ShardMetadata(
-                    shard_offsets=[0, 3],
-                    shard_sizes=[3, 3],
-                    placement=f"{self.device_type}:1",
-                ),
-                ShardMetadata(
-                    shard_offsets=[3, 0],
-                    shard_sizes=[3, 3],
-                    placement=f"{self.device_type}:2",
-                ),
-                ShardMetadata(
-                    shard_offsets=[3, 3],
-                    shard_sizes=[3, 3],
-                    placement=f"{self.device_type}:3",
-                ),
-            ]
-        )
-        check_tensor(spec.shards, torch.Size((6, 6)))
+def test_chunked_spec_rejects_named_dim():
+    with pytest.raises(NotImplementedError,
+                       match=r"^ChunkShardingSpec does not support named dimension yet!$"):
+        ChunkShardingSpec("N", ["cuda:0", "cuda:1"])
 
-        # test uneven shard sizes.
-        spec = EnumerableShardingSpec(
-            [
-                ShardMetadata(
-                    shard_offsets=[0, 0],
-                    shard_sizes=[2, 4],
-                    placement=f"{self.device_type}:0",
-                ),
-                ShardMetadata(
-                    shard_offsets=[0, 4],
-                    shard_sizes=[4, 2],
-                    placement=f"{self.device_type}:1",
-                ),
-                ShardMetadata(
-                    shard_offsets=[2, 0],
-                    shard_sizes=[4, 4],
-                    placement=f"{self.device_type}:2",
-                ),
-                ShardMetadata(
-                    shard_offsets=[4, 4],
-                    shard_sizes=[2, 2],
-                    placement=f"{self.device_type}:3",
-                ),
-            ]
-        )
-        check_tensor(spec.shards, torch.Size((6, 6)))
 
-        # test invalid sharding
-        with self.assertRaisesRegex(ValueError, "Could not parse remote_device"):
-            ShardMetadata(shard_offsets=[0], shard_sizes=[1], placement=f"{self.device_type}:foo")
+@pytest.mark.parametrize("dim", [None, {}])
+def test_chunked_spec_rejects_non_integer_dim(dim):
+    with pytest.raises(ValueError, match=re.escape(f"Sharding dim needs to be an integer, found: {dim}")):
+        ChunkShardingSpec(dim, ["cuda:0", "cuda:1"])
 
-        with self.assertRaisesRegex(ValueError, "same number of elements"):
-            ShardMetadata(shard_offsets=[0, 0], shard_sizes=[1], placement=f"{self.device_type}:0")
 
-        with self.assertRaisesRegex(ValueError, "shard_offsets should be >=0"):
-            ShardMetadata(shard_offsets=[-1, 0], shard_sizes=[1, 1], placement=f"{self.device_type}:0")
+@pytest.mark.parametrize("bad,exc,pattern", [
+    ("random:0", ValueError, PARSE_ERR),
+    ("cuda:foo", ValueError, PARSE_ERR),
+    ("rank:foo", ValueError, PARSE_ERR),
+    ("rank:0/foo", RuntimeError, "Expected one of cpu, cuda device type at start of device string: foo"),
+    ("rank:0/random:0", RuntimeError, "Expected one of cpu, cuda device type"),
+    ("rank:0/cuda:foo", RuntimeError, re.escape("Invalid device string: 'cuda:foo'")),
+])
+def test_chunked_spec_rejects_bad_placement(bad, exc, pattern):
+    # the bad entry sits behind a valid one: every placement is parsed at construction
+    with pytest.raises(exc, match=pattern):
+        ChunkShardingSpec(0, ["rank:0/cuda:0", bad])
 
-        with self.assertRaisesRegex(ValueError, "shard_sizes should be >= 0"):
-            ShardMetadata(shard_offsets=[0, 0], shard_sizes=[-1, 1], placement=f"{self.device_type}:0")
 
-        with self.assertRaisesRegex(ValueError, "Empty shard list provided"):
-            EnumerableShardingSpec([])
+# ================================================================== §2 chunk rule
+# (test_get_split_size, test_get_chunked_dim_size, test_get_chunk_sharding_params)
 
-        with self.assertRaisesRegex(ValueError, "Found inconsistent ranks for shards"):
-            EnumerableShardingSpec(
-                [
-                    ShardMetadata(
-                        shard_offsets=[0, 0], shard_sizes=[1, 1], placement="cpu"
-                    ),
-                    ShardMetadata(
-                        shard_offsets=[0, 0, 0], shard_sizes=[1, 1, 1], placement="cpu"
-                    ),
-                ]
-            )
+@pytest.mark.parametrize("dim_size,chunks,split", [
+    (11, 4, 3), (12, 4, 3), (13, 4, 4), (5, 4, 2), (11, 1, 11), (11, 11, 1),
+])
+def test_get_split_size(dim_size, chunks, split):
+    assert get_split_size(dim_size, chunks) == split
 
-        with self.assertRaisesRegex(ValueError, "Shards.*overlap"):
-            EnumerableShardingSpec(
-                [
-                    ShardMetadata(
-                        shard_offsets=[0, 0], shard_sizes=[3, 3], placement="cpu"
-                    ),
-                    ShardMetadata(
-                        shard_offsets=[2, 0], shard_sizes=[3, 3], placement="cpu"
-                    ),
-                ]
-            )
 
-        spec = EnumerableShardingSpec(
-            [
-                ShardMetadata(
-                    shard_offsets=[0, 0],
-                    shard_sizes=[5, 5],
-                    placement=f"{self.device_type}:0",
-                ),
-                ShardMetadata(
-                    shard_offsets=[5, 0],
-                    shard_sizes=[5, 5],
-                    placement=f"{self.device_type}:1",
-                ),
-            ]
-        )
+@pytest.mark.parametrize("dim_size,split,idx,length", [
+    (11, 3, 0, 3), (11, 3, 3, 2), (13, 4, 0, 4), (13, 4, 3, 1), (5, 2, 3, 0),
+])
+def test_get_chunked_dim_size(dim_size, split, idx, length):
+    assert get_chunked_dim_size(dim_size, split, idx) == length
 
-        with self.assertRaisesRegex(ValueError, "Rank of tensor is.*but shards rank"):
-            check_tensor(spec.shards, torch.Size((10, 10, 10)))
 
-        spec = EnumerableShardingSpec(
-            [
-                ShardMetadata(
-                    shard_offsets=[0, 0],
-                    shard_sizes=[5, 5],
-                    placement=f"{self.device_type}:0",
-                ),
-                ShardMetadata(
-                    shard_offsets=[5, 0],
-                    shard_sizes=[5, 5],
-                    placement=f"{self.device_type}:1",
-                ),
-            ]
-        )
+def _rank_spec(ranks, dim=0):
+    return ChunkShardingSpec(dim, [f"rank:{r}/cpu" for r in ranks])
 
-        with self.assertRaisesRegex(ValueError, "exceeds tensor dim"):
-            check_tensor(spec.shards, torch.Size((10, 3)))
 
-        spec = EnumerableShardingSpec(
-            [
-                ShardMetadata(
-                    shard_offsets=[0, 0],
-                    shard_sizes=[5, 5],
-                    placement=f"{self.device_type}:0",
-                ),
-                ShardMetadata(
-                    shard_offsets=[5, 5],
-                    shard_sizes=[5, 5],
-                    placement=f"{self.device_type}:1",
-                ),
-            ]
-        )
+@pytest.mark.parametrize("ranks,expected", [
+    # placements in rank order: 21 rows in chunks of 6, the last one short
+    ([0, 1, 2, 3], {0: (0, 6), 1: (6, 6), 2: (12, 6), 3: (18, 3)}),
+    # permuted placements: the start is the sum of the chunks placed before the rank's
+    ([3, 0, 1, 2], {3: (0, 6), 0: (6, 6), 1: (12, 6), 2: (18, 3)}),
+])
+def test_get_chunk_sharding_params(ranks, expected):
+    spec = _rank_spec(ranks)
+    for rank, start_len in expected.items():
+        assert get_chunk_sharding_params(21, 4, spec, rank) == start_len
 
-        with self.assertRaisesRegex(ValueError, "does not match tensor volume"):
-            check_tensor(spec.shards, torch.Size((10, 10)))
 
-    def test_get_split_size(self):
-        self.assertEqual(3, get_split_size(11, 4))
-        self.assertEqual(3, get_split_size(12, 4))
-        self.assertEqual(4, get_split_size(13, 4))
-        self.assertEqual(2, get_split_size(5, 4))
+@pytest.mark.parametrize("D,sizes,offsets", [
+    (10, [3, 3, 3, 1], [0, 3, 6, 9]),
+    (9, [3, 3, 3, 0], [0, 3, 6, 9]),
+    (2, [1, 1, 0, 0], [0, 1, 2, 3]),       # offsets past the end are kept, unclamped
+])
+def test_chunk_rule_table(D, sizes, offsets):
+    split = get_split_size(D, 4)
+    assert [get_chunked_dim_size(D, split, i) for i in range(4)] == sizes
+    meta = _rank_spec(range(4)).build_metadata(shardopt.Size([D]), TensorProperties())
+    assert [m.shard_sizes for m in meta.shards_metadata] == [[s] for s in sizes]
+    assert [m.shard_offsets for m in meta.shards_metadata] == [[o] for o in offsets]
 
-        self.assertEqual(11, get_split_size(11, 1))
-        self.assertEqual(1, get_split_size(11, 11))
 
-    def test_get_chunked_dim_size(self):
-        self.assertEqual(3, get_chunked_dim_size(11, 3, 0))
-        self.assertEqual(2, get_chunked_dim_size(11, 3, 3))
-        self.assertEqual(4, get_chunked_dim_size(13, 4, 0))
-        self.assertEqual(1, get_chunked_dim_size(13, 4, 3))
-        self.assertEqual(0, get_chunked_dim_size(5, 2, 3))
+# ================================================================== §2-3 EnumerableShardingSpec
+# (test_enumerable_sharding_spec)
 
-    def test_get_chunk_sharding_params(self):
-        ranks = [
-            f"rank:0/{self.device_type}:0",
-            f"rank:1/{self.device_type}:1",
-            f"rank:2/{self.device_type}:2",
-            f"rank:3/{self.device_type}:3",
-        ]
-        spec = ChunkShardingSpec(
-            dim=0,
-            placements=ranks,
-        )
-        result = get_chunk_sharding_params(21, 4, spec, 1)
-        self.assertEqual(6, result[0])
-        self.assertEqual(6, result[1])
-        result = get_chunk_sharding_params(21, 4, spec, 3)
-        self.assertEqual(18, result[0])
-        self.assertEqual(3, result[1])
-        ranks[1], ranks[2] = ranks[2], ranks[1]
-        ranks[0], ranks[3] = ranks[3], ranks[0]
-        spec.placements = ranks
-        result = get_chunk_sharding_params(21, 4, spec, 1)
-        self.assertEqual(12, result[0])
-        self.assertEqual(6, result[1])
-        result = get_chunk_sharding_params(21, 4, spec, 3)
-        self.assertEqual(0, result[0])
-        self.assertEqual(6, result[1])
+ROW_WISE = ([12, 5], [block([3 * r, 0], [3, 5], r) for r in range(4)])
+GRID_2X2 = ([10, 10], [block([5 * i, 5 * j], [5, 5], 2 * i + j) for i in range(2) for j in range(2)])
+UNEVEN = ([10, 10], [
+    block([0, 0], [4, 10], 0),      # a full-width top band
+    block([4, 0], [6, 3], 1),       # narrow bottom-left
+    block([4, 3], [6, 7], 2),       # wide bottom-right
+])
 
-    def _infer_enum_sharding_spec_case(self):
-        shards_metadata = [
-            ShardMetadata(
-                shard_offsets=[0, 0],
-                shard_sizes=[5, 5],
-                placement=f"{self.device_type}:0",
-            ),
-            ShardMetadata(
-                shard_offsets=[5, 0],
-                shard_sizes=[10, 5],
-                placement=f"{self.device_type}:1",
-            ),
-        ]
-        spec = _infer_sharding_spec_from_shards_metadata(shards_metadata)
-        self.assertTrue(isinstance(spec, EnumerableShardingSpec))
-        self.assertEqual(spec.shards, shards_metadata)
 
-        shards_metadata = [
-            ShardMetadata(
-                shard_offsets=[0],
-                shard_sizes=[16],
-                placement=f"{self.device_type}:0",
-            ),
-            ShardMetadata(
-                shard_offsets=[16],
-                shard_sizes=[9],
-                placement=f"{self.device_type}:0",
-            ),
-        ]
-        spec = _infer_sharding_spec_from_shards_metadata(shards_metadata)
-        self.assertTrue(isinstance(spec, EnumerableShardingSpec))
-        self.assertEqual(spec.shards, shards_metadata)
+@pytest.mark.parametrize("dims,shards", [ROW_WISE, GRID_2X2, UNEVEN], ids=["rows", "grid", "uneven"])
+def test_enumerable_spec_valid_layouts(dims, shards):
+    check_tensor(shards, dims)
+    spec = EnumerableShardingSpec(shards)
+    assert isinstance(spec, ShardingSpec)
+    props = TensorProperties(dtype=shardopt.float64)
+    meta = spec.build_metadata(shardopt.Size(dims), props)
+    assert isinstance(meta, ShardedTensorMetadata)
+    assert meta.shards_metadata == shards and meta.size == shardopt.Size(dims)
+    assert meta.tensor_properties == props
 
-        shards_metadata = [
-            ShardMetadata(
-                shard_offsets=[0, 0],
-                shard_sizes=[5, 5],
-                placement=f"rank:0/{self.device_type}:0",
-            ),
-            ShardMetadata(
-                shard_offsets=[5, 0],
-                shard_sizes=[5, 5],
-                placement=f"rank:1/{self.device_type}:1",
-            ),
-            ShardMetadata(
-                shard_offsets=[0, 5],
-                shard_sizes=[5, 5],
-                placement=f"rank:2/{self.device_type}:2",
-            ),
-            ShardMetadata(
-                shard_offsets=[5, 5],
-                shard_sizes=[5, 5],
-                placement=f"rank:3/{self.device_type}:3",
-            ),
-        ]
-        spec = _infer_sharding_spec_from_shards_metadata(shards_metadata)
-        self.assertTrue(isinstance(spec, EnumerableShardingSpec))
-        self.assertEqual(spec.shards, shards_metadata)
 
-    def _infer_chunk_sharding_spec_case(self, placements, sharding_dim, st_size):
-        world_size = len(placements)
-        split_size = get_split_size(st_size[sharding_dim], world_size)
-        shards_metadata = [None] * world_size
-        for idx, placement in enumerate(placements):
-            shard_size = copy.deepcopy(st_size)
-            offsets = [0] * len(st_size)
-            offsets[sharding_dim] = split_size * idx
-            shard_size[sharding_dim] = get_chunked_dim_size(
-                st_size[sharding_dim], split_size, idx
-            )
-            shards_metadata[placement.rank()] = ShardMetadata(
-                shard_offsets=offsets,
-                shard_sizes=shard_size,
-                placement=placement,
-            )
+def test_enumerable_spec_shard_metadata_errors():
+    with pytest.raises(ValueError, match=PARSE_ERR):
+        ShardMetadata([0, 0], [5, 5], "cuda:foo")
+    with pytest.raises(ValueError,
+                       match="shard_offsets and shard_sizes should have the same number of elements"):
+        ShardMetadata([0, 0], [5, 5, 5], "rank:0/cuda:0")
+    with pytest.raises(ValueError, match=r"^shard_offsets should be >=0$"):
+        ShardMetadata([5, -5], [5, 5], "rank:0/cuda:0")
+    with pytest.raises(ValueError, match=r"^shard_sizes should be >= 0$"):
+        ShardMetadata([0, 5], [-1, 5], "rank:0/cuda:0")
 
-        spec = _infer_sharding_spec_from_shards_metadata(shards_metadata)
-        self.assertTrue(isinstance(spec, ChunkShardingSpec))
-        self.assertEqual(spec.dim, sharding_dim)
-        self.assertEqual(spec.placements, placements)
 
-    def test_infer_sharding_spec_from_shards_metadata(self):
-        self._infer_enum_sharding_spec_case()
-        chunk_specs = _chunk_sharding_specs_list_for_test([0, 0, 1, 1], seed=31)
-        for spec in chunk_specs:
-            self._infer_chunk_sharding_spec_case(spec.placements, 0, [4, 16])
-            self._infer_chunk_sharding_spec_case(spec.placements, 0, [5, 15, 16])
-            self._infer_chunk_sharding_spec_case(spec.placements, 1, [12, 16])
-            self._infer_chunk_sharding_spec_case(spec.placements, 2, [4, 18, 15])
-            self._infer_chunk_sharding_spec_case(spec.placements, 3, [7, 12, 16, 37])
-            self._infer_chunk_sharding_spec_case(
-                spec.placements, 4, [50, 4, 18, 15, 77]
-            )
+def test_enumerable_spec_errors():
+    with pytest.raises(ValueError, match="Empty shard list provided"):
+        EnumerableShardingSpec([])
+    with pytest.raises(ValueError, match=r"^Found inconsistent ranks for shards: 2 and 3$"):
+        EnumerableShardingSpec([block([0, 0], [4, 4], 0), block([0, 4, 0], [4, 4, 1], 1)])
+    # two 6x6 blocks anchored 4 apart share a 2x2 corner
+    with pytest.raises(ValueError, match=OVERLAP_RE):
+        EnumerableShardingSpec([block([0, 0], [6, 6], 0), block([4, 4], [6, 6], 1)])
 
-    def test_check_overlapping(self):
-        shards = [
-            ShardMetadata(
-                shard_offsets=[0, 0],
-                shard_sizes=[5, 5],
-                placement=f"{self.device_type}:0",
-            ),
-            ShardMetadata(
-                shard_offsets=[5, 0],
-                shard_sizes=[5, 5],
-                placement=f"{self.device_type}:1",
-            ),
-        ]
+
+def test_enumerable_spec_check_tensor_errors():
+    shards = GRID_2X2[1]
+    with pytest.raises(ValueError, match=r"^Rank of tensor is 3, but shards rank is 2$"):
+        check_tensor(shards, [10, 10, 10])
+    with pytest.raises(ValueError, match="Shard offset 5 and length 5 exceeds tensor dim: 8"):
+        check_tensor(shards, [10, 8])
+    with pytest.raises(ValueError, match=(
+            "Total volume of shards: 100 does not match tensor volume: 200, in other words all "
+            "the individual shards do not cover the entire tensor")):
+        check_tensor(shards, [10, 20])
+    # the same checks run through build_metadata
+    spec = EnumerableShardingSpec(shards)
+    with pytest.raises(ValueError, match="does not match tensor volume"):
+        spec.build_metadata(shardopt.Size([12, 10]), TensorProperties())
+    with pytest.raises(ValueError, match=r"Rank of tensor is 1, but shards rank is 2"):
+        spec.build_metadata(shardopt.Size([100]), TensorProperties())
+
+
+def test_enumerable_spec_gap_is_a_volume_error():
+    # three of the four grid cells: nothing overlaps, but one quarter is uncovered
+    spec = EnumerableShardingSpec(GRID_2X2[1][:3])
+    with pytest.raises(ValueError, match="Total volume of shards: 75 does not match tensor volume: 100"):
+        spec.build_metadata(shardopt.Size([10, 10]), TensorProperties())
+
+
+# ================================================================== §2 inference
+# (test_infer_sharding_spec_from_shards_metadata)
+
+@pytest.mark.parametrize("shards", [
+    # 1-D 16 + 9: the chunk rule would give 13 + 12 for 25 elements
+    [block([0], [16], 0), block([16], [9], 1)],
+    # a 2x2 grid listed column by column: two dims carry offsets
+    [block([0, 0], [4, 6], 0), block([4, 0], [4, 6], 1),
+     block([0, 6], [4, 6], 2), block([4, 6], [4, 6], 3)],
+    # row bands 2 / 6 / 2: ten rows over three chunks would be 4 / 4 / 2
+    [block([0, 0], [2, 3], 0), block([2, 0], [6, 3], 1), block([8, 0], [2, 3], 2)],
+], ids=["16+9", "column-major-grid", "uneven-rows"])
+def test_infer_falls_back_to_enumerable(shards):
+    spec = _infer_sharding_spec_from_shards_metadata(shards)
+    assert isinstance(spec, EnumerableShardingSpec)
+    assert spec.shards == shards
+
+
+@pytest.mark.parametrize("dim", range(5))
+@pytest.mark.parametrize("nranks", [3, 4])
+def test_infer_recovers_chunk_spec(dim, nranks):
+    shape = [9, 8, 10, 7, 11]
+    ranks = list(range(nranks))
+    random.Random(100 * dim + nranks).shuffle(ranks)
+    spec = _rank_spec(ranks, dim)
+    meta = spec.build_metadata(shardopt.Size(shape), TensorProperties())
+    # hand the metadata over indexed by rank, not in placement order
+    by_rank = sorted(meta.shards_metadata, key=lambda m: m.placement.rank())
+    assert [m.placement.rank() for m in by_rank] == list(range(nranks))
+    got = _infer_sharding_spec_from_shards_metadata(by_rank)
+    assert isinstance(got, ChunkShardingSpec)
+    assert got.dim == dim
+    assert got.placements == spec.placements
+    assert [p.rank() for p in got.placements] == ranks
+
+
+# ================================================================== §3 overlap validator
+# (test_check_overlapping)
+
+def _expect_overlap(shards):
+    with pytest.raises(ValueError, match=OVERLAP_RE):
         validate_non_overlapping_shards_metadata(shards)
 
+
+@pytest.mark.parametrize("a,b", [
+    (([0, 0], [4, 4]), ([0, 4], [4, 4])),            # side by side
+    (([0, 0], [4, 4]), ([4, 0], [4, 4])),            # stacked
+    (([0, 0], [4, 4]), ([4, 4], [4, 4])),            # corner to corner
+    (([2, 0], [1, 9]), ([0, 0], [2, 9])),            # listed out of order
+    (([0, 0, 0], [3, 3, 3]), ([0, 0, 3], [3, 3, 3])),
+    (([0, 0, 0], [3, 3, 3]), ([3, 3, 3], [3, 3, 3])),
+    (([1, 0, 5], [2, 8, 1]), ([1, 0, 6], [2, 8, 4])),
+])
+def test_check_overlapping_disjoint_pairs(a, b):
+    validate_non_overlapping_shards_metadata([block(*a, 0), block(*b, 1)])
+    validate_non_overlapping_shards_metadata([block(*b, 1), block(*a, 0)])
+
+
+@pytest.mark.parametrize("a,b", [
+    (([0, 0], [4, 4]), ([0, 3], [4, 4])),            # one column shared
+    (([0, 0], [4, 4]), ([3, 3], [4, 4])),            # one corner cell shared
+    (([0, 0], [8, 8]), ([2, 2], [2, 2])),            # nested
+    (([0, 0], [4, 4]), ([0, 0], [4, 4])),            # identical
+    (([0, 0, 0], [3, 3, 3]), ([2, 2, 2], [3, 3, 3])),
+    (([0, 0, 0], [3, 3, 3]), ([0, 0, 2], [3, 3, 3])),
+    (([1, 0, 5], [2, 8, 2]), ([2, 7, 6], [2, 8, 4])),
+])
+def test_check_overlapping_overlapping_pairs(a, b):
+    _expect_overlap([block(*a, 0), block(*b, 1)])
+    _expect_overlap([block(*b, 1), block(*a, 0)])
+
+
+def test_check_overlapping_one_dim_runs():
+    runs = [block([o], [s], r) for r, (o, s) in enumerate([(0, 3), (3, 1), (4, 5), (9, 2)])]
+    for perm in itertools.permutations(runs):
+        validate_non_overlapping_shards_metadata(list(perm))
+    _expect_overlap(runs + [block([10], [1], 9)])     # the last cell of [9, 11) again
+    _expect_overlap([block([0], [5], 0), block([2], [1], 1)])
+
+
+def _grid(rows, cols, h, w):
+    return [block([i * h, j * w], [h, w], i * cols + j) for i in range(rows) for j in range(cols)]
+
+
+@pytest.mark.parametrize("rows,cols", [(2, 2), (3, 5), (8, 8)])
+def test_check_overlapping_grid(rows, cols):
+    cells = _grid(rows, cols, 3, 2)
+    random.Random(rows * cols).shuffle(cells)
+    validate_non_overlapping_shards_metadata(cells)
+    check_tensor(cells, [3 * rows, 2 * cols])
+    # widen one cell by a column: it now runs into its right-hand neighbour
+    grown = list(cells)
+    k = next(i for i, m in enumerate(grown) if m.shard_offsets[1] == 0)
+    m = grown[k]
+    grown[k] = block(m.shard_offsets, [m.shard_sizes[0], m.shard_sizes[1] + 1], 99)
+    _expect_overlap(grown)
+    # a cell shifted by half a cell down overlaps two others
+    shifted = cells + [block([1, 0], [3, 2], 98)]
+    _expect_overlap(shifted)
+
+
+def test_check_overlapping_adjacent_cells_touch_but_do_not_overlap():
+    # every neighbour of a centre cell in a 3x3 grid, including diagonal ones, shares only
+    # an edge or a corner with it
+    centre = block([2, 2], [2, 2], 0)
+    for di, dj in itertools.product((-1, 0, 1), repeat=2):
+        if (di, dj) == (0, 0):
+            continue
+        validate_non_overlapping_shards_metadata([centre, block([2 + 2 * di, 2 + 2 * dj], [2, 2], 1)])
+        # moving the neighbour one step towards the centre creates an overlap
+        _expect_overlap([centre, block([2 + di, 2 + dj], [2, 2], 1)])
+
+
+def test_check_overlapping_three_dim_multi_shard():
+    # a 2x2x2 partition of a 4x6x8 box
+    cube = [block([2 * i, 3 * j, 4 * k], [2, 3, 4], 4 * i + 2 * j + k)
+            for i, j, k in itertools.product(range(2), repeat=3)]
+    random.Random(7).shuffle(cube)
+    validate_non_overlapping_shards_metadata(cube)
+    check_tensor(cube, [4, 6, 8])
+    # slabs that overlap in the first two dims' ranges but are stacked along the third
+    slabs = [block([0, 0, z], [4, 6, 1], z) for z in range(8)]
+    random.Random(8).shuffle(slabs)
+    validate_non_overlapping_shards_metadata(slabs)
+    # a unit cell in the middle of the box hits exactly one shard of the partition
+    _expect_overlap(cube + [block([1, 2, 3], [1, 1, 1], 50)])
+    # boxes whose projections overlap pairwise in two dims, separated only in the third
+    staircase = [block([i, i, 2 * i], [3, 3, 2], i) for i in range(5)]
+    validate_non_overlapping_shards_metadata(staircase)
+    _expect_overlap(staircase + [block([2, 2, 5], [1, 1, 2], 9)])
+
+
+# ================================================================== a user-written spec
+# (TestCustomShardingSpec.test_custom_sharding_spec)
+
+class TileSpec(ShardingSpec):
+    """Cuts a 2-D tensor into ``tile`` x ``tile`` blocks (edge blocks clipped) and hands
+    them to ``placements`` round-robin, in row-major block order."""
+
+    def __init__(self, tile, placements):
+        self.tile = tile
+        self.placements = [_remote_device(p) for p in placements]
+
+    def build_metadata(self, tensor_sizes, tensor_properties):
+        rows, cols = tensor_sizes
+        origins = itertools.product(range(0, rows, self.tile), range(0, cols, self.tile))
         shards = [
-            ShardMetadata(
-                shard_offsets=[0, 0],
-                shard_sizes=[5, 5],
-                placement=f"{self.device_type}:0",
-            ),
-            ShardMetadata(
-                shard_offsets=[4, 0],
-                shard_sizes=[5, 5],
-                placement=f"{self.device_type}:1",
-            ),
+            ShardMetadata([r, c], [min(self.tile, rows - r), min(self.tile, cols - c)],
+                          self.placements[n % len(self.placements)])
+            for n, (r, c) in enumerate(origins)
         ]
-        with self.assertRaisesRegex(ValueError, "overlap"):
-            validate_non_overlapping_shards_metadata(shards)
+        return ShardedTensorMetadata(shards, tensor_sizes, tensor_properties)
 
-        shards = [
-            ShardMetadata(
-                shard_offsets=[0, 0],
-                shard_sizes=[5, 5],
-                placement=f"{self.device_type}:0",
-            ),
-            ShardMetadata(
-                shard_offsets=[0, 4],
-                shard_sizes=[5, 5],
-                placement=f"{self.device_type}:1",
-            ),
-        ]
-        with self.assertRaisesRegex(ValueError, "overlap"):
-            validate_non_overlapping_shards_metadata(shards)
-
-        shards = [
-            ShardMetadata(
-                shard_offsets=[5, 0, 5],
-                shard_sizes=[5, 5, 5],
-                placement=f"{self.device_type}:0",
-            ),
-            ShardMetadata(
-                shard_offsets=[5, 5, 5],
-                shard_sizes=[5, 5, 5],
-                placement=f"{self.device_type}:1",
-            ),
-        ]
-        validate_non_overlapping_shards_metadata(shards)
-
-        shards = [
-            ShardMetadata(
-                shard_offsets=[5, 0, 5],
-                shard_sizes=[5, 5, 5],
-                placement=f"{self.device_type}:0",
-            ),
-            ShardMetadata(
-                shard_offsets=[5, 4, 5],
-                shard_sizes=[5, 5, 5],
-                placement=f"{self.device_type}:1",
-            ),
-        ]
-        with self.assertRaisesRegex(ValueError, "overlap"):
-            validate_non_overlapping_shards_metadata(shards)
-
-        shards = [
-            ShardMetadata(
-                shard_offsets=[5, 0, 5],
-                shard_sizes=[5, 5, 5],
-                placement=f"{self.device_type}:0",
-            ),
-            ShardMetadata(
-                shard_offsets=[5, 4, 9],
-                shard_sizes=[5, 5, 5],
-                placement=f"{self.device_type}:1",
-            ),
-        ]
-        with self.assertRaisesRegex(ValueError, "overlap"):
-            validate_non_overlapping_shards_metadata(shards)
-
-        # ---- shardopt-written: the sweep-line cases (grid, adjacency, 3-D multi-shard) ----
-        # 2x2 grid, edges touching: no overlap
-        grid = [
-            ShardMetadata(shard_offsets=[r * 4, c * 4], shard_sizes=[4, 4], placement=f"rank:{2 * r + c}/cpu")
-            for r in range(2) for c in range(2)
-        ]
-        validate_non_overlapping_shards_metadata(grid)
-        # a 3x3 grid in shuffled order with uneven rows/cols: no overlap
-        rows, cols = [(0, 2), (2, 5), (7, 1)], [(0, 3), (3, 3), (6, 4)]
-        uneven = [
-            ShardMetadata(shard_offsets=[ro, co], shard_sizes=[rs, cs], placement="cpu")
-            for (ro, rs) in rows for (co, cs) in cols
-        ]
-        random.Random(0).shuffle(uneven)
-        validate_non_overlapping_shards_metadata(uneven)
-        check_tensor(uneven, torch.Size((8, 10)))
-        # one grid cell grown by a single row into its lower neighbour
-        bad = copy.deepcopy(grid)
-        bad[0] = ShardMetadata(shard_offsets=[0, 0], shard_sizes=[5, 4], placement="rank:0/cpu")
-        with self.assertRaisesRegex(ValueError, "Shards.*overlap"):
-            validate_non_overlapping_shards_metadata(bad)
-        # adjacency along one dim is fine; sharing one element is not
-        adjacent = [
-            ShardMetadata(shard_offsets=[0, 0], shard_sizes=[3, 6], placement="cpu"),
-            ShardMetadata(shard_offsets=[3, 0], shard_sizes=[3, 2], placement="cpu"),
-            ShardMetadata(shard_offsets=[3, 2], shard_sizes=[3, 4], placement="cpu"),
-        ]
-        validate_non_overlapping_shards_metadata(adjacent)
-        adjacent[2] = ShardMetadata(shard_offsets=[3, 1], shard_sizes=[3, 5], placement="cpu")
-        with self.assertRaisesRegex(ValueError, "overlap"):
-            validate_non_overlapping_shards_metadata(adjacent)
-        # a shard spanning a whole row of the grid is overlapped by a cell far in the sweep order
-        spanning = [
-            ShardMetadata(shard_offsets=[0, 0], shard_sizes=[1, 8], placement="cpu"),
-        ] + [
-            ShardMetadata(shard_offsets=[1, c], shard_sizes=[1, 1], placement="cpu") for c in range(8)
-        ] + [ShardMetadata(shard_offsets=[0, 7], shard_sizes=[2, 1], placement="cpu")]
-        with self.assertRaisesRegex(ValueError, "overlap"):
-            validate_non_overlapping_shards_metadata(spanning)
-        # 3-D, 2x2x2 blocks: no overlap; then one block shifted by one along the last dim
-        cube = [
-            ShardMetadata(shard_offsets=[i * 2, j * 2, k * 2], shard_sizes=[2, 2, 2], placement="cpu")
-            for i in range(2) for j in range(2) for k in range(2)
-        ]
-        validate_non_overlapping_shards_metadata(cube)
-        check_tensor(cube, torch.Size((4, 4, 4)))
-        cube[5] = ShardMetadata(shard_offsets=[2, 0, 1], shard_sizes=[2, 2, 2], placement="cpu")
-        with self.assertRaisesRegex(ValueError, "overlap"):
-            validate_non_overlapping_shards_metadata(cube)
+    def shard(self, tensor, src_rank=0, process_group=None):
+        raise NotImplementedError("TileSpec.shard")
 
 
-# Custom ShardingSpec, an simple example to do grid sharding
-@dataclass
-class GridShardingSpec(ShardingSpec):
-    grid_size: int
-    placements: list[Union[_remote_device, str]]
-
-    def __post_init__(self):
-        for i, remote_device in enumerate(self.placements):
-            if not isinstance(remote_device, _remote_device):
-                self.placements[i] = _remote_device(remote_device)
-
-    def build_metadata(
-        self,
-        tensor_sizes: torch.Size,
-        tensor_properties: TensorProperties,
-    ) -> ShardedTensorMetadata:
-        tensor_num_dim = len(tensor_sizes)
-        assert tensor_num_dim == 2, "only support 2-dim tensor for grid sharding"
-        shards_metadata = []
-
-        def chunk_num(dim_size, grid_size):
-            assert dim_size % grid_size == 0, "only support dim_size mod grid_size == 0"
-            return dim_size // grid_size
-
-        row_chunks = chunk_num(tensor_sizes[0], self.grid_size)
-        col_chunks = chunk_num(tensor_sizes[1], self.grid_size)
-
-        assert row_chunks * col_chunks == len(self.placements)
-        for row_idx in range(row_chunks):
-            for col_idx in range(col_chunks):
-                shards_metadata.append(
-                    ShardMetadata(
-                        shard_offsets=[
-                            row_idx * self.grid_size,
-                            col_idx * self.grid_size,
-                        ],
-                        shard_sizes=[self.grid_size, self.grid_size],
-                        placement=self.placements[row_idx * row_chunks + col_idx],
-                    )
-                )
-        return ShardedTensorMetadata(
-            shards_metadata=shards_metadata,
-            size=tensor_sizes,
-            tensor_properties=tensor_properties,
-        )
-
-    def shard(
-        self, tensor: torch.Tensor, src_rank: int = 0, process_group=None
-    ):
-        raise NotImplementedError("GridShardingSpec.shard not implemented yet!")
+@pytest.mark.parametrize("shape,tile,count", [((4, 4), 2, 4), ((5, 7), 2, 12), ((3, 3), 3, 1)])
+def test_custom_sharding_spec(shape, tile, count):
+    spec = TileSpec(tile, [f"rank:{r}/cpu" for r in range(4)])
+    assert isinstance(spec, ShardingSpec)
+    props = TensorProperties(dtype=shardopt.float64)
+    meta = spec.build_metadata(shardopt.Size(shape), props)
+    assert len(meta.shards_metadata) == count
+    assert meta.size == shardopt.Size(shape) and meta.tensor_properties is props
+    assert [m.placement.rank() for m in meta.shards_metadata] == [n % 4 for n in range(count)]
+    validate_non_overlapping_shards_metadata(meta.shards_metadata)
+    check_tensor(meta.shards_metadata, shape)
+    # the library can describe the same layout, and sees it as a non-chunk layout when
+    # both dims are cut
+    EnumerableShardingSpec(meta.shards_metadata)
+    if count > 1 and tile < min(shape):
+        inferred = _infer_sharding_spec_from_shards_metadata(meta.shards_metadata)
+        assert isinstance(inferred, EnumerableShardingSpec)
 
 
-DEVICE_TYPE = "cuda"
+def test_custom_spec_must_implement_both_methods():
+    class OnlyMetadata(ShardingSpec):
+        def build_metadata(self, tensor_sizes, tensor_properties):
+            return ShardedTensorMetadata()
 
-
-class TestCustomShardingSpec(TestCase):
-    def test_custom_sharding_spec(self):
-        ranks = [
-            f"rank:0/{DEVICE_TYPE}:0",
-            f"rank:1/{DEVICE_TYPE}:1",
-            f"rank:2/{DEVICE_TYPE}:2",
-            f"rank:3/{DEVICE_TYPE}:3",
-        ]
-
-        grid_spec = GridShardingSpec(grid_size=4, placements=ranks)
-
-        tensor_properties = TensorProperties(
-            dtype=TensorProperties().dtype,
-            layout=torch.strided,
-            requires_grad=False,
-            memory_format=torch.contiguous_format,
-            pin_memory=False,
-        )
-
-        meta = grid_spec.build_metadata(torch.Size((8, 8)), tensor_properties)
-        check_tensor(meta.shards_metadata, torch.Size((8, 8)))
-
-
-if __name__ == "__main__":
-    unittest.main()
+    with pytest.raises(TypeError):
+        OnlyMetadata()

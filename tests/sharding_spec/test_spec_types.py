@@ -1,7 +1,7 @@
-"""Placements, ShardMetadata, the spec types and the validators beyond the ported torch
-tests: exact messages, dataclass-like behaviour (==, hash, repr, pickle, deepcopy), the
-chunk rule's empty trailing shards, the zero-volume exemptions (deviation §12.4), a
-brute-force cross-check of the overlap sweep and its speed on 32x32 / 64x64 grids."""
+"""Placements, ShardMetadata, the spec types and the validators beyond the §8 scenarios in
+test_sharding_spec.py: exact messages, dataclass-like behaviour (==, hash, repr, pickle,
+deepcopy), the chunk rule's empty trailing shards, the zero-volume exemptions (deviation
+§12.4), a brute-force cross-check of the overlap sweep and its speed on 32x32 / 64x64 grids."""
 import copy
 import itertools
 import pickle
