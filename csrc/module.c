@@ -71,6 +71,7 @@ static int module_exec(PyObject *m)
     if (so_register_dist(m, st) < 0) return -1;
     if (so_register_shard(m, st) < 0) return -1;
     if (so_register_sharded_optim(m, st) < 0) return -1;
+    if (so_register_sharded_tensor(m, st) < 0) return -1;
     if (PyModule_AddFunctions(m, module_functions) < 0) return -1;
     if (PyModule_AddIntConstant(m, "_cuda_compiled", so_cuda_compiled()) < 0) return -1;
     if (PyModule_AddIntConstant(m, "_max_dims", SO_MAX_DIMS) < 0) return -1;

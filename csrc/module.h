@@ -68,5 +68,6 @@ int so_register_elementwise(PyObject *m, so_state *st); /* ops/elementwise_py.c 
 int so_register_optim(PyObject *m, so_state *st);     /* optim/optim_py.c */
 int so_register_shard(PyObject *m, so_state *st);     /* shard/spec.c (placements, specs, validators) */
 int so_register_sharded_optim(PyObject *m, so_state *st); /* shard/sharded_optim.c */
+int so_register_sharded_tensor(PyObject *m, so_state *st); /* shard/sharded_tensor.c */
 
 #endif /* SO_MODULE_H */
