@@ -161,7 +161,7 @@ def batch(args, step, device):
     b = rs.standard_normal((16, args.d_out)) / 4.0
     rs = np.random.RandomState(args.seed * 100003 + 1000 + step)
     x = rs.standard_normal((args.batch, args.d_in)).astype(np.float32)
-    y = (np.sin(3.0 * x @ a) @ b).astype(np.float32)
+    y = (np.tanh(1.5 * x @ a) @ b).astype(np.float32)
     return so.from_numpy(x).to(device), so.from_numpy(y).to(device)
 
 
