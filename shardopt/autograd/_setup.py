@@ -114,11 +114,13 @@ def _install(Tensor):
         raw = getattr(Tensor, name, None)
         if raw is not None:
             c.RAW_M[name] = raw
-    for name in dir(_ops):
-        if not name.startswith("__"):
-            obj = getattr(_ops, name)
-            if callable(obj) and not isinstance(obj, type):
-                c.RAW_F[name] = obj
+    for mod in tuple(getattr(_ops, "AREAS", ())) + (_ops,):
+        for name in dir(mod):
+            if not name.startswith("__"):
+                obj = getattr(mod, name)
+                if callable(obj) and not isinstance(obj, type) and \
+                        getattr(obj, "__module__", None) != __name__:
+                    c.RAW_F[name] = obj
     methods = {}
     functions = {}
     _math.build(methods, functions)

@@ -3,6 +3,7 @@ import warnings
 
 from .. import _C
 from ..autograd import _math
+from ..autograd._setup import FUNCTIONS as _FUNCTIONS
 
 __all__ = ["linear", "gelu", "relu", "mse_loss"]
 
@@ -19,16 +20,18 @@ def gelu(input, approximate="none"):
     if approximate not in ("none", "tanh"):
         raise RuntimeError(f"approximate argument must be either none or tanh, got "
                            f"{approximate!r}")
-    if approximate == "none":
-        return input.gelu()
-    return input.gelu(approximate=approximate)
+    fn = _FUNCTIONS.get("gelu")
+    if fn is None:
+        return input.gelu(approximate=approximate)
+    return fn(input, approximate=approximate)
 
 
 def relu(input, inplace=False):
     """max(x, 0)."""
     if inplace:
         return input.relu_()
-    return input.relu()
+    fn = _FUNCTIONS.get("relu")
+    return input.relu() if fn is None else fn(input)
 
 
 def _reduction_of(size_average, reduce, reduction):
