@@ -15,6 +15,7 @@ While recording:
   implemented), so the base's gradient cannot silently go wrong.
 """
 from . import _common as c
+from ._views import AliasBackward0
 from .graph import edge, output_nr, set_history
 
 _TB = c._TensorBase
@@ -46,6 +47,9 @@ def _copy_outplace(self, src, *args, **kw):
         out = out._convert(self.dtype, self.device)
     if out._shape != self._shape:
         out = out.expand(self._shape)
+    if out is src and src.requires_grad:
+        # same geometry: a history-carrying alias (no data copy) so the graph reaches src
+        out = c.record(AliasBackward0, src._alias(), (src,))
     return out
 
 
