@@ -74,24 +74,12 @@ def _calculate_correct_fan(tensor, mode):
     return fan_in if mode == "fan_in" else fan_out
 
 
-def _gen_kw(generator):
-    return {} if generator is None else {"generator": generator}
-
-
 def _fill_uniform(tensor, a, b, generator):
-    if hasattr(tensor, "uniform_"):
-        return tensor.uniform_(a, b, **_gen_kw(generator))
-    from .. import rand
-    r = rand(tuple(tensor.shape), dtype=tensor.dtype, device=tensor.device, **_gen_kw(generator))
-    return tensor.copy_(r * (b - a) + a)
+    return tensor.uniform_(a, b, generator=generator)
 
 
 def _fill_normal(tensor, mean, std, generator):
-    if hasattr(tensor, "normal_"):
-        return tensor.normal_(mean, std, **_gen_kw(generator))
-    from .. import randn
-    r = randn(tuple(tensor.shape), dtype=tensor.dtype, device=tensor.device, **_gen_kw(generator))
-    return tensor.copy_(r * std + mean)
+    return tensor.normal_(mean, std, generator=generator)
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
