@@ -2,6 +2,7 @@
  * registration functions (one per concept file) that fill the module. */
 #include "module.h"
 #include "tensor/interop.h"
+#include "dist/dist.h"
 
 /* ---- shardopt.cuda queries (never called at import) ---- */
 
@@ -58,6 +59,8 @@ static int module_exec(PyObject *m)
     if (so_register_storage(m, st) < 0) return -1;
     if (so_register_tensor(m, st) < 0) return -1;
     if (so_register_numpy(m, st) < 0) return -1;
+    if (so_register_optim(m, st) < 0) return -1;
+    if (so_register_dist(m, st) < 0) return -1;
     if (PyModule_AddFunctions(m, module_functions) < 0) return -1;
     if (PyModule_AddIntConstant(m, "_cuda_compiled", so_cuda_compiled()) < 0) return -1;
     if (PyModule_AddIntConstant(m, "_max_dims", SO_MAX_DIMS) < 0) return -1;

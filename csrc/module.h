@@ -58,5 +58,6 @@ static inline so_state *so_state_from_type(PyTypeObject *type)
 int so_register_device(PyObject *m, so_state *st);    /* tensor/dtype_device.c */
 int so_register_storage(PyObject *m, so_state *st);   /* tensor/storage.c */
 int so_register_tensor(PyObject *m, so_state *st);    /* tensor/tensor.c */
+int so_register_optim(PyObject *m, so_state *st);     /* optim/optim_py.c */
 
 #endif /* SO_MODULE_H */

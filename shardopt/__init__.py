@@ -21,5 +21,7 @@ from .autograd._functional import *  # noqa: E402,F401,F403  (differentiable one
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from . import autograd, nn  # noqa: E402
 from . import cuda  # noqa: E402
+from . import optim  # noqa: E402
+from . import distributed  # noqa: E402
 
 del _builtins

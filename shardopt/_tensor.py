@@ -59,8 +59,11 @@ class Tensor(_C.TensorBase):
         return new
 
     def __reduce_ex__(self, protocol):
-        from ._ops.interop import _rebuild_tensor
-        return (_rebuild_tensor, (self.cpu().numpy().copy(), str(self.device), self.requires_grad))
+        # Pickled as host bytes + dtype + device; bfloat16 travels as its raw uint16 bits.
+        host = self.detach().cpu() if hasattr(self, "detach") else self._alias().cpu()
+        return (_rebuild_tensor, (bytes(host.contiguous()._raw_bytes()), self.dtype._name,
+                                  tuple(self.shape), str(self.device), self.requires_grad,
+                                  type(self)))
 
     def cpu(self):
         return self if self.device.type == "cpu" else self._convert(None, "cpu")
@@ -131,6 +134,15 @@ class Tensor(_C.TensorBase):
 
     def is_floating_point(self):
         return self.dtype.is_floating_point
+
+
+def _rebuild_tensor(data, dtype_name, shape, device, requires_grad, cls=Tensor):
+    t = _C._from_bytes(data, getattr(_C, dtype_name), shape)
+    if device != "cpu":
+        t = t.to(device)
+    if cls is not Tensor or requires_grad:
+        t = _C._make_subclass(cls, t, requires_grad)
+    return t
 
 
 _C._set_tensor_class(Tensor)

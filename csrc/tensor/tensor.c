@@ -499,6 +499,18 @@ static PyObject *t_alias(SoTensor *self, PyObject *unused)
                                               self->shape, self->strides, self->dtype);
 }
 
+/* Contents of a contiguous CPU tensor as bytes (pickling). */
+static PyObject *t_raw_bytes(SoTensor *self, PyObject *unused)
+{
+    (void)unused;
+    if (so_tensor_device(self).type != SO_CPU || !so_tensor_is_contiguous(self)) {
+        PyErr_SetString(PyExc_RuntimeError, "_raw_bytes needs a contiguous CPU tensor");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(so_tensor_data(self),
+                                     (Py_ssize_t)(so_tensor_numel(self) * so_dtype_itemsize(self->dtype)));
+}
+
 static Py_ssize_t t_len(SoTensor *self)
 {
     if (self->ndim == 0) {
@@ -523,6 +535,7 @@ static PyMethodDef tensor_base_methods[] = {
     {"element_size", (PyCFunction)t_element_size, METH_NOARGS, NULL},
     {"_bump_version", (PyCFunction)t_bump_version, METH_NOARGS, NULL},
     {"_alias", (PyCFunction)t_alias, METH_NOARGS, NULL},
+    {"_raw_bytes", (PyCFunction)t_raw_bytes, METH_NOARGS, NULL},
     SO_VIEW_METHOD_DEFS
     SO_INTEROP_METHOD_DEFS
     {NULL}};
@@ -598,7 +611,35 @@ static PyObject *py_empty(PyObject *m, PyObject *args, PyObject *kwds)
     return (PyObject *)so_tensor_empty(st, ndim, shape, dtype, dev);
 }
 
+/* _C._from_bytes(data, dtype, shape): a new CPU tensor holding a copy of `data`. */
+static PyObject *py_from_bytes(PyObject *m, PyObject *args)
+{
+    so_state *st = so_state_from_module(m);
+    Py_buffer buf;
+    PyObject *dtype_obj, *shape_obj;
+    int64_t shape[SO_MAX_DIMS];
+    int ndim, dtype;
+    so_device cpu = {SO_CPU, 0};
+    SoTensor *t = NULL;
+    if (!PyArg_ParseTuple(args, "y*OO:_from_bytes", &buf, &dtype_obj, &shape_obj)) return NULL;
+    if (so_parse_dtype(st, dtype_obj, SO_FLOAT32, "dtype", &dtype) < 0) goto done;
+    if (so_parse_shape(shape_obj, "shape", &ndim, shape) < 0) goto done;
+    t = so_tensor_empty(st, ndim, shape, dtype, cpu);
+    if (!t) goto done;
+    if ((int64_t)buf.len != so_tensor_numel(t) * so_dtype_itemsize(dtype)) {
+        PyErr_Format(PyExc_ValueError, "_from_bytes: %zd bytes do not fill a tensor of %lld elements",
+                     buf.len, (long long)so_tensor_numel(t));
+        Py_CLEAR(t);
+        goto done;
+    }
+    if (buf.len) memcpy(so_tensor_data(t), buf.buf, (size_t)buf.len);
+done:
+    PyBuffer_Release(&buf);
+    return (PyObject *)t;
+}
+
 static PyMethodDef tensor_module_functions[] = {
+    {"_from_bytes", py_from_bytes, METH_VARARGS, NULL},
     {"_set_tensor_class", (PyCFunction)set_tensor_class, METH_O, NULL},
     {"_make_subclass", (PyCFunction)make_subclass, METH_VARARGS, NULL},
     {"empty", (PyCFunction)(void (*)(void))py_empty, METH_VARARGS | METH_KEYWORDS,

@@ -670,8 +670,24 @@ int so_tensor_setitem(PyObject *self, PyObject *index, PyObject *value)
     }
     view = so_tensor_getitem(self, index);
     if (!view) return -1;
-    if (so_tensor_check(st, value))
-        rc = so_copy_(st, (SoTensor *)view, (SoTensor *)value);
+    if (so_tensor_check(st, value)) {
+        /* like torch, leading size-1 dims of the value beyond the target's rank are dropped */
+        SoTensor *v = (SoTensor *)value, *vt = (SoTensor *)view;
+        int skip = 0;
+        while (v->ndim - skip > vt->ndim && v->shape[skip] == 1) skip++;
+        if (skip) {
+            SoTensor *trimmed = so_tensor_as_strided(st, v, v->ndim - skip, v->shape + skip,
+                                                     v->strides + skip, v->offset);
+            if (!trimmed) {
+                Py_DECREF(view);
+                return -1;
+            }
+            rc = so_copy_(st, vt, trimmed);
+            Py_DECREF(trimmed);
+        } else {
+            rc = so_copy_(st, vt, v);
+        }
+    }
     else
         rc = so_fill_(st, (SoTensor *)view, value);
     Py_DECREF(view);

@@ -1,0 +1,31 @@
+/* dist.h — registration of shardopt._C's distributed pieces and the helpers they share.
+ *
+ * module.c calls so_register_dist(m, st) once; it creates the exception hierarchy
+ * (DistError(RuntimeError) > DistTimeoutError, DistBackendError, DistStoreError) — the one
+ * definition, stored in so_state and re-exported by shardopt.distributed — and registers
+ * the store and process-group types.
+ */
+#ifndef SO_DIST_H
+#define SO_DIST_H
+
+#include "../module.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int so_register_dist(PyObject *m, so_state *st);      /* dist/dist.c */
+int so_register_store(PyObject *m, so_state *st);     /* dist/store_py.c */
+int so_register_pg(PyObject *m, so_state *st);        /* dist/process_group.c */
+
+/* Parse a timeout given as datetime.timedelta or a number of seconds into milliseconds
+ * (>= 0).  Raises TypeError/ValueError naming `argname`. */
+int so_parse_timeout_ms(PyObject *obj, const char *argname, int64_t *out);
+/* datetime.timedelta(milliseconds=ms), new reference. */
+PyObject *so_timedelta_from_ms(int64_t ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SO_DIST_H */

@@ -1,0 +1,11 @@
+"""shardopt.distributed — torch.distributed's API over a C store and a Gloo backend."""
+from shardopt._C import DistBackendError, DistError, DistStoreError, DistTimeoutError
+
+from .store import FileStore, PrefixStore, Store, TCPStore
+from .distributed_c10d import *  # noqa: F401,F403
+from .distributed_c10d import __all__ as _c10d_all
+
+__all__ = [
+    "DistError", "DistTimeoutError", "DistBackendError", "DistStoreError",
+    "Store", "TCPStore", "FileStore", "PrefixStore", *_c10d_all,
+]

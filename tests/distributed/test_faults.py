@@ -1,0 +1,114 @@
+"""Faults never hang: a killed peer, a rank that never joins, a stalled peer.  Every
+surviving rank raises a DistError subclass naming the op; a broken group then fails fast."""
+import os
+import time
+from datetime import timedelta
+
+import numpy as np
+
+import shardopt.distributed as dist
+from shardopt import _C
+from shardopt.testing import MultiProcessTestCase, requires_gloo
+
+SHORT = timedelta(seconds=2)
+
+
+def T(a):
+    return _C.from_numpy(np.ascontiguousarray(np.asarray(a, dtype=np.float32)))
+
+
+def _init(self, timeout=SHORT):
+    dist.init_process_group("gloo", init_method=f"file://{self.file_name}", rank=self.rank,
+                            world_size=self.world_size, timeout=timeout)
+
+
+@requires_gloo()
+class TestFaults(MultiProcessTestCase):
+    TIMEOUT = 30
+
+    @property
+    def world_size(self):
+        return 3
+
+    def test_peer_killed_mid_collective(self):
+        _init(self, timedelta(seconds=10))
+        dist.barrier()
+        if self.rank == 2:
+            os._exit(0)  # dies without a word; the others are in all_reduce
+        t0 = time.monotonic()
+        try:
+            for _ in range(50):
+                dist.all_reduce(T(np.ones(1 << 16)))
+        except dist.DistBackendError as e:
+            assert "all_reduce" in str(e), e
+            assert time.monotonic() - t0 < 8  # noticed at once, not at the 10 s timeout
+        else:
+            raise AssertionError("all_reduce with a dead peer did not raise")
+        t1 = time.monotonic()
+        try:
+            dist.barrier()
+        except dist.DistError as e:
+            assert "unusable after an earlier failure" in str(e), e
+            assert time.monotonic() - t1 < 0.5
+        else:
+            raise AssertionError("a broken group accepted another collective")
+        dist.destroy_process_group()
+
+    def test_stalled_peer_times_out(self):
+        _init(self)
+        if self.rank == 1:
+            time.sleep(4)  # alive but never joins the collective
+            return
+        t0 = time.monotonic()
+        try:
+            dist.all_reduce(T([1.0]))
+        except dist.DistTimeoutError as e:
+            assert "all_reduce" in str(e)
+            assert 1.5 < time.monotonic() - t0 < 6
+        except dist.DistBackendError:
+            pass  # the other survivor may see the timed-out rank close its pairs first
+        else:
+            raise AssertionError("all_reduce with a stalled peer did not raise")
+
+    def test_rank_never_joins(self):
+        if self.rank == 2:
+            time.sleep(3)
+            return
+        t0 = time.monotonic()
+        try:
+            _init(self, timedelta(seconds=1))
+        except dist.DistError as e:
+            assert isinstance(e, (dist.DistTimeoutError, dist.DistStoreError,
+                                  dist.DistBackendError)), e
+            assert time.monotonic() - t0 < 5
+        else:
+            raise AssertionError("rendezvous without rank 2 did not raise")
+
+
+@requires_gloo()
+class TestBadInput(MultiProcessTestCase):
+    @property
+    def world_size(self):
+        return 2
+
+    def test_bad_input_names_argument(self):
+        _init(self, timedelta(seconds=10))
+        for call, exc, word in (
+                (lambda: dist.all_reduce([1.0]), TypeError, "tensor"),
+                (lambda: dist.broadcast(T([1.0]), src=5), ValueError, "src"),
+                (lambda: dist.all_reduce(T([1.0]), op=17), ValueError, "op"),
+                (lambda: dist.all_gather_into_tensor(T([0.0] * 3), T([1.0])), ValueError,
+                 "output_tensor"),
+                (lambda: dist.reduce_scatter_tensor(T([0.0]), T([1.0] * 3)), ValueError, "input"),
+                (lambda: dist.all_gather([T([0.0])], T([1.0])), ValueError, "tensor_list")):
+            try:
+                call()
+            except exc as e:
+                assert word in str(e), (word, e)
+            else:
+                raise AssertionError(f"no {exc.__name__} for {word}")
+        t = T([1.0, 2.0])
+        dist.all_reduce(t)  # the group still works after rejected input
+        self.assertEqual(t.numpy(), np.array([2.0, 4.0], np.float32))
+        dist.destroy_process_group()
+        assert not dist.is_initialized()

@@ -1,0 +1,191 @@
+"""The launcher (python -m shardopt.run): environment, failure handling, signals, output."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _env(**extra):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("OMP_NUM_THREADS", None)
+    env.update(extra)
+    return env
+
+
+def _script(tmp_path, body, name="script.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+def _launch(args, env=None, timeout=60, **kw):
+    return subprocess.run([sys.executable, "-m", "shardopt.run", *args], env=env or _env(),
+                          capture_output=True, timeout=timeout, **kw)
+
+
+ENV_DUMP = """
+    import json, os, sys
+    keys = ["RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK",
+            "MASTER_ADDR", "MASTER_PORT", "OMP_NUM_THREADS"]
+    with open(os.path.join(sys.argv[1], "rank" + os.environ["RANK"]), "w") as f:
+        json.dump({k: os.environ.get(k) for k in keys} | {"argv": sys.argv[2:]}, f)
+"""
+
+
+def test_environment_and_args(tmp_path):
+    script = _script(tmp_path, ENV_DUMP)
+    r = _launch(["--nproc-per-node", "3", "--master-port", "29611", script, str(tmp_path),
+                 "--foo", "x"])
+    assert r.returncode == 0, r.stderr
+    for rank in range(3):
+        d = json.loads((tmp_path / f"rank{rank}").read_text())
+        assert d == {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "3",
+                     "LOCAL_WORLD_SIZE": "3", "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                     "MASTER_PORT": "29611", "OMP_NUM_THREADS": "1", "argv": ["--foo", "x"]}
+
+
+def test_multinode_ranks_and_rdzv_endpoint_and_omp_kept(tmp_path):
+    script = _script(tmp_path, ENV_DUMP)
+    r = _launch(["--nnodes", "2", "--node_rank", "1", "--nproc_per_node", "2",
+                 "--rdzv-endpoint", "localhost:29612", script, str(tmp_path)],
+                env=_env(OMP_NUM_THREADS="4"))
+    assert r.returncode == 0, r.stderr
+    d2, d3 = (json.loads((tmp_path / f"rank{i}").read_text()) for i in (2, 3))
+    assert (d2["LOCAL_RANK"], d3["LOCAL_RANK"]) == ("0", "1")
+    assert d2["WORLD_SIZE"] == "4" and d2["GROUP_RANK"] == "1"
+    assert d2["MASTER_ADDR"] == "localhost" and d2["MASTER_PORT"] == "29612"
+    assert d2["OMP_NUM_THREADS"] == "4"
+
+
+def test_standalone_rendezvous_through_store(tmp_path):
+    script = _script(tmp_path, """
+        import os
+        from datetime import timedelta
+        import shardopt.distributed as dist
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        # The launcher serves the store (torchrun's agent store); ranks are clients.
+        assert os.environ["TORCHELASTIC_USE_AGENT_STORE"] == "True"
+        s = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          False, timeout=timedelta(seconds=20), wait_for_workers=False)
+        s.add("sum", rank + 1)
+        s.set(f"done{rank}", "1")
+        s.wait([f"done{r}" for r in range(world)])
+        assert s.add("sum", 0) == world * (world + 1) // 2
+        print("ok", rank, flush=True)
+    """)
+    r = _launch(["--standalone", "--nproc-per-node", "3", script])
+    assert r.returncode == 0, r.stderr
+    # Unprefixed ranks share the launcher's stdout, so their writes may interleave.
+    assert sorted(r.stdout.decode().replace("ok", " ").split()) == ["0", "1", "2"]
+
+
+def test_failing_rank_stops_others_and_is_named(tmp_path):
+    script = _script(tmp_path, """
+        import os, sys, time
+        if os.environ["RANK"] == "1":
+            time.sleep(0.3)
+            sys.exit(3)
+        time.sleep(60)
+    """)
+    t0 = time.monotonic()
+    r = _launch(["--nproc-per-node", "3", script])
+    assert time.monotonic() - t0 < 20
+    assert r.returncode == 3
+    err = r.stderr.decode()
+    assert "rank 1" in err and "exit code 3" in err and "SIGTERM" in err
+
+
+def test_rank_killed_by_signal_is_reported(tmp_path):
+    script = _script(tmp_path, """
+        import os, signal, time
+        if os.environ["RANK"] == "0":
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(60)
+    """)
+    r = _launch(["--nproc-per-node", "2", script])
+    assert r.returncode == 128 + signal.SIGKILL
+    assert "rank 0" in r.stderr.decode() and "signal SIGKILL" in r.stderr.decode()
+
+
+def test_rank_ignoring_sigterm_is_killed_after_grace(tmp_path):
+    script = _script(tmp_path, """
+        import os, signal, sys, time
+        if os.environ["RANK"] == "1":
+            time.sleep(0.5)
+            sys.exit(2)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(60)
+    """)
+    t0 = time.monotonic()
+    r = _launch(["--nproc-per-node", "2", "--grace-period", "0.5", script])
+    assert r.returncode == 2 and time.monotonic() - t0 < 15
+    assert "SIGKILL" in r.stderr.decode()
+
+
+def test_sigint_to_launcher_stops_all_ranks(tmp_path):
+    script = _script(tmp_path, """
+        import os, sys, time
+        open(os.path.join(sys.argv[1], "pid" + os.environ["RANK"]), "w").write(str(os.getpid()))
+        time.sleep(60)
+    """)
+    p = subprocess.Popen([sys.executable, "-m", "shardopt.run", "--nproc-per-node", "2",
+                          script, str(tmp_path)], env=_env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(
+            (tmp_path / f"pid{i}").exists() for i in range(2)):
+        time.sleep(0.05)
+    time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 128 + signal.SIGINT, err
+    assert b"SIGINT" in err
+    for i in range(2):
+        pid = int((tmp_path / f"pid{i}").read_text())
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_module_and_no_python(tmp_path):
+    (tmp_path / "mymod.py").write_text("import os; print('mod', os.environ['RANK'])\n")
+    r = _launch(["--nproc-per-node", "2", "-m", "mymod"],
+                env=_env(PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}"))
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.decode().split()) == ["0", "1", "mod", "mod"]
+    r = _launch(["--nproc-per-node", "2", "--no-python", "sh", "-c", "echo nopy $RANK"])
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.decode().splitlines()) == ["nopy 0", "nopy 1"]
+
+
+def test_prefix_output_and_tee_log_dir(tmp_path):
+    script = _script(tmp_path, """
+        import os, sys
+        print("out", os.environ["RANK"])
+        print("err", os.environ["RANK"], file=sys.stderr)
+    """)
+    logs = tmp_path / "logs"
+    r = _launch(["--nproc-per-node", "2", "--prefix-output", "--tee", "3", "--log-dir",
+                 str(logs), script])
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.decode().splitlines()) == ["[rank0]:out 0", "[rank1]:out 1"]
+    assert "[rank1]:err 1" in r.stderr.decode()
+    assert (logs / "attempt_0" / "1" / "stdout.log").read_text() == "out 1\n"
+    assert (logs / "attempt_0" / "0" / "stderr.log").read_text() == "err 0\n"
+    r = _launch(["--nproc-per-node", "1", "--redirects", "1", "--log-dir", str(logs), script])
+    assert r.returncode == 0 and r.stdout == b""
+
+
+def test_bad_arguments():
+    for args, msg in ((["--nproc-per-node", "0", "x.py"], "nproc-per-node"),
+                      (["--nproc-per-node", "two", "x.py"], "nproc-per-node"),
+                      (["--nnodes", "2", "--node-rank", "5", "x.py"], "node-rank"),
+                      (["--no-python", "-m", "x"], "together")):
+        r = _launch(args)
+        assert r.returncode != 0 and msg in r.stderr.decode()
