@@ -405,7 +405,9 @@ def _binary_method(raw, rec, reverse, name):
             if out is NotImplemented:
                 return out
             return rec(out, other, self, args, kw) if reverse else rec(out, self, other, args, kw)
-        return raw(self, other, *args, **kw)
+        if args or kw:
+            return raw(self, other, *args, **kw)
+        return raw(self, other)  # no star-call: keeps the no-grad path close to the raw op
     method.__name__ = name
     method.__doc__ = raw.__doc__
     return method
@@ -416,7 +418,9 @@ def _binary_function(raw, rec, name):
         if c.any_grad(input, other) and _state.enabled:
             c.check_out(kw, name)
             return rec(raw(input, other, *args, **kw), input, other, args, kw)
-        return raw(input, other, *args, **kw)
+        if args or kw:
+            return raw(input, other, *args, **kw)
+        return raw(input, other)
     function.__name__ = name
     function.__doc__ = raw.__doc__
     return function
@@ -433,7 +437,9 @@ def _unary(raw, cls, saves, name):
             if saves == "out" and out.grad_fn is not None:
                 c.save(out.grad_fn, out)
             return out
-        return raw(self, *args, **kw)
+        if args or kw:
+            return raw(self, *args, **kw)
+        return raw(self)
     method.__name__ = name
     method.__doc__ = raw.__doc__
     return method
@@ -445,7 +451,9 @@ def _gelu(raw, name):
             approximate = c.arg(args, kw, 0, "approximate", "none")
             out = raw(self, *args, **kw)
             return record(GeluBackward0, out, (self,), approximate, (self,))
-        return raw(self, *args, **kw)
+        if kw:
+            return raw(self, *args, **kw)
+        return raw(self, *args)
     gelu.__name__ = name
     gelu.__doc__ = raw.__doc__
     return gelu
@@ -456,7 +464,9 @@ def _reduce(raw, mean, name):
         if self.requires_grad and _state.enabled:
             c.check_out(kw, name)
             return _rec_reduce(raw(self, *args, **kw), self, args, kw, mean)
-        return raw(self, *args, **kw)
+        if kw:
+            return raw(self, *args, **kw)
+        return raw(self, *args)
     method.__name__ = name
     method.__doc__ = raw.__doc__
     return method

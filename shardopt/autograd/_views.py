@@ -95,7 +95,7 @@ def _mark_view(out, base):
 def _view_wrapper(raw, name, cls, ctx_fn, is_view=True):
     """Method wrapper: run raw; when recording, attach ``cls`` with ``ctx_fn(self, out, a, kw)``."""
     def method(self, *args, **kw):
-        out = raw(self, *args, **kw)
+        out = raw(self, *args, **kw) if kw else raw(self, *args)
         if self.requires_grad and _state.enabled and out is not self:
             record(cls, out, (self,), ctx_fn(self, out, args, kw))
             if is_view:
