@@ -11,6 +11,7 @@ Saved tensors are stored as storage-sharing aliases without history (no referenc
 through an output's own grad_fn) together with the storage version at save time; unpacking
 checks the version (in-place modification error) and whether the graph was already freed.
 """
+import re
 import weakref
 
 from .. import _C
@@ -22,6 +23,8 @@ _FREED_MSG = (
     "they have already been freed). Saved intermediate values of the graph are freed when you call "
     ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through "
     "the graph a second time or if you need to access saved tensors after calling backward.")
+
+_BACKWARD_SUFFIX = re.compile(r"Backward\d*$")
 
 _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
                "bfloat16": "BFloat16Tensor", "int32": "IntTensor", "int64": "LongTensor",
@@ -101,7 +104,9 @@ class SavedTensor:
             msg = ("one of the variables needed for gradient computation has been modified by an "
                    f"inplace operation: [{type_string(d)} [{shape}]]")
             if self.producer is not None:
-                msg += f", which is output {self.output_nr} of {self.producer},"
+                # torch 2.x names the op, not the node: "output 0 of Mul" for MulBackward0
+                op = _BACKWARD_SUFFIX.sub("", self.producer) or self.producer
+                msg += f", which is output {self.output_nr} of {op},"
             msg += (f" is at version {v}; expected version {self.version} instead. Hint: the "
                     "tensor was changed in place after it was saved for backward; clone() it "
                     "before the in-place operation.")

@@ -148,7 +148,7 @@ def test_inplace_modification_of_saved_tensor():
     msg = str(ei.value)
     assert ("one of the variables needed for gradient computation has been modified by an "
             "inplace operation: [shardopt.DoubleTensor [3, 4]], which is output 0 of "
-            "MulBackward0, is at version 1; expected version 0 instead.") in msg
+            "Mul, is at version 1; expected version 0 instead.") in msg
 
 
 def test_inplace_modification_of_saved_leaf_via_view():
