@@ -6,10 +6,12 @@ node that saved the old value raise torch's "modified by an inplace operation" e
 
 While recording:
 - a leaf that requires grad cannot be modified (torch's error), nor a view of one;
-- ``add_ sub_ mul_ div_ copy_ fill_ zero_ __setitem__`` (and ``__iadd__``-style operators)
-  are differentiable: the out-of-place op is recorded, its result written into ``self``, and
-  ``self``'s history moved to the new node ("rebase", as torch does). ``mul_``/``div_`` record
-  against a snapshot of the old value so the new node does not save the overwritten data;
+- ``add_ sub_ mul_ div_ copy_ fill_ zero_ __setitem__`` (and ``__iadd__``-style operators),
+  and the unary ``relu_ neg_ exp_ sqrt_ tanh_ sigmoid_ abs_ log_ square_ pow_`` are
+  differentiable: the out-of-place op is recorded, its result written into ``self``, and
+  ``self``'s history moved to the new node ("rebase", as torch does). Ops whose gradient needs
+  the old value (``mul_``, ``div_``, ``pow_``...) record against a snapshot of it, so the new
+  node does not save the data being overwritten;
 - other in-place ops raise a RuntimeError naming the op, rather than computing a wrong grad;
 - in-place writes through a recorded view of a non-leaf are refused (torch's CopySlices is not
   implemented), so the base's gradient cannot silently go wrong.
@@ -64,7 +66,23 @@ _REBASE = {
     "div_": (lambda s, *a, **k: s.div(*a, **k), True),
     "__itruediv__": (lambda s, o: s / o, True),
     "copy_": (_copy_outplace, False),
+    # unary in-place forms: the out-of-place node saves its own result or a snapshot input
+    "relu_": (lambda s: s.relu(), False),
+    "neg_": (lambda s: -s, False),
+    "exp_": (lambda s: s.exp(), False),
+    "sqrt_": (lambda s: s.sqrt(), False),
+    "tanh_": (lambda s: s.tanh(), False),
+    "sigmoid_": (lambda s: s.sigmoid(), False),
+    "abs_": (lambda s: s.abs(), True),
+    "log_": (lambda s: s.log(), True),
+    "square_": (lambda s: s.square(), True),
+    "pow_": (lambda s, e: s.pow(e), True),
+    "__ipow__": (lambda s, e: s ** e, True),
 }
+# the out-of-place method each in-place form needs (only installed when it exists)
+_NEEDS = {"relu_": "relu", "exp_": "exp", "sqrt_": "sqrt", "tanh_": "tanh",
+          "sigmoid_": "sigmoid", "abs_": "abs", "log_": "log", "square_": "square",
+          "pow_": "pow", "__ipow__": "__pow__", "neg_": "__neg__"}
 
 _OTHER_INPLACE = (
     "fill_", "zero_", "pow_", "neg_", "abs_", "sqrt_", "exp_", "log_", "clamp_", "clamp_min_",
@@ -203,7 +221,7 @@ def _wrap_unsupported(raw, name):
 
 def build(methods):
     for name, (outplace, snapshot) in _REBASE.items():
-        if name in c.RAW_M:
+        if name in c.RAW_M and _NEEDS.get(name, name) in c.RAW_M:
             methods[name] = _wrap_rebase(c.RAW_M[name], name, outplace, snapshot)
     for name in ("fill_", "zero_"):
         if name in c.RAW_M:

@@ -19,7 +19,7 @@ _installed = []
 # Tensor attribute names whose raw versions are captured (whatever of them exists)
 _METHOD_NAMES = (
     set(_math._BINARY) | set(_math._UNARY) | set(_views._VIEWS) | set(_inplace._REBASE)
-    | set(_inplace._OTHER_INPLACE)
+    | set(_inplace._OTHER_INPLACE) | set(_inplace._NEEDS.values())
     | {"gelu", "sum", "mean", "__getitem__", "__setitem__", "_convert", "clone", "copy_",
        "fill_", "zero_"}
 )
@@ -54,6 +54,9 @@ def detach_(self):
                            "optimizer.py as the solution.")
     self.grad_fn = None
     self.requires_grad = False
+    d = self.__dict__
+    d.pop("_output_nr", None)
+    d.pop("_retains_grad", None)
     return self
 
 

@@ -243,3 +243,37 @@ def test_composite_expression():
         return (h * h).mean(dim=0) - h.sum(1, keepdim=True).exp().mean()
     check_grads(f, r(4, 3), r(3, 5), r(5), rtol=1e-5)
 
+
+
+# ------------------------------------------------------------------ in-place forms (rebased)
+
+
+def _inplace(name, *args):
+    def f(x):
+        y = x * 1.0  # non-leaf
+        out = getattr(y, name)(*args)
+        assert out is y
+        return y
+    return f
+
+
+@pytest.mark.parametrize("name,args,gen", [
+    ("relu_", (), away_from_zero), ("neg_", (), r), ("exp_", (), r), ("sqrt_", (), pos),
+    ("tanh_", (), r), ("sigmoid_", (), r), ("abs_", (), away_from_zero), ("log_", (), pos),
+    ("square_", (), r), ("pow_", (3.0,), pos), ("mul_", (2.5,), r), ("div_", (4.0,), r),
+    ("add_", (1.5,), r), ("sub_", (0.5,), r)])
+def test_inplace_unary_forms(name, args, gen):
+    check_grads(_inplace(name, *args), gen(3, 4))
+
+
+def test_inplace_binary_forms_with_tensor_operands():
+    def f(x, w):
+        y = x * 1.0
+        y.mul_(w)
+        y.div_(w + 3.0)
+        y += w
+        y -= x
+        y *= w
+        y /= 2.0
+        return y
+    check_grads(f, r(3, 4), r(4))
