@@ -106,6 +106,8 @@ def test_parameter_extension_point_for_tensor_like_objects():
     w = m._parameters["weight"]
     assert isinstance(w, _FakeSharded) and w.moved == 1 and w._is_param
     assert m.state_dict()["weight"] is w
+    m.zero_grad()  # no .grad attribute on the tensor-like parameter: skipped
+    assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
 
 
 # ------------------------------------------------------------------ registration

@@ -385,7 +385,7 @@ class Module:
 
     def zero_grad(self, set_to_none=True):
         for p in self.parameters():
-            if p.grad is not None:
+            if getattr(p, "grad", None) is not None:  # tensor-like params may have no .grad
                 if set_to_none:
                     p.grad = None
                 else:
