@@ -77,7 +77,8 @@ class set_grad_enabled(_DecoratorContextManager):
 
     def __init__(self, mode):
         if not isinstance(mode, bool):
-            raise TypeError(f"set_grad_enabled(): argument 'mode' must be bool, not {type(mode).__name__}")
+            raise TypeError("set_grad_enabled(): argument 'mode' must be bool, not "
+                            f"{type(mode).__name__}")
         self.prev = _state.enabled
         self.mode = mode
         _state.enabled = mode

@@ -39,12 +39,10 @@ def _reduction_of(size_average, reduce, reduction):
         return reduction
     size_average = True if size_average is None else size_average
     reduce = True if reduce is None else reduce
+    reduction = "none" if not reduce else ("mean" if size_average else "sum")
     warnings.warn("size_average and reduce args will be deprecated, please use "
-                  f"reduction='{'mean' if reduce and size_average else 'sum' if reduce else 'none'}' "
-                  "instead.")
-    if not reduce:
-        return "none"
-    return "mean" if size_average else "sum"
+                  f"reduction='{reduction}' instead.")
+    return reduction
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):

@@ -145,7 +145,8 @@ def test_module_naming_state_dict_and_repr_match_torch():
     assert [n for n, _ in a.named_parameters()] == [n for n, _ in b.named_parameters()]
     assert [n for n, _ in a.named_parameters(remove_duplicate=False)] == \
         [n for n, _ in b.named_parameters(remove_duplicate=False)]
-    assert [n for n, _ in a.named_modules(prefix="x")] == [n for n, _ in b.named_modules(prefix="x")]
+    assert [n for n, _ in a.named_modules(prefix="x")] == \
+        [n for n, _ in b.named_modules(prefix="x")]
     assert [n for n, _ in a.named_buffers()] == [n for n, _ in b.named_buffers()]
     assert list(a.state_dict()) == list(b.state_dict())
     assert dict(a.state_dict()._metadata) == dict(b.state_dict()._metadata)
