@@ -362,8 +362,7 @@ StackBackward0 = node_type("StackBackward0", _bw_stack)
 
 def _wrap_cat(raw):
     def cat(tensors, *args, **kw):
-        if _state.enabled:
-            tensors = list(tensors) if not isinstance(tensors, (list, tuple)) else tensors
+        if _state.enabled and isinstance(tensors, (list, tuple)):  # else raw raises torch's error
             if c.any_grad(*tensors):
                 c.check_out(kw, "cat")
                 out = raw(tensors, *args, **kw)
@@ -380,8 +379,7 @@ def _wrap_cat(raw):
 
 def _wrap_stack(raw):
     def stack(tensors, *args, **kw):
-        if _state.enabled:
-            tensors = list(tensors) if not isinstance(tensors, (list, tuple)) else tensors
+        if _state.enabled and isinstance(tensors, (list, tuple)):  # else raw raises torch's error
             if c.any_grad(*tensors):
                 c.check_out(kw, "stack")
                 out = raw(tensors, *args, **kw)
@@ -428,7 +426,7 @@ def _binary_function(raw, rec, name):
 
 def _unary(raw, cls, saves, name):
     def method(self, *args, **kw):
-        if self.requires_grad and _state.enabled:
+        if isinstance(self, _TB) and self.requires_grad and _state.enabled:
             c.check_out(kw, name)
             out = raw(self, *args, **kw)
             if saves == "in":
@@ -447,7 +445,7 @@ def _unary(raw, cls, saves, name):
 
 def _gelu(raw, name):
     def gelu(self, *args, **kw):
-        if self.requires_grad and _state.enabled:
+        if isinstance(self, _TB) and self.requires_grad and _state.enabled:
             approximate = c.arg(args, kw, 0, "approximate", "none")
             out = raw(self, *args, **kw)
             return record(GeluBackward0, out, (self,), approximate, (self,))
@@ -461,7 +459,7 @@ def _gelu(raw, name):
 
 def _reduce(raw, mean, name):
     def method(self, *args, **kw):
-        if self.requires_grad and _state.enabled:
+        if isinstance(self, _TB) and self.requires_grad and _state.enabled:
             c.check_out(kw, name)
             return _rec_reduce(raw(self, *args, **kw), self, args, kw, mean)
         if kw:

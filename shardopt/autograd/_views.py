@@ -106,8 +106,10 @@ def _view_wrapper(raw, name, cls, ctx_fn, is_view=True):
     return method
 
 
-def _as_function(method, name):
+def _as_function(method, raw_function, name):
     def function(input, *args, **kw):
+        if not isinstance(input, _TB):
+            return raw_function(input, *args, **kw)  # its own argument error
         return method(input, *args, **kw)
     function.__name__ = name
     function.__doc__ = method.__doc__
@@ -214,7 +216,7 @@ def build(methods, functions):
         if name in c.RAW_F:
             # the functional form (shardopt.reshape(x, ...)) goes through the method wrapper
             if name in methods:
-                functions[name] = _as_function(methods[name], name)
+                functions[name] = _as_function(methods[name], c.RAW_F[name], name)
     if "__getitem__" in c.RAW_M:
         methods["__getitem__"] = _wrap_getitem(c.RAW_M["__getitem__"])
     if "_convert" in c.RAW_M:
