@@ -3,12 +3,9 @@ import numpy as np
 
 import shardopt
 
-_from_numpy = getattr(shardopt, "from_numpy", None) or shardopt._C.from_numpy
-
-
 def T(a, requires_grad=False):
     """A float64 (or given dtype) shardopt tensor owning a copy of the NumPy array ``a``."""
-    t = _from_numpy(np.array(a, copy=True))
+    t = shardopt.from_numpy(np.array(a, copy=True))
     if requires_grad:
         t.requires_grad_()
     return t

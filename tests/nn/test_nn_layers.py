@@ -12,11 +12,8 @@ from shardopt import nn
 from shardopt.nn import functional as F
 from shardopt.nn import init
 
-_from_numpy = getattr(shardopt, "from_numpy", None) or shardopt._C.from_numpy
-
-
 def T(a, dtype=np.float64):
-    return _from_numpy(np.array(a, dtype=dtype))
+    return shardopt.from_numpy(np.array(a, dtype=dtype))
 
 
 def N(t):

@@ -10,11 +10,8 @@ import pytest
 import shardopt
 from shardopt import nn
 
-_from_numpy = getattr(shardopt, "from_numpy", None) or shardopt._C.from_numpy
-
-
 def T(a):
-    return _from_numpy(np.array(a, dtype=np.float32))
+    return shardopt.from_numpy(np.array(a, dtype=np.float32))
 
 
 def N(t):
@@ -285,7 +282,7 @@ def test_to_double_and_float_replace_parameters_keep_requires_grad():
 
 def test_to_keeps_integer_buffers():
     m = nn.Module()
-    m.register_buffer("count", _from_numpy(np.arange(3)))
+    m.register_buffer("count", shardopt.from_numpy(np.arange(3)))
     m.register_buffer("f", T([1.0]))
     m.double()
     assert m.count.dtype == shardopt.int64 and m.f.dtype == shardopt.float64
