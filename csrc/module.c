@@ -60,11 +60,16 @@ static int module_exec(PyObject *m)
     if (so_register_storage(m, st) < 0) return -1;
     if (so_register_tensor(m, st) < 0) return -1;
     if (so_register_numpy(m, st) < 0) return -1;
+    if (so_register_generator(m, st) < 0) return -1;
+    if (so_register_random(m, st) < 0) return -1;
+    if (so_register_dlpack(m, st) < 0) return -1;
     if (so_register_reduce(m, st) < 0) return -1;
     if (so_register_matmul(m, st) < 0) return -1;
     if (so_register_join(m, st) < 0) return -1;
+    if (so_register_elementwise(m, st) < 0) return -1;
     if (so_register_optim(m, st) < 0) return -1;
     if (so_register_dist(m, st) < 0) return -1;
+    if (so_register_shard(m, st) < 0) return -1;
     if (PyModule_AddFunctions(m, module_functions) < 0) return -1;
     if (PyModule_AddIntConstant(m, "_cuda_compiled", so_cuda_compiled()) < 0) return -1;
     if (PyModule_AddIntConstant(m, "_max_dims", SO_MAX_DIMS) < 0) return -1;
