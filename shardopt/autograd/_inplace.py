@@ -157,6 +157,7 @@ def _wrap_rebase(raw, name, outplace, snapshot):
         return raw(self, *args, **kw)
     method.__name__ = name
     method.__doc__ = raw.__doc__
+    method.__wrapped__ = raw  # the raw C op (functools convention)
     return method
 
 
@@ -179,6 +180,7 @@ def _wrap_fill(raw, name):
         return raw(self, *args, **kw)
     method.__name__ = name
     method.__doc__ = raw.__doc__
+    method.__wrapped__ = raw  # the raw C op (functools convention)
     return method
 
 
@@ -203,6 +205,7 @@ def _wrap_setitem(raw):
             return None
         return raw(self, index, value)
     __setitem__.__doc__ = raw.__doc__
+    __setitem__.__wrapped__ = raw  # the raw C op (functools convention)
     return __setitem__
 
 
@@ -216,6 +219,7 @@ def _wrap_unsupported(raw, name):
         return raw(self, *args, **kw)
     method.__name__ = name
     method.__doc__ = raw.__doc__
+    method.__wrapped__ = raw  # the raw C op (functools convention)
     return method
 
 

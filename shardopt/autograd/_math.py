@@ -374,6 +374,7 @@ def _wrap_cat(raw):
                 return record(CatBackward0, out, tensors, (dim, [meta(t) for t in tensors], sizes))
         return raw(tensors, *args, **kw)
     cat.__doc__ = raw.__doc__
+    cat.__wrapped__ = raw  # the raw C op (functools convention)
     return cat
 
 
@@ -388,6 +389,7 @@ def _wrap_stack(raw):
                 return record(StackBackward0, out, tensors, (dim, [meta(t) for t in tensors]))
         return raw(tensors, *args, **kw)
     stack.__doc__ = raw.__doc__
+    stack.__wrapped__ = raw  # the raw C op (functools convention)
     return stack
 
 
@@ -408,6 +410,7 @@ def _binary_method(raw, rec, reverse, name):
         return raw(self, other)  # no star-call: keeps the no-grad path close to the raw op
     method.__name__ = name
     method.__doc__ = raw.__doc__
+    method.__wrapped__ = raw  # the raw C op (functools convention)
     return method
 
 
@@ -421,6 +424,7 @@ def _binary_function(raw, rec, name):
         return raw(input, other)
     function.__name__ = name
     function.__doc__ = raw.__doc__
+    function.__wrapped__ = raw  # the raw C op (functools convention)
     return function
 
 
@@ -440,6 +444,7 @@ def _unary(raw, cls, saves, name):
         return raw(self)
     method.__name__ = name
     method.__doc__ = raw.__doc__
+    method.__wrapped__ = raw  # the raw C op (functools convention)
     return method
 
 
@@ -454,6 +459,7 @@ def _gelu(raw, name):
         return raw(self, *args)
     gelu.__name__ = name
     gelu.__doc__ = raw.__doc__
+    gelu.__wrapped__ = raw  # the raw C op (functools convention)
     return gelu
 
 
@@ -467,6 +473,7 @@ def _reduce(raw, mean, name):
         return raw(self, *args)
     method.__name__ = name
     method.__doc__ = raw.__doc__
+    method.__wrapped__ = raw  # the raw C op (functools convention)
     return method
 
 

@@ -103,6 +103,7 @@ def _view_wrapper(raw, name, cls, ctx_fn, is_view=True):
         return out
     method.__name__ = name
     method.__doc__ = raw.__doc__
+    method.__wrapped__ = raw  # the raw C op (functools convention)
     return method
 
 
@@ -113,6 +114,7 @@ def _as_function(method, raw_function, name):
         return method(input, *args, **kw)
     function.__name__ = name
     function.__doc__ = method.__doc__
+    function.__wrapped__ = raw_function
     return function
 
 
@@ -172,6 +174,7 @@ def _wrap_getitem(raw):
                     "tensor or use narrow/select/slices")
         return out
     __getitem__.__doc__ = raw.__doc__
+    __getitem__.__wrapped__ = raw  # the raw C op (functools convention)
     return __getitem__
 
 

@@ -448,3 +448,10 @@ def test_custom_function_saved_tensor_version_check():
         h.mul_(2)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+def test_wrappers_expose_the_raw_op():
+    from shardopt._ops import elementwise, reduce
+    assert shardopt.add.__wrapped__ is elementwise.add
+    assert shardopt.sum.__wrapped__ is reduce.sum
+    assert shardopt.Tensor.__mul__.__wrapped__ is elementwise.TENSOR_METHODS["__mul__"]
