@@ -17,8 +17,8 @@ Autograd crosses the collectives through two small ``shardopt.autograd.Function`
 dL/dz) and ``_CopyToShards`` (forward identity, backward all-reduce), which the replicated
 bias b1 goes through before each rank takes its slice, so its gradient is the sum of the
 ranks' slices and stays identical everywhere.  The other replicated params (b2, head) get
-identical gradients from the identical z.  ``hidden`` defaults to 510, which does not
-divide by 4: the shards are uneven (128, 128, 128, 126 rows).
+identical gradients from the identical z.  ``hidden`` defaults to 1022, which does not
+divide by 4: the shards are uneven (256, 256, 256, 254 hidden units).
 
 Training: ``ShardedOptimizer(named_params_with_sharded_tensor(model), Adam)``, one fresh
 batch per step derived from (seed, step), so every rank sees the same data.  Halfway, each
@@ -51,18 +51,22 @@ from shardopt.sharded_optim import ShardedOptimizer, named_params_with_sharded_t
 from shardopt.sharded_tensor import ShardedTensor
 from shardopt.sharding_spec import ChunkShardingSpec
 
-# float32 tolerance for sharded vs unsharded parameters after training: the sharded
-# forward sums fc2's partial products in another order, so results agree to rounding only
-RTOL, ATOL = 1e-4, 1e-5
+# float32 tolerance for sharded vs unsharded parameters after training.  The sharded forward
+# sums fc2's partial products in another order (per-rank BLAS blocks + the all-reduce), so
+# the gradients agree to float32 rounding (~1e-7 relative) only; Adam divides by sqrt(v), so
+# where a gradient hovers near 0 a rounding difference moves the update by a visible
+# fraction of lr (3e-3).  Measured over 300 steps: max |diff| ~2.5e-5 on weights of ~0.1,
+# while training moves them by ~0.3.  atol = 1e-4 is 1/30 of one step's lr.
+RTOL, ATOL = 1e-3, 1e-4
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--d-in", type=int, default=64)
-    p.add_argument("--hidden", type=int, default=510)
-    p.add_argument("--d-mid", type=int, default=64)
+    p.add_argument("--d-in", type=int, default=128)
+    p.add_argument("--hidden", type=int, default=1022)
+    p.add_argument("--d-mid", type=int, default=128)
     p.add_argument("--d-out", type=int, default=4)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -324,9 +328,10 @@ def main(args):
         ref_opt = optim.Adam(ref.parameters(), lr=args.lr)
         train_steps(ref, ref_opt, args, device, 0, args.steps,
                     lambda m, x: m(x), False)
-        worst = 0.0
+        worst = moved = 0.0
         for name, p in ref.named_parameters():
             want = p.detach().cpu().numpy()
+            moved = max(moved, float(np.max(np.abs(want - reference_init[name].numpy()), initial=0.0)))
             err = np.max(np.abs(got[name] - want) / (ATOL + RTOL * np.abs(want)), initial=0.0)
             worst = max(worst, float(err))
             if not np.allclose(got[name], want, rtol=RTOL, atol=ATOL):
@@ -335,7 +340,7 @@ def main(args):
                       flush=True)
         print(f"sharded run {t_sharded:.1f}s; parameters vs unsharded single-process run: "
               f"{'OK' if ok else 'FAILED'} (worst |diff| / (atol + rtol*|ref|) = {worst:.3f}, "
-              f"rtol={RTOL}, atol={ATOL})", flush=True)
+              f"rtol={RTOL}, atol={ATOL}; training moved them by up to {moved:.3g})", flush=True)
     verdict = [ok]
     dist.broadcast_object_list(verdict, src=0)
     dist.barrier()
