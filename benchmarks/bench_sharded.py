@@ -10,12 +10,21 @@ the unsharded total.  When PyTorch is importable the same scenario runs through
 torch.distributed._shard.sharded_optim.ShardedOptimizer (torch.optim defaults, Gloo) in
 the same run.  Target: shardopt >= 3x faster per step than torch at equal world size.
 
-Timing: every rank runs the step at the same time (a barrier before each repetition, all
-ranks share this machine's cores, as in a real run); a repetition's time is the slowest
-rank's; the best of --repeat repetitions is reported (interference only adds time).  Each
-rank runs one thread (OMP_NUM_THREADS=1, torch.set_num_threads(1)), as under the launcher.
+Timing: every rank runs the step at the same time (a barrier before each repetition; all
+ranks share this machine's cores, as in a real run).  A repetition lasts from the first
+rank's start to the last rank's end (time.perf_counter is CLOCK_MONOTONIC, common to all
+processes), so ranks that share a core are charged for it; small sizes run up to 10 steps
+per repetition (time / steps) to keep the barrier's release skew out; the best of --repeat
+repetitions is reported (interference only adds time).  GB/s per rank = the rank's bytes /
+that time.  Each rank runs one thread (OMP_NUM_THREADS=1, torch.set_num_threads(1)), as
+under the launcher.
 
-Usage: python benchmarks/bench_sharded.py [--sizes 4M,32M] [--world 2,4] [--repeat R] [--no-torch]
+SGD-momentum note: torch's CPU SGD is two passes (buf = m*buf + g; p -= lr*buf), 24 B per
+element against the fused kernel's 20 B, so on a memory-bound step its floor is ~1.2x below
+ours, not 3x; the 3x target is met by Adam (torch: ~5 passes per param), see RESULTS.
+
+Usage: python benchmarks/bench_sharded.py [--sizes 4M,32M] [--world 2,4] [--repeat R]
+       [--rounds N] [--no-torch]
 Writes benchmarks/results/bench_sharded.json and prints a table.
 """
 import argparse
@@ -92,16 +101,20 @@ def _rank_main(lib, rank, world, port, total, opt_name, repeat, queue):
             opt = ShardedOptimizer(named, optim.SGD, lr=1e-3, momentum=0.9)
         for _ in range(2):  # warm-up: lazy state creation, page faults
             opt.step()
-        times = []
+        # a few steps per repetition for small sizes, so that the barrier's release skew
+        # (~0.1-1 ms between ranks) stays small against the measured time
+        inner = max(1, min(10, (16 << 20) // max(1, local_numel)))
+        spans = []  # (start, end) on CLOCK_MONOTONIC, which every process on the machine shares
         for _ in range(repeat):
             dist.barrier()
             t0 = time.perf_counter()
-            opt.step()
-            times.append(time.perf_counter() - t0)
+            for _ in range(inner):
+                opt.step()
+            spans.append((t0, time.perf_counter(), inner))
         state_bytes = _state_bytes(opt.state)
         dist.barrier()
         dist.destroy_process_group()
-        queue.put((rank, {"times": times, "local_numel": local_numel, "state_bytes": state_bytes}))
+        queue.put((rank, {"spans": spans, "local_numel": local_numel, "state_bytes": state_bytes}))
     except BaseException as e:  # report, never hang the parent
         import traceback
         queue.put((rank, {"error": f"{type(e).__name__}: {e}\n{traceback.format_exc()}"}))
@@ -131,10 +144,14 @@ def run_config(lib, world, total, opt_name, repeat):
     errors = [f"rank {r}: {res['error']}" for r, res in results.items() if "error" in res]
     if errors or len(results) < world:
         raise RuntimeError(f"{lib} W={world} {total} {opt_name} failed:\n" + "\n".join(errors or ["no result"]))
-    per_rep = [max(results[r]["times"][i] for r in range(world)) for i in range(repeat)]
+    # a repetition lasts from the first rank's start to the last rank's end
+    inner = results[0]["spans"][0][2]
+    per_rep = [(max(results[r]["spans"][i][1] for r in range(world)) -
+                min(results[r]["spans"][i][0] for r in range(world))) / inner
+               for i in range(repeat)]
     best = min(per_rep)
     rank_bytes = [results[r]["local_numel"] * BYTES[opt_name] for r in range(world)]
-    rank_gbs = [rank_bytes[r] / min(results[r]["times"]) / 1e9 for r in range(world)]
+    rank_gbs = [b / best / 1e9 for b in rank_bytes]
     state = [results[r]["state_bytes"] for r in range(world)]
     return {
         "lib": lib, "world": world, "numel": total, "optimizer": opt_name,
@@ -157,7 +174,8 @@ def main():
     ap.add_argument("--sizes", default="4M,32M")
     ap.add_argument("--world", default="2,4")
     ap.add_argument("--optimizers", default="adam,sgd_momentum")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "bench_sharded.json"))
     args = ap.parse_args()
@@ -181,7 +199,14 @@ def main():
         for size in args.sizes.split(","):
             total = parse_size(size)
             for world in [int(w) for w in args.world.split(",")]:
-                res = {lib: run_config(lib, world, total, opt_name, args.repeat) for lib in libs}
+                # libraries alternate over --rounds rounds, each keeps its best round: on a
+                # shared machine, load that comes and goes then hits both alike
+                res = {}
+                for _ in range(args.rounds):
+                    for lib in libs:
+                        r = run_config(lib, world, total, opt_name, args.repeat)
+                        if lib not in res or r["ms_per_step"] < res[lib]["ms_per_step"]:
+                            res[lib] = r
                 ours = res["shardopt"]
                 row = dict(ours)
                 line = (f"{opt_name:<13}{size:>6}{world:>3}  {ours['ms_per_step']:>11.2f}"
@@ -203,11 +228,13 @@ def main():
     out = {
         "benchmark": "bench_sharded",
         "description": "ShardedOptimizer.step() on 8 row-sharded float32 tensors (rows x 1024), "
-                       "Gloo ranks on one machine; best of --repeat of the slowest rank",
+                       "Gloo ranks on one machine; best of --repeat of (last rank end - first rank start)",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(),
+                    "loadavg_at_end": os.getloadavg()},
         "torch_version": torch_version,
         "repeat": args.repeat,
+        "rounds": args.rounds,
         "target_speedup_vs_torch": TARGET_SPEEDUP,
         "results": rows,
     }
