@@ -42,8 +42,8 @@ __all__ = ["ShardedOptimizer", "named_params_with_sharded_tensor"]
 
 
 class ShardedOptimizer(_C.ShardedOptimizerBase, Optimizer):
-    __doc__ = __doc__.split("ShardedOptimizer(named_params", 1)[1].join(
-        ["ShardedOptimizer(named_params", ""])
+    """ShardedOptimizer(named_params, optimizer_class, *args, **kwargs): an optimizer over
+    the local shards of ShardedTensors (and plain Tensors); see shardopt.sharded_optim."""
 
     def __getstate__(self):
         raise TypeError("ShardedOptimizer cannot be pickled; save state_dict() instead")

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 
 import shardopt as so
-from shardopt import nn, optim
+from shardopt import nn, optim, sharded_tensor
 from shardopt.sharded_optim import ShardedOptimizer, named_params_with_sharded_tensor
 from shardopt.sharded_tensor import ShardedTensor
 from shardopt.sharding_spec import ChunkShardingSpec
@@ -99,6 +99,24 @@ class TestShardedOptimizerDist(ShardedTensorTestBase):
         st = opt.state[m.b.local_shards()[0].tensor]
         self.assertEqual(float(st["step"].item()), 3.0)
         self.assertEqual(st["exp_avg"].numel(), 20 if self.rank < 2 else 0)
+
+    @with_comms(init_rpc=False)
+    def test_named_params_with_plain_sharded_tensor_attributes(self):
+        spec = ChunkShardingSpec(dim=0, placements=PLACEMENTS)
+        m = _sharded_model(0)
+        m.sub = nn.Module()
+        m.sub.st = sharded_tensor.rand(spec, 8, 2)  # plain attributes, not parameters
+        m.plain_st = sharded_tensor.rand(spec, 4, 4)
+        m.alias = m.plain_st
+        names = [n for n, _ in named_params_with_sharded_tensor(m)]
+        # vars() ShardedTensors first (identity de-duplicated), then named_parameters()
+        self.assertEqual(names, ["plain_st", "sub.st", "a", "b", "c", "d"])
+        pre = [n for n, _ in named_params_with_sharded_tensor(m, prefix="net")]
+        self.assertEqual(pre, ["net.plain_st", "net.sub.st", "a", "b", "c", "d"])
+        flat = [n for n, _ in named_params_with_sharded_tensor(m, recurse=False)]
+        self.assertEqual(flat, ["plain_st", "a", "b", "c", "d"])
+        opt = ShardedOptimizer(dict(named_params_with_sharded_tensor(m)), optim.SGD, lr=0.1)
+        self.assertEqual(len(opt.param_groups[0]["params"]), 6)  # one local shard each
 
     @with_comms(init_rpc=False)
     def test_state_dict_resume_reshard_rejection_and_add_param_group(self):
