@@ -62,7 +62,9 @@ def full(sharding_spec, size, fill_value, *, dtype=None, layout=strided, require
          init_rrefs=False):
     """Every element equals `fill_value`; a None dtype means the default dtype (not
     inferred from fill_value, as torch's implementation)."""
-    st = empty(sharding_spec, size, dtype=dtype, layout=layout, requires_grad=requires_grad,
+    if isinstance(size, int):
+        size = (size,)
+    st = empty(sharding_spec, *size, dtype=dtype, layout=layout, requires_grad=requires_grad,
                pin_memory=pin_memory, memory_format=memory_format,
                process_group=process_group, init_rrefs=init_rrefs)
     return _fill_each(st, lambda t: t.fill_(fill_value))
