@@ -18,6 +18,9 @@ int = int32  # noqa: A001
 from ._tensor import Size, Tensor  # noqa: E402
 from ._layout import channels_last, contiguous_format, layout, memory_format, preserve_format, sparse_coo, strided  # noqa: E402,F401
 from ._ops import *  # noqa: E402,F401,F403  (functional forms: add, matmul, zeros, rand...)
+from .autograd._functional import *  # noqa: E402,F401,F403  (differentiable ones replace them)
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
+from . import autograd, nn  # noqa: E402
 from . import cuda  # noqa: E402
 from . import optim  # noqa: E402
 from . import distributed  # noqa: E402
