@@ -28,6 +28,7 @@ from .._shard_registry import _sharded_op_impl, custom_sharded_op_impl  # noqa: 
 from .api import ShardedTensor, ShardedTensorBase, load_with_process_group  # noqa: F401
 from .metadata import ShardedTensorMetadata, TensorProperties
 from .shard import Shard
+from ._shard_chunk import _shard_tensor  # noqa: F401  (shard_parameter builds on it)
 from .._C import ShardMetadata
 from . import _builtin_ops  # noqa: F401  (registers the built-in ops)
 
