@@ -62,6 +62,9 @@ def _wrap(fn):
         return handle_torch_function(wrapper, args, kwargs)
 
     wrapper._shardopt_original = fn
+    # stay transparent to code that unwraps one level (autograd's wrappers expose the raw
+    # op as __wrapped__): this dispatch layer is not a layer of the op itself
+    wrapper.__wrapped__ = getattr(fn, "__wrapped__", fn)
     return wrapper
 
 

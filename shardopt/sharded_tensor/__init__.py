@@ -28,6 +28,7 @@ from .._shard_registry import _sharded_op_impl, custom_sharded_op_impl  # noqa: 
 from .api import ShardedTensor, ShardedTensorBase, load_with_process_group  # noqa: F401
 from .metadata import ShardedTensorMetadata, TensorProperties
 from .shard import Shard
+from ._shard_chunk import _shard_tensor  # noqa: F401  (shard_parameter builds on it)
 from .._C import ShardMetadata
 from . import _builtin_ops  # noqa: F401  (registers the built-in ops)
 
@@ -62,7 +63,9 @@ def full(sharding_spec, size, fill_value, *, dtype=None, layout=strided, require
          init_rrefs=False):
     """Every element equals `fill_value`; a None dtype means the default dtype (not
     inferred from fill_value, as torch's implementation)."""
-    st = empty(sharding_spec, size, dtype=dtype, layout=layout, requires_grad=requires_grad,
+    if isinstance(size, int):
+        size = (size,)
+    st = empty(sharding_spec, *size, dtype=dtype, layout=layout, requires_grad=requires_grad,
                pin_memory=pin_memory, memory_format=memory_format,
                process_group=process_group, init_rrefs=init_rrefs)
     return _fill_each(st, lambda t: t.fill_(fill_value))

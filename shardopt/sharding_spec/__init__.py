@@ -14,7 +14,8 @@ from .api import (
 )
 from .chunk_sharding_spec import ChunkShardingSpec
 from . import _internals  # noqa: F401
+from .._shard_registry import custom_sharding_spec_op
 
 __all__ = ["ShardMetadata", "ShardingSpec", "PlacementSpec", "DevicePlacementSpec",
            "ChunkShardingSpec", "EnumerableShardingSpec",
-           "_infer_sharding_spec_from_shards_metadata"]
+           "_infer_sharding_spec_from_shards_metadata", "custom_sharding_spec_op"]

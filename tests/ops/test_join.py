@@ -4,31 +4,12 @@ import pytest
 
 import shardopt as so
 
-NP_OF = {so.float32: np.float32, so.float64: np.float64, so.float16: np.float16,
-         so.int32: np.int32, so.int64: np.int64, so.bool: np.bool_}
-ALL_DTYPES = [so.float32, so.float64, so.float16, so.bfloat16, so.int32, so.int64, so.bool]
-needs_cuda = [pytest.mark.cuda,
-              pytest.mark.skipif(not so.cuda.is_available(), reason="no CUDA device")]
-
-
-def to_np(t):
-    t = t.cpu()
-    if t.dtype == so.bfloat16:
-        t = t.float()
-    return np.array(t.numpy(), copy=True)
+from oputil import ALL_DTYPES, NP_OF, needs_cuda, to_np  # noqa: F401
+from oputil import make as _make
 
 
 def make(shape, dtype, rng):
-    if dtype == so.bool:
-        arr = rng.random(shape) < 0.5
-    elif dtype in (so.int32, so.int64):
-        arr = rng.integers(-100, 100, size=shape).astype(NP_OF[dtype])
-    else:
-        arr = rng.uniform(-4, 4, size=shape).astype(np.float32 if dtype == so.bfloat16 else NP_OF[dtype])
-    t = so._C.from_numpy(np.ascontiguousarray(arr))
-    if dtype == so.bfloat16:
-        t = t.to(so.bfloat16)
-    return t, to_np(t).astype(np.float64)
+    return _make(shape, dtype, rng, -4.0, 4.0, -100, 100)
 
 
 @pytest.fixture

@@ -4,29 +4,9 @@ import pytest
 
 import shardopt as so
 
-NP_OF = {so.float32: np.float32, so.float64: np.float64, so.float16: np.float16,
-         so.int32: np.int32, so.int64: np.int64}
+from oputil import NP_OF, make, needs_cuda, to_np  # noqa: F401
+
 DTYPES = [so.float32, so.float64, so.float16, so.bfloat16, so.int32, so.int64]
-needs_cuda = [pytest.mark.cuda,
-              pytest.mark.skipif(not so.cuda.is_available(), reason="no CUDA device")]
-
-
-def to_np(t):
-    t = t.cpu()
-    if t.dtype == so.bfloat16:
-        t = t.float()
-    return np.array(t.numpy(), copy=True)
-
-
-def make(shape, dtype, rng):
-    if dtype in (so.int32, so.int64):
-        arr = rng.integers(-9, 10, size=shape).astype(NP_OF[dtype])
-    else:
-        arr = rng.uniform(-1, 1, size=shape).astype(np.float32 if dtype == so.bfloat16 else NP_OF[dtype])
-    t = so._C.from_numpy(np.ascontiguousarray(arr))
-    if dtype == so.bfloat16:
-        t = t.to(so.bfloat16)
-    return t, to_np(t).astype(np.float64)
 
 
 def check(got, ref, dtype, k):

@@ -6,20 +6,8 @@ import pytest
 
 import shardopt as so
 
-ALL_DTYPES = [so.float32, so.float64, so.float16, so.bfloat16, so.int32, so.int64, so.bool]
-FLOAT_DTYPES = [so.float32, so.float64, so.float16, so.bfloat16]
-NP_OF = {so.float32: np.float32, so.float64: np.float64, so.float16: np.float16,
-         so.int32: np.int32, so.int64: np.int64, so.bool: np.bool_}
-needs_cuda = [pytest.mark.cuda,
-              pytest.mark.skipif(not so.cuda.is_available(), reason="no CUDA device")]
-
-
-def to_np(t):
-    """float64 (or int64) NumPy copy of a tensor of any dtype/device."""
-    t = t.cpu()
-    if t.dtype == so.bfloat16:
-        t = t.float()
-    return np.array(t.numpy(), copy=True)
+from oputil import ALL_DTYPES, FLOAT_DTYPES, NP_OF, needs_cuda, to_np  # noqa: F401
+from oputil import make as _make
 
 
 def item(t):
@@ -28,16 +16,7 @@ def item(t):
 
 def make(shape, dtype, rng, lo=-3.0, hi=3.0):
     """Random tensor of dtype plus its exact float64 values."""
-    if dtype == so.bool:
-        arr = rng.random(shape) < 0.5
-    elif dtype in (so.int32, so.int64):
-        arr = rng.integers(-50, 50, size=shape).astype(NP_OF[dtype])
-    else:
-        arr = rng.uniform(lo, hi, size=shape).astype(np.float32 if dtype == so.bfloat16 else NP_OF[dtype])
-    t = so._C.from_numpy(np.ascontiguousarray(arr))
-    if dtype == so.bfloat16:
-        t = t.to(so.bfloat16)
-    return t, to_np(t).astype(np.float64)
+    return _make(shape, dtype, rng, lo, hi, -50, 50)
 
 
 def tol(dtype):
