@@ -24,5 +24,8 @@ from . import autograd, nn  # noqa: E402
 from . import cuda  # noqa: E402
 from . import optim  # noqa: E402
 from . import distributed  # noqa: E402
+# sharding layer last: importing sharded_tensor installs ShardedTensor dispatch on the
+# shardopt.* functions above, so it must happen before any user code holds references.
+from . import sharding_spec, sharded_tensor  # noqa: E402
 
 del _builtins
