@@ -24,6 +24,9 @@ from . import autograd, nn  # noqa: E402
 from . import cuda  # noqa: E402
 from . import optim  # noqa: E402
 from . import distributed  # noqa: E402
+# sharding layer last: importing sharded_tensor installs ShardedTensor dispatch on the
+# shardopt.* functions above, so it must happen before any user code holds references.
+from . import sharding_spec, sharded_tensor  # noqa: E402
 from ._shard_api import shard_parameter  # noqa: E402,F401  (torch.distributed._shard.shard_parameter)
 
 del _builtins
