@@ -254,16 +254,16 @@ def train_steps(model, opt, args, device, start, stop, forward, log):
             print(f"step {step:4d}  loss {loss.item():.6f}", flush=True)
 
 
-def full_params(model):
+def full_params(model, device):
     """Every parameter as a NumPy array, sharded ones gathered: on rank 0 (None elsewhere)."""
     rank = dist.get_rank()
     out = {}
     for name, p in named_params_with_sharded_tensor(model):
         if isinstance(p, ShardedTensor):
-            full = so.empty(tuple(p.size()), dtype=p.dtype) if rank == 0 else None
+            full = so.empty(tuple(p.size()), dtype=p.dtype, device=device) if rank == 0 else None
             p.gather(dst=0, out=full)
             if rank == 0:
-                out[name] = full.numpy().copy()
+                out[name] = full.cpu().numpy().copy()
         elif rank == 0:
             out[name] = p.detach().cpu().numpy().copy()
     return out if rank == 0 else None
@@ -320,7 +320,7 @@ def main(args):
     train_steps(model, opt, args, device, start, args.steps, sharded_forward, rank == 0)
     t_sharded = time.time() - t0
 
-    got = full_params(model)
+    got = full_params(model, device)
     ok = True
     if rank == 0:
         ref = build_model(args, args.seed + 2, device)

@@ -119,6 +119,22 @@ class TestShardedOptimizerDist(ShardedTensorTestBase):
         self.assertEqual(len(opt.param_groups[0]["params"]), 6)  # one local shard each
 
     @with_comms(init_rpc=False)
+    def test_shard_parameter_collective_errors_raise_on_every_rank(self):
+        spec = ChunkShardingSpec(dim=0, placements=PLACEMENTS)
+        lin = nn.Linear(4, 8)
+        with self.assertRaisesRegex(ValueError, "src_rank=.* does not match with src_rank="):
+            so.shard_parameter(lin, "weight", spec, src_rank=self.rank)
+        self.assertNotIsInstance(lin.weight, ShardedTensor)  # untouched
+        # a buffer is not a parameter: torch's register_parameter KeyError, after the scatter
+        lin.register_buffer("buf", so.zeros(8, 2))
+        with self.assertRaisesRegex(KeyError, "attribute 'buf' already exists"):
+            so.shard_parameter(lin, "buf", spec)
+        so.shard_parameter(lin, "weight", spec, src_rank=3)
+        self.assertEqual(tuple(lin.weight.local_shards()[0].tensor.shape), (2, 4))
+        self.assertTrue(lin.weight.local_shards()[0].tensor.requires_grad)
+        self.assertEqual([n for n, _ in lin.named_parameters()], ["weight", "bias"])
+
+    @with_comms(init_rpc=False)
     def test_state_dict_resume_reshard_rejection_and_add_param_group(self):
         # uninterrupted: 4 steps
         full = _sharded_model(0)
