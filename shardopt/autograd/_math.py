@@ -296,6 +296,16 @@ def _rec_matmul(out, x, y, args, kw):
 # ------------------------------------------------------------------ linear
 
 
+def _as_rows(t):
+    """t viewed as (rows, last dim); rows computed explicitly because reshape(-1, 0) is
+    ambiguous (a shard with zero features is legal)."""
+    last = t._shape[-1] if t.ndim else 1
+    rows = 1
+    for n in t._shape[:-1]:
+        rows *= n
+    return t.reshape(rows, last)
+
+
 def _bw_linear(node, g):
     x, w = unpack(node)
     mx, mw, mb = node._ctx
@@ -303,10 +313,9 @@ def _bw_linear(node, g):
     if mx:
         gx = fit(g.matmul(w), mx)
     if mw or mb:
-        out_f = g._shape[-1] if g.ndim else 1
-        g2 = g.reshape(-1, out_f)
+        g2 = _as_rows(g)
         if mw:
-            gw = fit(g2.t().matmul(x.reshape(-1, x._shape[-1] if x.ndim else 1)), mw)
+            gw = fit(g2.t().matmul(_as_rows(x)), mw)
         if mb:
             gb = fit(g2.sum(dim=0), mb)
     return gx, gw, gb

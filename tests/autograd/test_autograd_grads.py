@@ -170,6 +170,21 @@ def test_linear(xs, bias):
         check_grads(lambda x, w: F.linear(x, w), r(*xs), r(5, 7))
 
 
+@pytest.mark.parametrize("in_f,out_f", [(0, 3), (4, 0)])
+def test_linear_zero_features(in_f, out_f):
+    # a rank holding an empty shard of a sharded weight runs exactly this
+    F = shardopt.nn.functional
+    x = shardopt.tensor(r(2, 5, in_f), requires_grad=True)
+    w = shardopt.tensor(r(out_f, in_f), requires_grad=True)
+    b = shardopt.tensor(r(out_f), requires_grad=True)
+    F.linear(x, w, b).sum().backward()
+    assert x.grad.shape == (2, 5, in_f) and w.grad.shape == (out_f, in_f)
+    assert b.grad.shape == (out_f,)
+    assert float(b.grad.sum()) == 10.0 * out_f
+    if out_f == 0:
+        assert float(x.grad.abs().sum()) == 0.0
+
+
 # ------------------------------------------------------------------ views and indexing
 
 
