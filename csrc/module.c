@@ -2,6 +2,7 @@
  * registration functions (one per concept file) that fill the module. */
 #include "module.h"
 #include "tensor/interop.h"
+#include "ops/matmul.h"
 #include "dist/dist.h"
 
 /* ---- shardopt.cuda queries (never called at import) ---- */
@@ -59,8 +60,18 @@ static int module_exec(PyObject *m)
     if (so_register_storage(m, st) < 0) return -1;
     if (so_register_tensor(m, st) < 0) return -1;
     if (so_register_numpy(m, st) < 0) return -1;
+    if (so_register_generator(m, st) < 0) return -1;
+    if (so_register_random(m, st) < 0) return -1;
+    if (so_register_dlpack(m, st) < 0) return -1;
+    if (so_register_reduce(m, st) < 0) return -1;
+    if (so_register_matmul(m, st) < 0) return -1;
+    if (so_register_join(m, st) < 0) return -1;
+    if (so_register_elementwise(m, st) < 0) return -1;
     if (so_register_optim(m, st) < 0) return -1;
     if (so_register_dist(m, st) < 0) return -1;
+    if (so_register_shard(m, st) < 0) return -1;
+    if (so_register_sharded_optim(m, st) < 0) return -1;
+    if (so_register_sharded_tensor(m, st) < 0) return -1;
     if (PyModule_AddFunctions(m, module_functions) < 0) return -1;
     if (PyModule_AddIntConstant(m, "_cuda_compiled", so_cuda_compiled()) < 0) return -1;
     if (PyModule_AddIntConstant(m, "_max_dims", SO_MAX_DIMS) < 0) return -1;
@@ -113,6 +124,7 @@ static void module_free(void *m)
     module_clear((PyObject *)m);
     /* CUDA memory still owned by live storages would be freed on these streams; at
      * interpreter teardown the process is going away, so only idle streams are released. */
+    if (st) so_matmul_release_handles(st->cublas_handles, SO_MAX_CUDA_DEVICES);
     if (st) so_cuda_release_streams(st->cuda_streams);
 }
 

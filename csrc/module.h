@@ -58,6 +58,16 @@ static inline so_state *so_state_from_type(PyTypeObject *type)
 int so_register_device(PyObject *m, so_state *st);    /* tensor/dtype_device.c */
 int so_register_storage(PyObject *m, so_state *st);   /* tensor/storage.c */
 int so_register_tensor(PyObject *m, so_state *st);    /* tensor/tensor.c */
+int so_register_generator(PyObject *m, so_state *st); /* tensor/generator.c */
+int so_register_random(PyObject *m, so_state *st);    /* ops/philox.c */
+int so_register_dlpack(PyObject *m, so_state *st);    /* tensor/dlpack.c */
+int so_register_reduce(PyObject *m, so_state *st);    /* ops/reduce.c */
+int so_register_matmul(PyObject *m, so_state *st);    /* ops/matmul.c */
+int so_register_join(PyObject *m, so_state *st);      /* ops/join.c */
+int so_register_elementwise(PyObject *m, so_state *st); /* ops/elementwise_py.c */
 int so_register_optim(PyObject *m, so_state *st);     /* optim/optim_py.c */
+int so_register_shard(PyObject *m, so_state *st);     /* shard/spec.c (placements, specs, validators) */
+int so_register_sharded_optim(PyObject *m, so_state *st); /* shard/sharded_optim.c */
+int so_register_sharded_tensor(PyObject *m, so_state *st); /* shard/sharded_tensor.c */
 
 #endif /* SO_MODULE_H */

@@ -19,6 +19,16 @@ if [ ! -f "$libasan" ]; then
     exit 1
 fi
 
+# The whole tests/ folder unless test paths or node ids were given (as run_tests.sh does).
+paths=(tests)
+for a in "$@"; do
+    case "$a" in -*) ;; *) [ -e "${a%%::*}" ] && paths=() ;; esac
+done
+
+# libstdc++ must be loaded when ASan initialises, or its __cxa_throw interceptor finds no
+# real function and aborts at the first C++ exception (Gloo reports peer failures by throwing).
+libstdcxx="$(gcc -print-file-name=libstdc++.so)"
+
 restore() {
     if ! env -u SHARDOPT_SANITIZE "$PY" setup.py build_ext --inplace >build/bootstrap-build.log 2>&1; then
         cat build/bootstrap-build.log >&2
@@ -39,9 +49,9 @@ grep '^shardopt build:' build/asan-build.log >&2
 # detect_leaks=0: CPython itself "leaks" at exit (toolchain.md section 4).
 # allocator_may_return_null=1: absurd sizes must reach our MemoryError path, not abort.
 # protect_shadow_gap=0: lets the CUDA runtime map its memory when a GPU is present.
-LD_PRELOAD="$libasan" PYTHONMALLOC=malloc \
+LD_PRELOAD="$libasan $libstdcxx" PYTHONMALLOC=malloc \
 ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:protect_shadow_gap=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
-    "$PY" -m pytest -q -p no:cacheprovider --capture=sys tests "$@"
+    "$PY" -m pytest -q -p no:cacheprovider --capture=sys "${paths[@]}" "$@"
 rc=$?
 [ "$rc" -eq 5 ] && { echo "asan: no tests collected" >&2; rc=1; }
 exit "$rc"

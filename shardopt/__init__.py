@@ -16,9 +16,17 @@ long = int64
 int = int32  # noqa: A001
 
 from ._tensor import Size, Tensor  # noqa: E402
+from ._layout import channels_last, contiguous_format, layout, memory_format, preserve_format, sparse_coo, strided  # noqa: E402,F401
 from ._ops import *  # noqa: E402,F401,F403  (functional forms: add, matmul, zeros, rand...)
+from .autograd._functional import *  # noqa: E402,F401,F403  (differentiable ones replace them)
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
+from . import autograd, nn  # noqa: E402
 from . import cuda  # noqa: E402
 from . import optim  # noqa: E402
 from . import distributed  # noqa: E402
+# sharding layer last: importing sharded_tensor installs ShardedTensor dispatch on the
+# shardopt.* functions above, so it must happen before any user code holds references.
+from . import sharding_spec, sharded_tensor  # noqa: E402
+from ._shard_api import shard_parameter  # noqa: E402,F401  (torch.distributed._shard.shard_parameter)
 
 del _builtins

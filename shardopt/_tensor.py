@@ -156,3 +156,7 @@ def _install_methods():
 
 
 _install_methods()
+
+from .autograd import _install as _install_autograd  # noqa: E402
+
+_install_autograd(Tensor)  # differentiable wrappers over the raw ops just installed

@@ -138,8 +138,10 @@ error:
     return NULL;
 }
 
-SoStorage *so_storage_wrap_owner(so_state *st, so_device dev, void *data, int64_t nbytes,
-                                 PyObject *owner)
+/* A storage over memory someone else frees: kept alive by `owner` and/or released by
+ * `release(ctx)` when the storage dies. */
+static SoStorage *storage_wrap(so_state *st, so_device dev, void *data, int64_t nbytes,
+                               PyObject *owner, void (*release)(void *), void *ctx)
 {
     SoStorage *s = storage_new(st);
     if (!s) return NULL;
@@ -148,21 +150,21 @@ SoStorage *so_storage_wrap_owner(so_state *st, so_device dev, void *data, int64_
     s->nbytes = nbytes;
     s->free_kind = SO_FREE_OWNER;
     s->owner = Py_XNewRef(owner);
+    s->owner_release = release;
+    s->owner_ctx = ctx;
     return s;
+}
+
+SoStorage *so_storage_wrap_owner(so_state *st, so_device dev, void *data, int64_t nbytes,
+                                 PyObject *owner)
+{
+    return storage_wrap(st, dev, data, nbytes, owner, NULL, NULL);
 }
 
 SoStorage *so_storage_wrap_release(so_state *st, so_device dev, void *data, int64_t nbytes,
                                    void (*release)(void *), void *ctx)
 {
-    SoStorage *s = storage_new(st);
-    if (!s) return NULL;
-    s->device = dev;
-    s->data = data;
-    s->nbytes = nbytes;
-    s->free_kind = SO_FREE_OWNER;
-    s->owner_release = release;
-    s->owner_ctx = ctx;
-    return s;
+    return storage_wrap(st, dev, data, nbytes, NULL, release, ctx);
 }
 
 int so_register_storage(PyObject *m, so_state *st)

@@ -86,21 +86,10 @@ static int parse_one_size(PyObject *item, const char *argname, int64_t *out)
     return 0;
 }
 
-int so_parse_shape(PyObject *obj, const char *argname, int *ndim_out, int64_t *shape_out)
+int so_parse_int_seq(PyObject *obj, const char *argname, int *nd, int64_t *out)
 {
-    PyObject *seq;
     Py_ssize_t n;
-    /* torch style: f(2, 3), f((2, 3)), f([2, 3]) and f(torch.Size) are all accepted; the
-     * bindings pass the varargs tuple here. */
-    if (PyTuple_Check(obj) && PyTuple_GET_SIZE(obj) == 1 &&
-        (PyTuple_Check(PyTuple_GET_ITEM(obj, 0)) || PyList_Check(PyTuple_GET_ITEM(obj, 0))))
-        obj = PyTuple_GET_ITEM(obj, 0);
-    if (PyLong_Check(obj)) {
-        if (parse_one_size(obj, argname, &shape_out[0]) < 0) return -1;
-        *ndim_out = 1;
-        goto check;
-    }
-    seq = PySequence_Fast(obj, "");
+    PyObject *seq = PySequence_Fast(obj, "");
     if (!seq) {
         PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "%s must be a sequence of ints, got %s", argname,
@@ -115,13 +104,29 @@ int so_parse_shape(PyObject *obj, const char *argname, int *ndim_out, int64_t *s
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (parse_one_size(PySequence_Fast_GET_ITEM(seq, i), argname, &shape_out[i]) < 0) {
+        if (parse_one_size(PySequence_Fast_GET_ITEM(seq, i), argname, &out[i]) < 0) {
             Py_DECREF(seq);
             return -1;
         }
     }
     Py_DECREF(seq);
-    *ndim_out = (int)n;
+    *nd = (int)n;
+    return 0;
+}
+
+int so_parse_shape(PyObject *obj, const char *argname, int *ndim_out, int64_t *shape_out)
+{
+    /* torch style: f(2, 3), f((2, 3)), f([2, 3]) and f(torch.Size) are all accepted; the
+     * bindings pass the varargs tuple here. */
+    if (PyTuple_Check(obj) && PyTuple_GET_SIZE(obj) == 1 &&
+        (PyTuple_Check(PyTuple_GET_ITEM(obj, 0)) || PyList_Check(PyTuple_GET_ITEM(obj, 0))))
+        obj = PyTuple_GET_ITEM(obj, 0);
+    if (PyLong_Check(obj)) {
+        if (parse_one_size(obj, argname, &shape_out[0]) < 0) return -1;
+        *ndim_out = 1;
+        goto check;
+    }
+    if (so_parse_int_seq(obj, argname, ndim_out, shape_out) < 0) return -1;
 check:
     for (int i = 0; i < *ndim_out; i++) {
         if (shape_out[i] < 0) {

@@ -89,6 +89,8 @@ int so_parse_dtype(so_state *st, PyObject *obj, int default_dtype, const char *a
 int so_parse_device(so_state *st, PyObject *obj, const char *argname, so_device *out);
 /* Sizes from a tuple/list/torch-like varargs tuple of ints; raises naming `argname`. */
 int so_parse_shape(PyObject *obj, const char *argname, int *ndim_out, int64_t *shape_out);
+/* A sequence of ints (negative values allowed: callers validate), at most SO_MAX_DIMS. */
+int so_parse_int_seq(PyObject *obj, const char *argname, int *nd, int64_t *out);
 PyObject *so_dtype_object(so_state *st, int dtype);          /* new ref */
 PyObject *so_device_object(so_state *st, so_device dev);     /* new ref */
 /* Normalise a dim in [-ndim, ndim) (ndim 0 treated as 1, like torch); IndexError otherwise. */

@@ -106,35 +106,6 @@ static int compute_view_strides(const SoTensor *t, int nd, const int64_t *newsha
     }
 }
 
-/* A sequence of ints (-1 allowed: callers validate). */
-static int parse_int_seq(PyObject *obj, const char *argname, int *nd, int64_t *out)
-{
-    Py_ssize_t n;
-    PyObject *seq = PySequence_Fast(obj, "");
-    if (!seq) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s must be a sequence of ints, got %s", argname,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
-    }
-    n = PySequence_Fast_GET_SIZE(seq);
-    if (n > SO_MAX_DIMS) {
-        Py_DECREF(seq);
-        PyErr_Format(PyExc_ValueError, "%s: at most %d dimensions are supported", argname,
-                     SO_MAX_DIMS);
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (get_int64(PySequence_Fast_GET_ITEM(seq, i), argname, &out[i]) < 0) {
-            Py_DECREF(seq);
-            return -1;
-        }
-    }
-    Py_DECREF(seq);
-    *nd = (int)n;
-    return 0;
-}
-
 /* torch-style varargs: f(2, 3), f((2, 3)) and f([2, 3]) are the same. */
 static int parse_target_shape(PyObject *self, PyObject *args, int *nd, int64_t *shape)
 {
@@ -142,7 +113,7 @@ static int parse_target_shape(PyObject *self, PyObject *args, int *nd, int64_t *
     (void)self;
     if (PyTuple_GET_SIZE(args) == 1 && !PyLong_Check(PyTuple_GET_ITEM(args, 0)))
         obj = PyTuple_GET_ITEM(args, 0);
-    return parse_int_seq(obj, "shape", nd, shape);
+    return so_parse_int_seq(obj, "shape", nd, shape);
 }
 
 PyObject *so_t_view(PyObject *self, PyObject *args)
@@ -193,7 +164,7 @@ PyObject *so_t_as_strided(PyObject *self, PyObject *args, PyObject *kwds)
                                      &stride_obj, &off_obj))
         return NULL;
     if (so_parse_shape(size_obj, "size", &nd, shape) < 0) return NULL;
-    if (parse_int_seq(stride_obj, "stride", &nds, strides) < 0) return NULL;
+    if (so_parse_int_seq(stride_obj, "stride", &nds, strides) < 0) return NULL;
     if (nds != nd) {
         PyErr_Format(PyExc_RuntimeError, "mismatch in length of strides and shape");
         return NULL;

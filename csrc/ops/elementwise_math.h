@@ -1,0 +1,390 @@
+/* elementwise_math.h — the per-element math of every elementwise op, once, for C and CUDA.
+ *
+ * Three compute types: float (float32, and float16/bfloat16 which compute in float32 like
+ * torch's opmath), double, int64 (int32, int64 and bool all compute in int64 and are
+ * narrowed on store: +, -, * wrap modulo 2^n either way, so the results are identical).
+ * For each compute type there is one function per arity taking the op code; the CPU loops
+ * (elementwise_cpu.c) and the CUDA kernels (elementwise.cu) call them with a compile-time
+ * constant op, so the switch folds away and each loop holds only its own op.
+ * Semantics follow torch's CPU kernels (NaN propagation in maximum/minimum/clamp, Python-style
+ * floor division and remainder, lerp's two-sided formula, gelu's erf and tanh forms).
+ * The launch descriptor (so_ew_call) is here too, so elementwise.cu needs no Python header.
+ */
+#ifndef SO_ELEMENTWISE_MATH_H
+#define SO_ELEMENTWISE_MATH_H
+
+#include "../core/common.h"
+#include <math.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Op codes.  The ranges tell the arity and the output kind. */
+typedef enum {
+    /* unary: out = f(x) */
+    SO_EW_NEG = 0, SO_EW_ABS, SO_EW_SQRT, SO_EW_EXP, SO_EW_LOG, SO_EW_SIGN, SO_EW_GELU,
+    SO_EW_GELU_TANH, SO_EW_RELU, SO_EW_CLAMP_S, /* clamp with scalar bounds in params */
+    SO_EW_SIGMOID, SO_EW_TANH, SO_EW_RSQRT, SO_EW_RECIPROCAL, SO_EW_SQUARE,
+    SO_EW_UNARY_END,
+    /* binary: out = f(a, b) */
+    SO_EW_ADD = 32, SO_EW_SUB, SO_EW_MUL, SO_EW_DIV, SO_EW_DIV_TRUNC, SO_EW_DIV_FLOOR,
+    SO_EW_REMAINDER, SO_EW_POW, SO_EW_MAXIMUM, SO_EW_MINIMUM, SO_EW_CLAMP_MIN_T,
+    SO_EW_CLAMP_MAX_T, SO_EW_LERP_S, /* lerp with a scalar weight in params */
+    SO_EW_GELU_BACKWARD, SO_EW_GELU_TANH_BACKWARD, /* (grad, x) -> grad * gelu'(x) */
+    SO_EW_BINARY_END,
+    /* comparisons: bool out = f(a, b) */
+    SO_EW_EQ = 64, SO_EW_NE, SO_EW_LT, SO_EW_LE, SO_EW_GT, SO_EW_GE, SO_EW_ISCLOSE,
+    SO_EW_COMPARE_END,
+    /* ternary: out = f(a, b, c) */
+    SO_EW_ADDCMUL = 96, SO_EW_ADDCDIV, SO_EW_LERP_T, SO_EW_CLAMP_T,
+    SO_EW_TERNARY_END,
+    /* where: out = cond ? a : b (cond is bool) */
+    SO_EW_WHERE = 128
+} so_ew_op;
+
+#define SO_EW_IS_UNARY(op) ((op) < SO_EW_UNARY_END)
+#define SO_EW_IS_BINARY(op) ((op) >= SO_EW_ADD && (op) < SO_EW_BINARY_END)
+#define SO_EW_IS_COMPARE(op) ((op) >= SO_EW_EQ && (op) < SO_EW_COMPARE_END)
+#define SO_EW_IS_TERNARY(op) ((op) >= SO_EW_ADDCMUL && (op) < SO_EW_TERNARY_END)
+
+/* Scalar parameters of an op (alpha, value, weight, clamp bounds, rtol/atol), kept in both
+ * a float and an int form so each compute type reads its own exactly. */
+#define SO_EW_HAS_LO 1   /* clamp: a lower bound is given */
+#define SO_EW_HAS_HI 2   /* clamp: an upper bound is given */
+#define SO_EW_EQUAL_NAN 4 /* isclose */
+typedef struct {
+    double f0, f1;
+    int64_t i0, i1;
+    int flags;
+    int err; /* set by CPU loops: integer division by zero */
+} so_ew_params;
+
+/* ---- libm by compute type (CUDA has the same names as device functions) ---- */
+SO_HD float so_m_sqrt_f(float x) { return sqrtf(x); }
+SO_HD double so_m_sqrt_d(double x) { return sqrt(x); }
+SO_HD float so_m_exp_f(float x) { return expf(x); }
+SO_HD double so_m_exp_d(double x) { return exp(x); }
+SO_HD float so_m_log_f(float x) { return logf(x); }
+SO_HD double so_m_log_d(double x) { return log(x); }
+SO_HD float so_m_erf_f(float x) { return erff(x); }
+SO_HD double so_m_erf_d(double x) { return erf(x); }
+SO_HD float so_m_tanh_f(float x) { return tanhf(x); }
+SO_HD double so_m_tanh_d(double x) { return tanh(x); }
+SO_HD float so_m_pow_f(float x, float y) { return powf(x, y); }
+SO_HD double so_m_pow_d(double x, double y) { return pow(x, y); }
+SO_HD float so_m_fmod_f(float x, float y) { return fmodf(x, y); }
+SO_HD double so_m_fmod_d(double x, double y) { return fmod(x, y); }
+SO_HD float so_m_floor_f(float x) { return floorf(x); }
+SO_HD double so_m_floor_d(double x) { return floor(x); }
+SO_HD float so_m_trunc_f(float x) { return truncf(x); }
+SO_HD double so_m_trunc_d(double x) { return trunc(x); }
+SO_HD float so_m_fabs_f(float x) { return fabsf(x); }
+SO_HD double so_m_fabs_d(double x) { return fabs(x); }
+SO_HD float so_m_copysign_f(float x, float y) { return copysignf(x, y); }
+SO_HD double so_m_copysign_d(double x, double y) { return copysign(x, y); }
+
+/* ---- float and double: one body, instantiated twice (T = type, S = libm suffix) ---- */
+#define SO_EW_FLOAT_MATH(T, S)                                                                 \
+    /* Python's floor division (torch's div_floor_floating): exact for representable */       \
+    /* quotients, IEEE result on division by zero, signed zero kept. */                       \
+    SO_HD T so_ew_floordiv_##S(T a, T b)                                                       \
+    {                                                                                          \
+        if (b == 0) return a / b;                                                              \
+        T mod = so_m_fmod_##S(a, b);                                                           \
+        T div = (a - mod) / b;                                                                 \
+        if (mod != 0 && (b < 0) != (mod < 0)) div -= (T)1;                                     \
+        if (div != 0) {                                                                        \
+            T fl = so_m_floor_##S(div);                                                        \
+            if (div - fl > (T)0.5) fl += (T)1;                                                 \
+            return fl;                                                                         \
+        }                                                                                      \
+        return so_m_copysign_##S((T)0, a / b);                                                 \
+    }                                                                                          \
+    SO_HD T so_ew_max_##S(T a, T b) { return a != a ? a : (b != b ? b : (a > b ? a : b)); }   \
+    SO_HD T so_ew_min_##S(T a, T b) { return a != a ? a : (b != b ? b : (a < b ? a : b)); }   \
+    SO_HD T so_ew_gelu_##S(T x)                                                                \
+    {                                                                                          \
+        return (T)0.5 * x * ((T)1 + so_m_erf_##S(x * (T)0.70710678118654752440));             \
+    }                                                                                          \
+    SO_HD T so_ew_gelu_tanh_##S(T x)                                                           \
+    {                                                                                          \
+        const T beta = (T)(0.79788456080286535588), kappa = (T)0.044715;                       \
+        return (T)0.5 * x * ((T)1 + so_m_tanh_##S(beta * (x + kappa * x * x * x)));            \
+    }                                                                                          \
+    SO_HD T so_ew_gelu_grad_##S(T x)                                                           \
+    {                                                                                          \
+        const T inv_sqrt2 = (T)0.70710678118654752440, inv_sqrt_2pi = (T)0.39894228040143267794; \
+        T cdf = (T)0.5 * ((T)1 + so_m_erf_##S(x * inv_sqrt2));                                  \
+        return cdf + x * inv_sqrt_2pi * so_m_exp_##S((T)-0.5 * x * x);                          \
+    }                                                                                          \
+    SO_HD T so_ew_gelu_tanh_grad_##S(T x)                                                      \
+    {                                                                                          \
+        const T beta = (T)(0.79788456080286535588), kappa = (T)0.044715;                       \
+        T inner = beta * (x + kappa * x * x * x);                                              \
+        T th = so_m_tanh_##S(inner);                                                           \
+        T left = (T)0.5 * x, right = (T)1 + th;                                                \
+        T dinner = beta * ((T)1 + (T)3 * kappa * x * x);                                       \
+        return (T)0.5 * right + left * ((T)1 - th * th) * dinner;                              \
+    }                                                                                          \
+    SO_HD T so_ew_clamp_##S(T x, T lo, T hi, int flags)                                        \
+    {                                                                                          \
+        if (x != x) return x;                                                                  \
+        if ((flags & SO_EW_HAS_LO) && x < lo) x = lo;                                          \
+        if ((flags & SO_EW_HAS_HI) && x > hi) x = hi;                                          \
+        return x;                                                                              \
+    }                                                                                          \
+    SO_HD T so_ew_lerp_##S(T self, T end, T w)                                                 \
+    {                                                                                          \
+        return so_m_fabs_##S(w) < (T)0.5 ? self + w * (end - self)                             \
+                                         : end - (end - self) * ((T)1 - w);                    \
+    }                                                                                          \
+    SO_HD T so_ew_unary_##S(int op, T x, const so_ew_params *p)                               \
+    {                                                                                          \
+        switch (op) {                                                                          \
+        case SO_EW_NEG: return -x;                                                             \
+        case SO_EW_ABS: return so_m_fabs_##S(x);                                               \
+        case SO_EW_SQRT: return so_m_sqrt_##S(x);                                              \
+        case SO_EW_EXP: return so_m_exp_##S(x);                                                \
+        case SO_EW_LOG: return so_m_log_##S(x);                                                \
+        case SO_EW_SIGN: return (T)((x > 0) - (x < 0));                                        \
+        case SO_EW_GELU: return so_ew_gelu_##S(x);                                             \
+        case SO_EW_GELU_TANH: return so_ew_gelu_tanh_##S(x);                                   \
+        case SO_EW_RELU: return x < 0 ? (T)0 : x;                                              \
+        case SO_EW_CLAMP_S: return so_ew_clamp_##S(x, (T)p->f0, (T)p->f1, p->flags);           \
+        case SO_EW_SIGMOID: return (T)1 / ((T)1 + so_m_exp_##S(-x));                           \
+        case SO_EW_TANH: return so_m_tanh_##S(x);                                              \
+        case SO_EW_RSQRT: return (T)1 / so_m_sqrt_##S(x);                                      \
+        case SO_EW_RECIPROCAL: return (T)1 / x;                                                \
+        case SO_EW_SQUARE: return x * x;                                                       \
+        default: return x;                                                                     \
+        }                                                                                      \
+    }                                                                                          \
+    SO_HD T so_ew_binary_##S(int op, T a, T b, const so_ew_params *p)                         \
+    {                                                                                          \
+        switch (op) {                                                                          \
+        case SO_EW_ADD: return a + (T)p->f0 * b;                                               \
+        case SO_EW_SUB: return a - (T)p->f0 * b;                                               \
+        case SO_EW_MUL: return a * b;                                                          \
+        case SO_EW_DIV: return a / b;                                                          \
+        case SO_EW_DIV_TRUNC: return so_m_trunc_##S(a / b);                                    \
+        case SO_EW_DIV_FLOOR: return so_ew_floordiv_##S(a, b);                                 \
+        case SO_EW_REMAINDER: {                                                                \
+            T m = so_m_fmod_##S(a, b);                                                         \
+            return (m != 0 && (b < 0) != (m < 0)) ? m + b : m;                                 \
+        }                                                                                      \
+        case SO_EW_POW: return so_m_pow_##S(a, b);                                             \
+        case SO_EW_MAXIMUM: return so_ew_max_##S(a, b);                                        \
+        case SO_EW_MINIMUM: return so_ew_min_##S(a, b);                                        \
+        case SO_EW_CLAMP_MIN_T: return so_ew_max_##S(a, b);                                    \
+        case SO_EW_CLAMP_MAX_T: return so_ew_min_##S(a, b);                                    \
+        case SO_EW_LERP_S: return so_ew_lerp_##S(a, b, (T)p->f0);                              \
+        case SO_EW_GELU_BACKWARD: return a * so_ew_gelu_grad_##S(b);                           \
+        case SO_EW_GELU_TANH_BACKWARD: return a * so_ew_gelu_tanh_grad_##S(b);                 \
+        default: return a;                                                                     \
+        }                                                                                      \
+    }                                                                                          \
+    SO_HD uint8_t so_ew_compare_##S(int op, T a, T b, const so_ew_params *p)                  \
+    {                                                                                          \
+        switch (op) {                                                                          \
+        case SO_EW_EQ: return a == b;                                                          \
+        case SO_EW_NE: return a != b;                                                          \
+        case SO_EW_LT: return a < b;                                                           \
+        case SO_EW_LE: return a <= b;                                                          \
+        case SO_EW_GT: return a > b;                                                           \
+        case SO_EW_GE: return a >= b;                                                          \
+        case SO_EW_ISCLOSE: {                                                                  \
+            if (a == b) return 1;                                                              \
+            if ((p->flags & SO_EW_EQUAL_NAN) && a != a && b != b) return 1;                    \
+            T diff = so_m_fabs_##S(a - b);                                                     \
+            T allowed = (T)p->f1 + so_m_fabs_##S((T)p->f0 * b);                               \
+            /* diff - diff is 0 only for finite diff (NaN/inf give NaN) */                     \
+            return diff - diff == 0 && diff <= allowed;                                        \
+        }                                                                                      \
+        default: return 0;                                                                     \
+        }                                                                                      \
+    }                                                                                          \
+    SO_HD T so_ew_ternary_##S(int op, T a, T b, T c, const so_ew_params *p)                   \
+    {                                                                                          \
+        switch (op) {                                                                          \
+        case SO_EW_ADDCMUL: return a + (T)p->f0 * b * c;                                       \
+        case SO_EW_ADDCDIV: return a + (T)p->f0 * b / c;                                       \
+        case SO_EW_LERP_T: return so_ew_lerp_##S(a, b, c);                                     \
+        case SO_EW_CLAMP_T: return so_ew_min_##S(so_ew_max_##S(a, b), c);                      \
+        default: return a;                                                                     \
+        }                                                                                      \
+    }
+
+SO_EW_FLOAT_MATH(float, f)
+SO_EW_FLOAT_MATH(double, d)
+
+/* ---- int64 (also int32 and bool).  Arithmetic goes through uint64 so overflow wraps
+ * (defined behaviour, as torch's results); division guards b == 0 (CPU loops report it)
+ * and b == -1 (INT64_MIN / -1 traps on x86). ---- */
+SO_HD int64_t so_ew_wrap_add(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+SO_HD int64_t so_ew_wrap_mul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+SO_HD int64_t so_ew_wrap_neg(int64_t a) { return (int64_t)(0 - (uint64_t)a); }
+
+SO_HD int64_t so_ew_divtrunc_i(int64_t a, int64_t b)
+{
+    if (b == 0) return 0;
+    if (b == -1) return so_ew_wrap_neg(a);
+    return a / b;
+}
+
+SO_HD int64_t so_ew_divfloor_i(int64_t a, int64_t b)
+{
+    if (b == 0) return 0;
+    if (b == -1) return so_ew_wrap_neg(a);
+    int64_t q = a / b, r = a % b;
+    return (r != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+SO_HD int64_t so_ew_rem_i(int64_t a, int64_t b)
+{
+    if (b == 0 || b == -1) return 0;
+    int64_t r = a % b;
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+
+/* torch's integral pow: negative exponents give 0 except for bases 1 and -1. */
+SO_HD int64_t so_ew_pow_i(int64_t base, int64_t e)
+{
+    if (e < 0) {
+        if (base == 1) return 1;
+        if (base == -1) return (e & 1) ? -1 : 1;
+        return 0;
+    }
+    uint64_t r = 1, b = (uint64_t)base;
+    while (e) {
+        if (e & 1) r *= b;
+        b *= b;
+        e >>= 1;
+    }
+    return (int64_t)r;
+}
+
+SO_HD int64_t so_ew_clamp_i(int64_t x, int64_t lo, int64_t hi, int flags)
+{
+    if ((flags & SO_EW_HAS_LO) && x < lo) x = lo;
+    if ((flags & SO_EW_HAS_HI) && x > hi) x = hi;
+    return x;
+}
+
+SO_HD int64_t so_ew_unary_i(int op, int64_t x, const so_ew_params *p)
+{
+    switch (op) {
+    case SO_EW_NEG: return so_ew_wrap_neg(x);
+    case SO_EW_ABS: return x < 0 ? so_ew_wrap_neg(x) : x;
+    case SO_EW_SIGN: return (x > 0) - (x < 0);
+    case SO_EW_RELU: return x < 0 ? 0 : x;
+    case SO_EW_CLAMP_S: return so_ew_clamp_i(x, p->i0, p->i1, p->flags);
+    case SO_EW_SQUARE: return so_ew_wrap_mul(x, x);
+    default: return x; /* float-only ops never reach integer compute (promoted first) */
+    }
+}
+
+SO_HD int64_t so_ew_binary_i(int op, int64_t a, int64_t b, const so_ew_params *p)
+{
+    switch (op) {
+    case SO_EW_ADD: return so_ew_wrap_add(a, so_ew_wrap_mul(p->i0, b));
+    case SO_EW_SUB: return so_ew_wrap_add(a, so_ew_wrap_neg(so_ew_wrap_mul(p->i0, b)));
+    case SO_EW_MUL: return so_ew_wrap_mul(a, b);
+    case SO_EW_DIV_TRUNC: return so_ew_divtrunc_i(a, b);
+    case SO_EW_DIV_FLOOR: return so_ew_divfloor_i(a, b);
+    case SO_EW_REMAINDER: return so_ew_rem_i(a, b);
+    case SO_EW_POW: return so_ew_pow_i(a, b);
+    case SO_EW_MAXIMUM: case SO_EW_CLAMP_MIN_T: return a > b ? a : b;
+    case SO_EW_MINIMUM: case SO_EW_CLAMP_MAX_T: return a < b ? a : b;
+    default: return a;
+    }
+}
+
+SO_HD uint8_t so_ew_compare_i(int op, int64_t a, int64_t b, const so_ew_params *p)
+{
+    switch (op) {
+    case SO_EW_EQ: return a == b;
+    case SO_EW_NE: return a != b;
+    case SO_EW_LT: return a < b;
+    case SO_EW_LE: return a <= b;
+    case SO_EW_GT: return a > b;
+    case SO_EW_GE: return a >= b;
+    case SO_EW_ISCLOSE: {
+        if (a == b) return 1;
+        double diff = (double)a - (double)b;
+        diff = diff < 0 ? -diff : diff;
+        double rb = p->f0 * (double)b;
+        return diff <= p->f1 + (rb < 0 ? -rb : rb);
+    }
+    default: return 0;
+    }
+}
+
+SO_HD int64_t so_ew_ternary_i(int op, int64_t a, int64_t b, int64_t c, const so_ew_params *p)
+{
+    switch (op) {
+    case SO_EW_ADDCMUL: return so_ew_wrap_add(a, so_ew_wrap_mul(p->i0, so_ew_wrap_mul(b, c)));
+    case SO_EW_CLAMP_T: {
+        int64_t r = a > b ? a : b;
+        return r < c ? r : c;
+    }
+    default: return a; /* addcdiv / lerp are float-only (checked before dispatch) */
+    }
+}
+
+/* Integer ops that divide, for the CPU's division-by-zero report. */
+SO_HD int so_ew_int_divides(int op)
+{
+    return op == SO_EW_DIV_TRUNC || op == SO_EW_DIV_FLOOR || op == SO_EW_REMAINDER;
+}
+
+/* Op lists per compute type (X-macros shared by the CPU loops and the CUDA kernels).
+ * Float-only ops (sqrt, true division, lerp...) never reach int64 compute: elementwise.c
+ * promotes integer inputs to float32 first. */
+#define SO_EW_UNARY_FLOAT_OPS(X)                                                              \
+    X(NEG) X(ABS) X(SQRT) X(EXP) X(LOG) X(SIGN) X(GELU) X(GELU_TANH) X(RELU) X(CLAMP_S)        \
+    X(SIGMOID) X(TANH) X(RSQRT) X(RECIPROCAL) X(SQUARE)
+#define SO_EW_UNARY_INT_OPS(X) X(NEG) X(ABS) X(SIGN) X(RELU) X(CLAMP_S) X(SQUARE)
+#define SO_EW_BINARY_FLOAT_OPS(X)                                                             \
+    X(ADD) X(SUB) X(MUL) X(DIV) X(DIV_TRUNC) X(DIV_FLOOR) X(REMAINDER) X(POW) X(MAXIMUM)      \
+    X(MINIMUM) X(CLAMP_MIN_T) X(CLAMP_MAX_T) X(LERP_S) X(GELU_BACKWARD) X(GELU_TANH_BACKWARD)
+#define SO_EW_BINARY_INT_OPS(X)                                                               \
+    X(ADD) X(SUB) X(MUL) X(POW) X(MAXIMUM) X(MINIMUM) X(CLAMP_MIN_T) X(CLAMP_MAX_T)
+#define SO_EW_BINARY_INTDIV_OPS(X) X(DIV_TRUNC) X(DIV_FLOOR) X(REMAINDER)
+#define SO_EW_COMPARE_OPS(X) X(EQ) X(NE) X(LT) X(LE) X(GT) X(GE) X(ISCLOSE)
+#define SO_EW_TERNARY_FLOAT_OPS(X) X(ADDCMUL) X(ADDCDIV) X(LERP_T) X(CLAMP_T)
+#define SO_EW_TERNARY_INT_OPS(X) X(ADDCMUL) X(CLAMP_T)
+
+/* ---- the device-neutral launch descriptor ---- */
+
+#define SO_EW_MAX_IN 3
+
+/* One elementwise launch.  out and in[] share out's shape (inputs already broadcast:
+ * stride 0 on broadcast dims).  Inputs may have any dtype: kernels convert them to the
+ * compute type `ct` (SO_FLOAT32, SO_FLOAT64 or SO_INT64) on the fly, and convert results
+ * to out.dtype on store.  An input with is_scalar set is a host value (a Python number or a
+ * 0-d CPU tensor used with CUDA tensors): CPU kernels read it through in[k] (which points
+ * at scalar_bits, stride 0), CUDA kernels get it by value. */
+typedef struct {
+    int op;
+    int ct;
+    int nin;
+    so_view out;
+    so_view in[SO_EW_MAX_IN];
+    int is_scalar[SO_EW_MAX_IN];
+    double scalar_f[SO_EW_MAX_IN];
+    int64_t scalar_i[SO_EW_MAX_IN];
+    char scalar_bits[SO_EW_MAX_IN][8];
+    so_ew_params p;
+} so_ew_call;
+
+/* Kernels (elementwise_cpu.c, elementwise.cu).  CPU: runs to completion (integer division
+ * by zero sets c->p.err).  CUDA: returns 0 or a cudaError_t from the launch; asynchronous on `stream`. */
+void so_ew_run_cpu(so_ew_call *c);
+int so_ew_run_cuda(const so_ew_call *c, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SO_ELEMENTWISE_MATH_H */

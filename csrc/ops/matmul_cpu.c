@@ -1,0 +1,129 @@
+/* matmul_cpu.c — CPU execution of a matmul plan (matmul.h).
+ *
+ * float32/float64 with CBLAS (Debian's OpenBLAS): one cblas_?gemm per batch entry straight
+ * on the operands' memory, transposed views passed as CblasTrans with their leading
+ * dimension (matmul.c already copied any operand no BLAS layout fits).
+ * Everything else (fp16/bf16, ints, or no CBLAS in this build): each batch entry's A and B
+ * are converted into contiguous scratch of the accumulation type — float32 for fp16/bf16,
+ * float64 for float32/float64, int64 (wrapping, like torch) for ints — multiplied with an
+ * i-p-j loop gcc vectorises (unit stride over B's and C's rows), and converted back.
+ */
+#include "matmul.h"
+#include "copy.h"
+#include <limits.h>
+#include <stdlib.h>
+
+#ifdef SHARDOPT_WITH_CBLAS
+#include <cblas.h>
+#endif
+
+/* C = A @ B, all contiguous row-major in the accumulation type. */
+#define SO_GEMM_LOOP(NAME, T)                                                           \
+    static void NAME(int64_t m, int64_t n, int64_t k, const T *A, const T *B, T *C)     \
+    {                                                                                   \
+        for (int64_t i = 0; i < m; i++) {                                               \
+            T *c = C + i * n;                                                           \
+            for (int64_t j = 0; j < n; j++) c[j] = 0;                                   \
+            for (int64_t p = 0; p < k; p++) {                                           \
+                const T a = A[i * k + p];                                               \
+                const T *b = B + p * n;                                                 \
+                for (int64_t j = 0; j < n; j++) c[j] += a * b[j];                       \
+            }                                                                           \
+        }                                                                               \
+    }
+SO_GEMM_LOOP(gemm_loop_f32, float)
+SO_GEMM_LOOP(gemm_loop_f64, double)
+SO_GEMM_LOOP(gemm_loop_u64, uint64_t) /* int64 bits; unsigned so overflow wraps, defined */
+#undef SO_GEMM_LOOP
+
+static void matrix_view(so_view *v, char *data, int dt, int64_t rows, int64_t cols, int64_t rs,
+                        int64_t cs)
+{
+    memset(v, 0, sizeof *v);
+    v->data = data;
+    v->ndim = 2;
+    v->dtype = dt;
+    v->device.type = SO_CPU;
+    v->shape[0] = rows;
+    v->shape[1] = cols;
+    v->strides[0] = rs;
+    v->strides[1] = cs;
+}
+
+#ifdef SHARDOPT_WITH_CBLAS
+static int fits_blas_int(const so_matmul_plan *pl)
+{
+    return pl->m <= INT_MAX && pl->n <= INT_MAX && pl->k <= INT_MAX && pl->lda <= INT_MAX &&
+           pl->ldb <= INT_MAX;
+}
+
+static void run_cblas(const so_matmul_plan *pl)
+{
+    int isz = so_dtype_itemsize(pl->dtype);
+    enum CBLAS_TRANSPOSE ta = pl->a_trans ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE tb = pl->b_trans ? CblasTrans : CblasNoTrans;
+    int m = (int)pl->m, n = (int)pl->n, k = (int)pl->k, lda = (int)pl->lda, ldb = (int)pl->ldb;
+    for (int64_t bi = 0; bi < pl->batch; bi++) {
+        int64_t oa, ob;
+        so_matmul_batch_offsets(pl, bi, &oa, &ob);
+        const char *A = pl->a + oa * isz, *B = pl->b + ob * isz;
+        char *C = pl->c + bi * pl->m * pl->n * isz;
+        if (pl->dtype == SO_FLOAT32)
+            cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, (const float *)(const void *)A, lda,
+                        (const float *)(const void *)B, ldb, 0.0f, (float *)(void *)C, n);
+        else
+            cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, (const double *)(const void *)A, lda,
+                        (const double *)(const void *)B, ldb, 0.0, (double *)(void *)C, n);
+    }
+}
+#endif
+
+int so_matmul_cpu(const so_matmul_plan *pl)
+{
+    int isz = so_dtype_itemsize(pl->dtype), acc;
+    int64_t m = pl->m, n = pl->n, k = pl->k, elems;
+    char *scratch, *sa, *sb, *sc;
+    if (pl->batch == 0 || m == 0 || n == 0) return 0;
+#ifdef SHARDOPT_WITH_CBLAS
+    if ((pl->dtype == SO_FLOAT32 || pl->dtype == SO_FLOAT64) && pl->blas_ok && fits_blas_int(pl)) {
+        run_cblas(pl);
+        return 0;
+    }
+#endif
+    if (pl->dtype == SO_FLOAT16 || pl->dtype == SO_BFLOAT16) acc = SO_FLOAT32;
+    else if (so_dtype_is_float(pl->dtype)) acc = SO_FLOAT64;
+    else acc = SO_INT64;
+    elems = m * k + k * n + m * n;
+    scratch = (char *)malloc((size_t)elems * (size_t)so_dtype_itemsize(acc) + 64);
+    if (!scratch) return -1;
+    sa = scratch;
+    sb = sa + m * k * so_dtype_itemsize(acc);
+    sc = sb + k * n * so_dtype_itemsize(acc);
+    for (int64_t bi = 0; bi < pl->batch; bi++) {
+        int64_t oa, ob;
+        so_view src, dst;
+        so_matmul_batch_offsets(pl, bi, &oa, &ob);
+        if (k > 0) {
+            matrix_view(&src, pl->a + oa * isz, pl->dtype, m, k, pl->a_rs, pl->a_cs);
+            matrix_view(&dst, sa, acc, m, k, k, 1);
+            so_copy_cpu(&dst, &src);
+            matrix_view(&src, pl->b + ob * isz, pl->dtype, k, n, pl->b_rs, pl->b_cs);
+            matrix_view(&dst, sb, acc, k, n, n, 1);
+            so_copy_cpu(&dst, &src);
+        }
+        if (acc == SO_FLOAT32)
+            gemm_loop_f32(m, n, k, (const float *)(void *)sa, (const float *)(void *)sb,
+                          (float *)(void *)sc);
+        else if (acc == SO_FLOAT64)
+            gemm_loop_f64(m, n, k, (const double *)(void *)sa, (const double *)(void *)sb,
+                          (double *)(void *)sc);
+        else
+            gemm_loop_u64(m, n, k, (const uint64_t *)(void *)sa, (const uint64_t *)(void *)sb,
+                          (uint64_t *)(void *)sc);
+        matrix_view(&src, sc, acc, m, n, n, 1);
+        matrix_view(&dst, pl->c + bi * m * n * isz, pl->dtype, m, n, n, 1);
+        so_copy_cpu(&dst, &src);
+    }
+    free(scratch);
+    return 0;
+}

@@ -1,0 +1,450 @@
+/* spec.c — ChunkShardingSpec, EnumerableShardingSpec and DevicePlacementSpec: torch's
+ * dataclass specs as C records (writable fields, dataclass ==/repr, unhashable), with the
+ * constructor validation and build_metadata of torch.distributed._shard.sharding_spec.
+ *
+ * build_metadata returns shardopt.sharded_tensor.metadata.ShardedTensorMetadata (a Python
+ * dataclass, imported on first use).  ChunkShardingSpec.shard needs a process group and
+ * ShardedTensor, which live in a higher layer: it forwards to
+ * shardopt.sharded_tensor._shard_chunk.shard_chunk(spec, tensor, src_rank, process_group).
+ * The Python package registers these types with the ShardingSpec / PlacementSpec ABCs.
+ */
+#include "shard.h"
+
+/* ------------------------------------------------------------------ helpers */
+
+/* attribute `name` of module `modname`, imported lazily; new ref */
+static PyObject *import_attr(const char *modname, const char *name)
+{
+    PyObject *mod = PyImport_ImportModule(modname), *attr;
+    if (!mod) return NULL;
+    attr = PyObject_GetAttrString(mod, name);
+    Py_DECREF(mod);
+    return attr;
+}
+
+static PyObject *sharded_tensor_metadata(PyObject *shards, PyObject *sizes, PyObject *props)
+{
+    PyObject *cls = import_attr("shardopt.sharded_tensor.metadata", "ShardedTensorMetadata"), *res;
+    if (!cls) return NULL;
+    res = PyObject_CallFunctionObjArgs(cls, shards, sizes, props, NULL);
+    Py_DECREF(cls);
+    return res;
+}
+
+/* torch's ChunkShardingSpec._verify_dim */
+static int verify_dim(PyObject *dim)
+{
+    if (PyUnicode_Check(dim)) {
+        PyErr_SetString(PyExc_NotImplementedError,
+                        "ChunkShardingSpec does not support named dimension yet!");
+        return -1;
+    }
+    if (!PyLong_Check(dim)) {
+        PyErr_Format(PyExc_ValueError, "Sharding dim needs to be an integer, found: %S", dim);
+        return -1;
+    }
+    return 0;
+}
+
+static int no_placements_error(void)
+{
+    /* torch divides by zero later; shardopt deviation §12.5 rejects it up front */
+    PyErr_SetString(PyExc_ValueError,
+                    "ChunkShardingSpec needs at least one placement, got an empty placements list");
+    return -1;
+}
+
+/* ------------------------------------------------------------------ ChunkShardingSpec */
+
+static const char *const chunk_names[] = {"dim", "placements"};
+
+static int chunk_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"dim", "placements", NULL};
+    PyObject *dim, *pls;
+    so_state *st = so_state_from_type(Py_TYPE(self));
+    Py_ssize_t n;
+    if (!st) return -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:ChunkShardingSpec", kwlist, &dim, &pls))
+        return -1;
+    Py_XSETREF(SO_REC(self)->f[0], Py_NewRef(dim));
+    /* torch parses the caller's list in place; other sequences become a new list */
+    pls = PyList_Check(pls) ? Py_NewRef(pls) : PySequence_List(pls);
+    if (!pls) return -1;
+    Py_XSETREF(SO_REC(self)->f[1], pls);
+    if (verify_dim(dim) < 0) return -1;
+    n = PyList_GET_SIZE(pls);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *rd = so_remote_device_coerce(st, PyList_GET_ITEM(pls, i));
+        if (!rd) return -1;
+        if (PyList_SetItem(pls, i, rd) < 0) return -1;
+        n = PyList_GET_SIZE(pls); /* parsing ran Python code; stay in bounds */
+    }
+    if (n == 0) return no_placements_error();
+    return 0;
+}
+
+static PyObject *chunk_build_metadata(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"tensor_sizes", "tensor_properties", NULL};
+    PyObject *sizes_obj, *props, *dim = SO_REC(self)->f[0], *fast = NULL, *pls = NULL;
+    PyObject *shards = NULL, *res = NULL;
+    PyTypeObject *smd_type;
+    so_state *st = so_state_from_type(Py_TYPE(self));
+    int64_t *sizes = NULL, split;
+    long long d;
+    Py_ssize_t ndim, nchunks;
+    if (!st) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:build_metadata", kwlist, &sizes_obj, &props))
+        return NULL;
+    if (!(smd_type = so_shard_type(st, "ShardMetadata"))) return NULL;
+    if (!dim || !SO_REC(self)->f[1])
+        return PyErr_Format(PyExc_TypeError, "ChunkShardingSpec is not initialised");
+    fast = PySequence_Fast(sizes_obj, "tensor_sizes must be a sequence of ints");
+    if (!fast) return NULL;
+    ndim = PySequence_Fast_GET_SIZE(fast);
+    if (verify_dim(dim) < 0) goto done;
+    d = PyLong_AsLongLong(dim);
+    if (d == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) goto done;
+        PyErr_Clear();
+        d = (long long)ndim; /* out of range either way */
+    }
+    if (d >= ndim || d < -ndim) {
+        PyErr_Format(PyExc_ValueError, "Invalid sharding dim: %S", dim);
+        goto done;
+    }
+    if (d < 0) d += ndim;
+    sizes = PyMem_Malloc(sizeof(int64_t) * (size_t)(ndim + 1));
+    if (!sizes) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < ndim; i++) {
+        PyObject *ix = PyNumber_Index(PySequence_Fast_GET_ITEM(fast, i));
+        if (!ix) goto done;
+        sizes[i] = PyLong_AsLongLong(ix);
+        Py_DECREF(ix);
+        if (sizes[i] == -1 && PyErr_Occurred()) goto done;
+    }
+    pls = PySequence_Fast(SO_REC(self)->f[1], "placements must be a sequence");
+    if (!pls) goto done;
+    nchunks = PySequence_Fast_GET_SIZE(pls);
+    if (nchunks == 0) {
+        no_placements_error();
+        goto done;
+    }
+    split = so_split_size(sizes[d], nchunks);
+    shards = PyList_New(nchunks);
+    if (!shards) goto done;
+    for (Py_ssize_t idx = 0; idx < nchunks; idx++) {
+        PyObject *off = PyList_New(ndim), *sz = PyList_New(ndim), *md;
+        if (!off || !sz) {
+            Py_XDECREF(off);
+            Py_XDECREF(sz);
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < ndim; i++) {
+            /* offsets are split*idx, unclamped: trailing empty chunks may start past the end */
+            int64_t o = i == d ? split * idx : 0;
+            int64_t z = i == d ? so_chunked_dim_size(sizes[d], split, idx) : sizes[i];
+            PyObject *po = PyLong_FromLongLong(o), *pz = PyLong_FromLongLong(z);
+            if (!po || !pz) {
+                Py_XDECREF(po);
+                Py_XDECREF(pz);
+                Py_DECREF(off);
+                Py_DECREF(sz);
+                goto done;
+            }
+            PyList_SET_ITEM(off, i, po);
+            PyList_SET_ITEM(sz, i, pz);
+        }
+        md = PyObject_CallFunctionObjArgs((PyObject *)smd_type, off, sz,
+                                          PySequence_Fast_GET_ITEM(pls, idx), NULL);
+        Py_DECREF(off);
+        Py_DECREF(sz);
+        if (!md) goto done;
+        PyList_SET_ITEM(shards, idx, md);
+    }
+    res = sharded_tensor_metadata(shards, sizes_obj, props);
+done:
+    Py_XDECREF(fast);
+    Py_XDECREF(pls);
+    Py_XDECREF(shards);
+    PyMem_Free(sizes);
+    return res;
+}
+
+/* The scatter needs a process group and ShardedTensor (a higher layer): forward to
+ * shardopt.sharded_tensor._shard_chunk.shard_chunk(spec, tensor, src_rank, process_group).
+ * Until that module exists, say so (an error inside it propagates unchanged). */
+#define SHARD_CHUNK_MODULE "shardopt.sharded_tensor._shard_chunk"
+
+/* 1 if the forwarding module is absent, 0 if present, -1 on error. */
+static int missing_module(void)
+{
+    PyObject *find = import_attr("importlib.util", "find_spec"), *spec;
+    int missing;
+    if (!find) return -1;
+    spec = PyObject_CallFunction(find, "s", SHARD_CHUNK_MODULE);
+    Py_DECREF(find);
+    if (!spec) return -1;
+    missing = spec == Py_None;
+    Py_DECREF(spec);
+    return missing;
+}
+
+static PyObject *chunk_shard(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"tensor", "src_rank", "process_group", NULL};
+    PyObject *tensor, *src_rank = NULL, *pg = Py_None, *fn, *res;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:shard", kwlist, &tensor, &src_rank, &pg))
+        return NULL;
+    switch (missing_module()) {
+    case -1:
+        return NULL;
+    case 1:
+        PyErr_SetString(PyExc_RuntimeError,
+                        "ChunkShardingSpec.shard needs ShardedTensor and a process group ("
+                        SHARD_CHUNK_MODULE "), which this build of shardopt does not provide yet");
+        return NULL;
+    }
+    fn = import_attr(SHARD_CHUNK_MODULE, "shard_chunk");
+    if (!fn) return NULL;
+    if (!src_rank) {
+        src_rank = PyLong_FromLong(0);
+        if (!src_rank) {
+            Py_DECREF(fn);
+            return NULL;
+        }
+    } else {
+        Py_INCREF(src_rank);
+    }
+    res = PyObject_CallFunctionObjArgs(fn, self, tensor, src_rank, pg, NULL);
+    Py_DECREF(src_rank);
+    Py_DECREF(fn);
+    return res;
+}
+
+static PyObject *chunk_repr(PyObject *self) { return so_record_repr(self, 2, chunk_names); }
+static PyObject *chunk_richcompare(PyObject *a, PyObject *b, int op)
+{
+    return so_record_richcompare(a, b, op, 2);
+}
+static PyObject *chunk_reduce(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return so_record_reduce(self, 2);
+}
+
+static PyMethodDef chunk_methods[] = {
+    {"build_metadata", (PyCFunction)(void (*)(void))chunk_build_metadata,
+     METH_VARARGS | METH_KEYWORDS,
+     "build_metadata(tensor_sizes, tensor_properties) -> ShardedTensorMetadata with one shard per "
+     "placement (torch.chunk's rule; trailing shards may be empty)."},
+    {"shard", (PyCFunction)(void (*)(void))chunk_shard, METH_VARARGS | METH_KEYWORDS,
+     "shard(tensor, src_rank=0, process_group=None) -> ShardedTensor scattered from src_rank."},
+    {"__reduce__", chunk_reduce, METH_NOARGS, NULL},
+    {NULL}};
+
+static PyMemberDef chunk_members[] = {
+    {"dim", T_OBJECT_EX, SO_REC_FIELD_OFFSET(0), 0, "the sharded dimension (may be negative)"},
+    {"placements", T_OBJECT_EX, SO_REC_FIELD_OFFSET(1), 0, "list of _remote_device, one per shard"},
+    {NULL}};
+
+SO_RECORD_GC(chunk, 2)
+
+static PyType_Slot chunk_slots[] = {
+    {Py_tp_init, chunk_init},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_repr, chunk_repr},
+    {Py_tp_richcompare, chunk_richcompare},
+    {Py_tp_hash, PyObject_HashNotImplemented},
+    {Py_tp_methods, chunk_methods},
+    {Py_tp_members, chunk_members},
+    {Py_tp_traverse, chunk_traverse},
+    {Py_tp_clear, chunk_clear},
+    {Py_tp_dealloc, chunk_dealloc},
+    {Py_tp_doc,
+     "ChunkShardingSpec(dim, placements): shard `dim` into len(placements) chunks like "
+     "torch.chunk, chunk i on placements[i]."},
+    {0, NULL}};
+
+static PyType_Spec chunk_spec = {
+    .name = "shardopt._C.ChunkShardingSpec",
+    .basicsize = sizeof(SoRecord) + 2 * sizeof(PyObject *),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = chunk_slots};
+
+/* ------------------------------------------------------------------ EnumerableShardingSpec */
+
+static const char *const enum_names[] = {"shards"};
+
+static int enum_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"shards", NULL};
+    PyObject *shards, *fast;
+    Py_ssize_t rank = -1, n;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:EnumerableShardingSpec", kwlist, &shards))
+        return -1;
+    Py_XSETREF(SO_REC(self)->f[0], Py_NewRef(shards));
+    fast = PySequence_Fast(shards, "shards must be a sequence of ShardMetadata");
+    if (!fast) return -1;
+    n = PySequence_Fast_GET_SIZE(fast);
+    if (n == 0) {
+        PyErr_Format(PyExc_ValueError, "Empty shard list provided: %R", shards);
+        Py_DECREF(fast);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t r = so_shard_md_ndim(PySequence_Fast_GET_ITEM(fast, i));
+        if (r < 0) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        if (rank != -1 && rank != r) {
+            PyErr_Format(PyExc_ValueError, "Found inconsistent ranks for shards: %zd and %zd", rank, r);
+            Py_DECREF(fast);
+            return -1;
+        }
+        rank = r;
+    }
+    Py_DECREF(fast);
+    return so_validate_non_overlapping(shards);
+}
+
+static PyObject *enum_build_metadata(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"tensor_sizes", "tensor_properties", NULL};
+    PyObject *sizes, *props, *shards = SO_REC(self)->f[0];
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:build_metadata", kwlist, &sizes, &props))
+        return NULL;
+    if (!shards) return PyErr_Format(PyExc_TypeError, "EnumerableShardingSpec is not initialised");
+    if (so_check_tensor(shards, sizes) < 0) return NULL;
+    return sharded_tensor_metadata(shards, sizes, props);
+}
+
+static PyObject *enum_shard(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    (void)self;
+    (void)args;
+    (void)kwds;
+    PyErr_SetString(PyExc_NotImplementedError, "EnumerableShardingSpec.shard not implemented yet!");
+    return NULL;
+}
+
+static PyObject *enum_repr(PyObject *self) { return so_record_repr(self, 1, enum_names); }
+static PyObject *enum_richcompare(PyObject *a, PyObject *b, int op)
+{
+    return so_record_richcompare(a, b, op, 1);
+}
+static PyObject *enum_reduce(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return so_record_reduce(self, 1);
+}
+
+static PyMethodDef enum_methods[] = {
+    {"build_metadata", (PyCFunction)(void (*)(void))enum_build_metadata,
+     METH_VARARGS | METH_KEYWORDS,
+     "build_metadata(tensor_sizes, tensor_properties): check_tensor, then ShardedTensorMetadata."},
+    {"shard", (PyCFunction)(void (*)(void))enum_shard, METH_VARARGS | METH_KEYWORDS,
+     "Not implemented (as in torch)."},
+    {"__reduce__", enum_reduce, METH_NOARGS, NULL},
+    {NULL}};
+
+static PyMemberDef enum_members[] = {
+    {"shards", T_OBJECT_EX, SO_REC_FIELD_OFFSET(0), 0, "list of ShardMetadata"},
+    {NULL}};
+
+SO_RECORD_GC(enum, 1)
+
+static PyType_Slot enum_slots[] = {
+    {Py_tp_init, enum_init},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_repr, enum_repr},
+    {Py_tp_richcompare, enum_richcompare},
+    {Py_tp_hash, PyObject_HashNotImplemented},
+    {Py_tp_methods, enum_methods},
+    {Py_tp_members, enum_members},
+    {Py_tp_traverse, enum_traverse},
+    {Py_tp_clear, enum_clear},
+    {Py_tp_dealloc, enum_dealloc},
+    {Py_tp_doc,
+     "EnumerableShardingSpec(shards): an explicit list of non-overlapping ShardMetadata."},
+    {0, NULL}};
+
+static PyType_Spec enum_spec = {
+    .name = "shardopt._C.EnumerableShardingSpec",
+    .basicsize = sizeof(SoRecord) + 1 * sizeof(PyObject *),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = enum_slots};
+
+/* ------------------------------------------------------------------ DevicePlacementSpec */
+
+static const char *const dps_names[] = {"device"};
+
+static int dps_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"device", NULL};
+    PyObject *dev, *rd;
+    so_state *st = so_state_from_type(Py_TYPE(self));
+    if (!st) return -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:DevicePlacementSpec", kwlist, &dev)) return -1;
+    rd = so_remote_device_coerce(st, dev);
+    if (!rd) return -1;
+    Py_XSETREF(SO_REC(self)->f[0], rd);
+    return 0;
+}
+
+static PyObject *dps_repr(PyObject *self) { return so_record_repr(self, 1, dps_names); }
+static PyObject *dps_richcompare(PyObject *a, PyObject *b, int op)
+{
+    return so_record_richcompare(a, b, op, 1);
+}
+static PyObject *dps_reduce(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return so_record_reduce(self, 1);
+}
+
+static PyMethodDef dps_methods[] = {{"__reduce__", dps_reduce, METH_NOARGS, NULL}, {NULL}};
+
+static PyMemberDef dps_members[] = {
+    {"device", T_OBJECT_EX, SO_REC_FIELD_OFFSET(0), 0, "the _remote_device"},
+    {NULL}};
+
+SO_RECORD_GC(dps, 1)
+
+static PyType_Slot dps_slots[] = {
+    {Py_tp_init, dps_init},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_repr, dps_repr},
+    {Py_tp_richcompare, dps_richcompare},
+    {Py_tp_hash, PyObject_HashNotImplemented},
+    {Py_tp_methods, dps_methods},
+    {Py_tp_members, dps_members},
+    {Py_tp_traverse, dps_traverse},
+    {Py_tp_clear, dps_clear},
+    {Py_tp_dealloc, dps_dealloc},
+    {Py_tp_doc, "DevicePlacementSpec(device): place an entity on one (remote) device."},
+    {0, NULL}};
+
+static PyType_Spec dps_spec = {
+    .name = "shardopt._C.DevicePlacementSpec",
+    .basicsize = sizeof(SoRecord) + 1 * sizeof(PyObject *),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = dps_slots};
+
+/* ------------------------------------------------------------------ registration */
+
+int so_register_shard(PyObject *m, so_state *st)
+{
+    if (so_register_remote_device(m, st) < 0) return -1;
+    if (so_register_shard_metadata(m, st) < 0) return -1;
+    if (so_register_shard_validate(m, st) < 0) return -1;
+    if (!so_shard_add_type(m, st, &chunk_spec, "ChunkShardingSpec")) return -1;
+    if (!so_shard_add_type(m, st, &enum_spec, "EnumerableShardingSpec")) return -1;
+    if (!so_shard_add_type(m, st, &dps_spec, "DevicePlacementSpec")) return -1;
+    return 0;
+}

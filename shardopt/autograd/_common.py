@@ -1,0 +1,126 @@
+"""Shared pieces of the differentiable op wrappers: node classes, broadcasting reduction,
+argument parsing, and the table of raw (C-backed, autograd-free) ops captured at install.
+
+Every wrapper follows one pattern: if no input requires grad, or grad mode is off, it calls
+the raw op and returns (one check); otherwise it calls the raw op, then records a node whose
+backward formula uses the public (wrapped) ops, which run raw because the engine turns grad
+mode off.
+"""
+from .. import _C
+from . import grad_mode
+from .graph import Node, edge, needs_grad, save, set_history, unpack  # noqa: F401
+
+_TensorBase = _C.TensorBase
+_state = grad_mode._state
+
+# raw ops captured before the differentiable versions are installed:
+# RAW_M[name] = unbound Tensor method, RAW_F[name] = shardopt._ops function
+RAW_M = {}
+RAW_F = {}
+
+
+class OpNode(Node):
+    """A built-in op's node: ``_ctx`` holds the non-tensor facts its backward needs."""
+
+    __slots__ = ("_ctx",)
+
+
+def node_type(name, bw):
+    """A Node subclass named like torch's (``MulBackward0``) whose backward is ``bw(node, g)``
+    returning one gradient (or None) per input edge."""
+
+    def _apply(self, grads):
+        return bw(self, grads[0])
+
+    return type(name, (OpNode,), {"__slots__": (), "_apply": _apply})
+
+
+def record(cls, out, inputs, ctx=None, saved=()):
+    """Attach a new ``cls`` node as ``out``'s history; inputs are the differentiable operands."""
+    if not out.dtype.is_floating_point:
+        return out
+    node = cls()
+    node.next_functions = tuple(edge(x) for x in inputs)
+    node._ctx = ctx
+    if saved:
+        save(node, *saved)
+    return set_history(out, node)
+
+
+def meta(x):
+    """(shape, dtype, device) of an operand that needs a gradient, else None."""
+    if isinstance(x, _TensorBase) and x.requires_grad:
+        return (x._shape, x.dtype, x.device)
+    return None
+
+
+def zeros(m):
+    return _C.empty(m[0], m[1], m[2]).zero_()
+
+
+def sum_to(g, shape):
+    """Reduce a broadcast gradient back to ``shape`` (sum over the broadcast dimensions)."""
+    gs = g._shape
+    if gs == shape:
+        return g
+    lead = len(gs) - len(shape)
+    dims = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
+                                      if s == 1 and gs[lead + i] != 1)
+    if dims:
+        g = g.sum(dim=dims, keepdim=True)
+    return g.reshape(shape)
+
+
+def fit(g, m):
+    """Gradient ``g`` reshaped/cast to the operand described by meta ``m``."""
+    if g is None:
+        return None
+    shape, dtype, device = m
+    if g._shape != shape:
+        g = sum_to(g, shape)
+    if g.dtype != dtype or g.device != device:
+        g = g._convert(dtype, device)
+    return g
+
+
+def arg(args, kw, i, name, default=None):
+    """Positional-or-keyword argument i/name of a wrapped call."""
+    if len(args) > i:
+        return args[i]
+    return kw.get(name, default)
+
+
+def check_out(kw, name):
+    if kw.get("out") is not None:
+        raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
+                           "differentiation, but one of the arguments requires grad.")
+
+
+def norm_dims(dim, ndim):
+    """A reduction's dim argument as a sorted tuple of non-negative dims (None: all dims)."""
+    if dim is None:
+        return None
+    if isinstance(dim, int):
+        dim = (dim,)
+    dims = tuple(sorted((d + ndim if d < 0 else d) for d in dim)) if ndim else ()
+    return dims if dims or ndim == 0 else None
+
+
+def any_grad(*xs):
+    for x in xs:
+        if isinstance(x, _TensorBase) and x.requires_grad:
+            return True
+    return False
+
+
+def where(cond, a, value):
+    """``a`` where ``cond`` else the Python scalar ``value`` (backward formulas only)."""
+    w = RAW_F.get("where")
+    if w is not None:
+        try:
+            return w(cond, a, value)
+        except TypeError:
+            return w(cond, a, _C.empty((), a.dtype, a.device).fill_(value))
+    # no where() op: blend with the mask (exact when a is finite)
+    m = cond.to(a.dtype)
+    return a * m + (1 - m) * value

@@ -1,0 +1,148 @@
+"""Installs autograd on ``shardopt.Tensor``: the Tensor-level API (backward, detach,
+requires_grad_, is_leaf, retain_grad, ...) and the differentiable op wrappers over the raw ops.
+
+Called once from the end of ``shardopt/_tensor.py``, after the raw ops of every area were
+installed; ``FUNCTIONS`` then holds the differentiable module-level functions that
+``shardopt/__init__.py`` re-exports over the raw ones.
+"""
+from .. import _C
+from . import _common as c
+from . import _inplace, _math, _views, grad_mode
+from .engine import run_backward
+from .graph import output_nr
+
+_TB = _C.TensorBase
+
+FUNCTIONS = {}  # name -> differentiable module-level function (shardopt.add, shardopt.cat...)
+_installed = []
+
+# Tensor attribute names whose raw versions are captured (whatever of them exists)
+_METHOD_NAMES = (
+    set(_math._BINARY) | set(_math._UNARY) | set(_views._VIEWS) | set(_inplace._REBASE)
+    | set(_inplace._OTHER_INPLACE) | set(_inplace._NEEDS.values())
+    | {"gelu", "sum", "mean", "__getitem__", "__setitem__", "_convert", "clone", "copy_",
+       "fill_", "zero_"}
+)
+
+
+def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (torch's Tensor.backward)."""
+    if create_graph:
+        raise NotImplementedError("backward(create_graph=True): higher-order gradients are not "
+                                  "supported by shardopt's autograd")
+    if retain_graph is None:
+        retain_graph = create_graph
+    if inputs is not None:
+        inputs = [inputs] if isinstance(inputs, _TB) else list(inputs)
+        if not inputs:
+            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+    run_backward([self], [gradient], retain_graph, inputs=inputs, accumulate=True)
+
+
+def detach(self):
+    """A tensor sharing this one's storage, with no history and requires_grad=False."""
+    return self._alias()
+
+
+def detach_(self):
+    if self.__dict__.get("_ag_base") is not None:
+        raise RuntimeError("Can't detach views in-place. Use detach() instead. If you are using "
+                           "DistributedDataParallel (DDP) for training, and gradient_as_bucket_"
+                           "view is set as True, gradients are views of DDP buckets, and hence "
+                           "detach_() cannot be called on these gradients. To fix this error, "
+                           "please refer to the Optimizer.zero_grad() function in torch/optim/"
+                           "optimizer.py as the solution.")
+    self.grad_fn = None
+    self.requires_grad = False
+    d = self.__dict__
+    d.pop("_output_nr", None)
+    d.pop("_retains_grad", None)
+    return self
+
+
+def requires_grad_(self, requires_grad=True):
+    self.requires_grad = requires_grad
+    return self
+
+
+def retain_grad(self):
+    """Keep ``.grad`` for this non-leaf tensor on the next backward passes."""
+    if not self.requires_grad:
+        raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+    gf = self.grad_fn
+    if gf is None:
+        return
+    gf._retain_grad(self, output_nr(self))
+    self.__dict__["_retains_grad"] = True
+
+
+def _is_leaf(self):
+    return self.grad_fn is None
+
+
+def _retains_grad(self):
+    return self.grad_fn is not None and self.__dict__.get("_retains_grad", False)
+
+
+def _data_get(self):
+    return self._alias()
+
+
+def _data_set(self, value):
+    raise NotImplementedError("assigning Tensor.data is not supported by shardopt; write the new "
+                              "values with copy_() under shardopt.no_grad()")
+
+
+def _wrap_deepcopy(orig):
+    def __deepcopy__(self, memo):
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment.  If you were "
+                               "attempting to deepcopy a module, this may be because of a "
+                               "torch.nn.utils.weight_norm usage, see "
+                               "https://github.com/pytorch/pytorch/pull/103001")
+        with grad_mode.no_grad():
+            return orig(self, memo)
+    return __deepcopy__
+
+
+def _install(Tensor):
+    """Capture the raw ops present on Tensor / in shardopt._ops and install the
+    differentiable versions. Idempotent."""
+    if _installed:
+        return
+    _installed.append(Tensor)
+    from .. import _ops
+    for name in _METHOD_NAMES:
+        raw = getattr(Tensor, name, None)
+        if raw is not None:
+            c.RAW_M[name] = raw
+    for mod in tuple(getattr(_ops, "AREAS", ())) + (_ops,):
+        for name in dir(mod):
+            if not name.startswith("__"):
+                obj = getattr(mod, name)
+                if callable(obj) and not isinstance(obj, type) and \
+                        getattr(obj, "__module__", None) != __name__:
+                    c.RAW_F[name] = obj
+    methods = {}
+    functions = {}
+    _math.build(methods, functions)
+    _views.build(methods, functions)
+    _inplace.build(methods)
+    for name, fn in methods.items():
+        setattr(Tensor, name, fn)
+    functions.pop("linear", None)  # torch has it in nn.functional only
+    FUNCTIONS.update(functions)
+
+    Tensor.backward = backward
+    Tensor.detach = detach
+    Tensor.detach_ = detach_
+    Tensor.requires_grad_ = requires_grad_
+    Tensor.retain_grad = retain_grad
+    Tensor.is_leaf = property(_is_leaf)
+    Tensor.retains_grad = property(_retains_grad)
+    if not hasattr(Tensor, "data"):
+        Tensor.data = property(_data_get, _data_set)
+    Tensor.__deepcopy__ = _wrap_deepcopy(Tensor.__deepcopy__)
+    if "detach" in c.RAW_F:
+        FUNCTIONS["detach"] = detach

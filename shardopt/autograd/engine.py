@@ -1,0 +1,173 @@
+"""The backward engine: runs the graph from the roots to the leaves.
+
+Iterative (no recursion limit): one pass counts, for every node reachable from the roots, how
+many edges point at it; then nodes run when all their gradient contributions have arrived
+(dependency count zero), each output's contributions summed into one buffer first. Grad mode
+is off while nodes run. Unless ``retain_graph``, each node's saved tensors are freed after it
+runs, so a second backward through it raises torch's "backward through the graph a second
+time" error.
+"""
+from .. import _C
+from . import grad_mode
+from .graph import AccumulateGrad, edge
+
+_TensorBase = _C.TensorBase
+
+
+def _make_grads(outputs, grads):
+    new = []
+    for i, (out, g) in enumerate(zip(outputs, grads)):
+        if g is None:
+            if out.requires_grad:
+                if out.numel() != 1:
+                    raise RuntimeError("grad can be implicitly created only for scalar outputs")
+                if not out.dtype.is_floating_point:
+                    raise RuntimeError("grad can be implicitly created only for real scalar "
+                                       f"outputs but got {out.dtype}")
+                g = _C.empty(out._shape, out.dtype, out.device).fill_(1.0)
+            new.append(g)
+            continue
+        if not isinstance(g, _TensorBase):
+            raise TypeError("gradients can be either Tensors or None, but got "
+                            f"{type(g).__name__}")
+        if g._shape != out._shape:
+            from .._tensor import Size
+            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
+                               f"{Size(g._shape)!r} and output[{i}] has a shape of "
+                               f"{Size(out._shape)!r}.")
+        if g.dtype != out.dtype or g.device != out.device:
+            g = g._alias()._convert(out.dtype, out.device)
+        new.append(g)
+    return new
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def run_backward(outputs, grads, retain_graph, inputs=None, allow_unused=False,
+                 accumulate=True):
+    """Backpropagate ``grads`` from ``outputs``.
+
+    accumulate=True (``Tensor.backward``): gradients land in the leaves' ``.grad`` (only the
+    ``inputs`` leaves when given). accumulate=False (``autograd.grad``): the gradients w.r.t.
+    ``inputs`` are returned and no ``.grad`` is touched.
+    """
+    roots = []
+    for i, out in enumerate(outputs):
+        if not isinstance(out, _TensorBase):
+            raise TypeError(f"element {i} of tensors is not a Tensor but {type(out).__name__}")
+        e = edge(out)
+        if e[0] is None:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have "
+                               "a grad_fn")
+        roots.append(e)
+    grads = _make_grads(outputs, grads)
+
+    # capture: (node, nr) -> position in the result, for autograd.grad / backward(inputs=)
+    capture = None
+    if inputs is not None:
+        capture = {}
+        for j, t in enumerate(inputs):
+            if not isinstance(t, _TensorBase):
+                raise TypeError(f"inputs[{j}] is not a Tensor but {type(t).__name__}")
+            if not t.requires_grad:
+                raise RuntimeError(f"One of the differentiated Tensors does not require grad")
+            e = edge(t)
+            capture.setdefault((id(e[0]), e[1]), []).append(j)
+        captured = [None] * len(inputs)
+
+    # 1. dependency counts over the reachable graph
+    deps = {}
+    seen = set()
+    stack = []
+    for node, _ in roots:
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.append(node)
+    while stack:
+        node = stack.pop()
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            k = id(child)
+            deps[k] = deps.get(k, 0) + 1
+            if k not in seen:
+                seen.add(k)
+                stack.append(child)
+
+    # 2. seed the buffers with the root gradients
+    buffers = {}
+    nodes = {}
+    for (node, nr), g in zip(roots, grads):
+        k = id(node)
+        buf = buffers.get(k)
+        if buf is None:
+            buf = buffers[k] = [None] * node._num_outputs
+            nodes[k] = node
+        buf[nr] = _add(buf[nr], g)
+    ready = [nodes[k] for k in nodes if deps.get(k, 0) == 0]
+
+    # 3. run
+    prev_mode = grad_mode.is_grad_enabled()
+    grad_mode._set_enabled(False)
+    try:
+        while ready:
+            node = ready.pop()
+            k = id(node)
+            buf = buffers.pop(k, None)
+            nodes.pop(k, None)
+            if buf is None:
+                buf = [None] * node._num_outputs
+            if node._retain:
+                for nr, ref in node._retain.items():
+                    t = ref()
+                    if t is not None and buf[nr] is not None:
+                        t.grad = buf[nr].clone() if t.grad is None else t.grad + buf[nr]
+            is_acc = type(node) is AccumulateGrad
+            if capture is not None:
+                for nr in range(node._num_outputs):
+                    for j in capture.get((k, nr), ()):
+                        captured[j] = buf[nr]
+                if is_acc and (not accumulate or (k, 0) not in capture):
+                    continue  # autograd.grad / backward(inputs=): leave other leaves alone
+            if all(g is None for g in buf):
+                in_grads = [None] * len(node.next_functions)
+            else:
+                in_grads = node._apply(buf)
+            if not retain_graph:
+                node._release()
+            for (child, nr), g in zip(node.next_functions, in_grads):
+                if child is None:
+                    continue
+                ck = id(child)
+                cbuf = buffers.get(ck)
+                if cbuf is None:
+                    cbuf = buffers[ck] = [None] * child._num_outputs
+                    nodes[ck] = child
+                if g is not None:
+                    cbuf[nr] = _add(cbuf[nr], g)
+                deps[ck] -= 1
+                if deps[ck] == 0:
+                    ready.append(child)
+    finally:
+        grad_mode._set_enabled(prev_mode)
+
+    if capture is not None and accumulate:
+        # backward(inputs=[non-leaf]): the captured gradient accumulates into its .grad
+        for j, g in enumerate(captured):
+            t = inputs[j]
+            if g is not None and t.grad_fn is not None:
+                t.grad = g.clone() if t.grad is None else t.grad + g
+    if capture is not None and not accumulate:
+        for j, g in enumerate(captured):
+            if g is None and not allow_unused:
+                raise RuntimeError("One of the differentiated Tensors appears to not have been "
+                                   "used in the graph. Set allow_unused=True if this is the "
+                                   "desired behavior.")
+        return tuple(captured)
+    return None

@@ -1,0 +1,98 @@
+"""Grad mode: whether new operations are recorded on the autograd tape.
+
+Thread-local like torch's (a worker thread starts with grad mode on). ``no_grad``,
+``enable_grad`` and ``set_grad_enabled`` work as context managers and as decorators;
+``set_grad_enabled(mode)`` also takes effect immediately when called as a function.
+"""
+import functools
+import threading
+
+__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
+
+
+class _GradState(threading.local):
+    enabled = True  # class attribute: the default seen by every new thread
+
+
+_state = _GradState()
+
+
+def is_grad_enabled():
+    """True when operations on tensors that require grad are recorded."""
+    return _state.enabled
+
+
+def _set_enabled(mode):
+    _state.enabled = bool(mode)
+
+
+class _DecoratorContextManager:
+    """Base for the grad-mode context managers: usable as ``with`` and as ``@decorator``."""
+
+    def __call__(self, func):
+        if isinstance(func, type):
+            raise TypeError(f"{type(self).__name__} cannot decorate a class")
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with self.clone():
+                return func(*args, **kwargs)
+
+        return wrapper
+
+    def clone(self):
+        return type(self)()
+
+
+class no_grad(_DecoratorContextManager):
+    """Disable gradient recording inside the block (results have requires_grad=False)."""
+
+    def __init__(self):
+        self.prev = False
+
+    def __enter__(self):
+        self.prev = _state.enabled
+        _state.enabled = False
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        _state.enabled = self.prev
+
+
+class enable_grad(_DecoratorContextManager):
+    """Enable gradient recording inside the block (e.g. inside a no_grad region)."""
+
+    def __init__(self):
+        self.prev = False
+
+    def __enter__(self):
+        self.prev = _state.enabled
+        _state.enabled = True
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        _state.enabled = self.prev
+
+
+class set_grad_enabled(_DecoratorContextManager):
+    """``set_grad_enabled(mode)``: sets grad mode now; as a context manager, restores it on exit."""
+
+    def __init__(self, mode):
+        if not isinstance(mode, bool):
+            raise TypeError("set_grad_enabled(): argument 'mode' must be bool, not "
+                            f"{type(mode).__name__}")
+        self.prev = _state.enabled
+        self.mode = mode
+        _state.enabled = mode
+
+    def __enter__(self):
+        pass
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        _state.enabled = self.prev
+
+    def __call__(self, func):
+        # as a decorator the mode applies while func runs, not from decoration time on
+        _state.enabled = self.prev
+        return super().__call__(func)
+
+    def clone(self):
+        return type(self)(self.mode)

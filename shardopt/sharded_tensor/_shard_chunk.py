@@ -1,0 +1,124 @@
+"""Scattering a full tensor into a ShardedTensor (ChunkShardingSpec.shard, torch's
+``_shard_tensor``).
+
+``shard_chunk(spec, tensor, src_rank, process_group)`` is what the C
+``ChunkShardingSpec.shard`` forwards to: on ``src_rank`` (a *group* rank) every chunk is
+narrowed out of ``tensor``, cloned, and padded to the common scatter shape (``split`` along
+the sharded dim; the flat prefix is kept, as torch's resize does); one ``dist.scatter``
+delivers each group rank its buffer; the receiver resizes it back to its shard size and
+copies ``requires_grad`` from its own ``tensor``.  Every rank must have exactly one
+placement (torch asserts this; here it is a ValueError).
+
+``_shard_tensor(tensor, sharding_spec, src_rank=0, process_group=None)`` first checks
+contiguity and then that every rank passed the same ``src_rank`` and spec, exchanging them
+with ``all_gather_object`` so that all ranks see the same mismatch and all raise (torch's
+messages), then calls ``sharding_spec.shard``.
+"""
+from .. import _C
+from .. import distributed as dist
+from ..sharding_spec import ShardingSpec
+
+__all__ = ["shard_chunk", "_shard_tensor"]
+
+
+def _resolve_pg(process_group):
+    return dist.distributed_c10d._default() if process_group is None else process_group
+
+
+def _detach(t):
+    d = getattr(t, "detach", None)
+    return d() if d is not None else t._alias()
+
+
+def _flat(t):
+    return t.contiguous().reshape((t.numel(),))
+
+
+def shard_chunk(spec, tensor, src_rank=0, process_group=None):
+    from . import ShardedTensor, Shard, TensorProperties  # noqa: PLC0415 (import cycle)
+
+    pg = _resolve_pg(process_group)
+    if pg is dist.GroupMember.NON_GROUP_MEMBER:
+        raise ValueError("ChunkShardingSpec.shard: this rank is not a member of process_group")
+    world = pg.size()
+    my_group_rank = pg.rank()
+    props = TensorProperties.create_from_tensor(tensor)
+    md = spec.build_metadata(tensor.size(), props)
+    shards_md = md.shards_metadata
+    group_ranks = list(pg._ranks)
+
+    # Which group rank receives which chunk (exactly one per rank).
+    owner = {}
+    for idx, smd in enumerate(shards_md):
+        pl = smd.placement
+        r = pl.rank() if pl is not None else None
+        if r is None:
+            raise ValueError(f"ChunkShardingSpec.shard needs 'rank:<rank>/<device>' placements, "
+                             f"got {pl!r}")
+        if r not in group_ranks:
+            raise ValueError(f"Global rank {r} does not exist in input process group: "
+                             f"{group_ranks}")
+        g = group_ranks.index(r)
+        if g in owner:
+            raise ValueError(f"ChunkShardingSpec.shard needs exactly one placement per rank, "
+                             f"rank {r} has several")
+        owner[g] = idx
+    if len(owner) != world:
+        raise ValueError(f"ChunkShardingSpec.shard needs exactly one placement per rank of the "
+                         f"process group ({world} ranks), got {len(shards_md)} placements")
+
+    ndim = tensor.dim()
+    dim = spec.dim if spec.dim >= 0 else spec.dim + ndim
+    split = _C.get_split_size(tensor.size(dim), len(shards_md))
+    scatter_shape = list(tensor.size())
+    scatter_shape[dim] = split
+    n = 1
+    for s in scatter_shape:
+        n *= s
+
+    my_md = shards_md[owner[my_group_rank]]
+    device = my_md.placement.device()
+    recv = _C.empty((n,), tensor.dtype, device)
+    scatter_list = None
+    if my_group_rank == src_rank:
+        scatter_list = []
+        for g in range(world):
+            smd = shards_md[owner[g]]
+            buf = _C.empty((n,), tensor.dtype, smd.placement.device())
+            length = smd.shard_sizes[dim]
+            if length > 0:
+                chunk = _flat(_detach(tensor).narrow(dim, smd.shard_offsets[dim], length))
+                buf.narrow(0, 0, chunk.numel()).copy_(chunk)
+            scatter_list.append(buf)
+    if n > 0:  # Gloo must never see a zero-length collective
+        src_global = group_ranks[src_rank] if 0 <= src_rank < world else src_rank
+        dist.scatter(recv, scatter_list, src=src_global, group=pg)
+    size = 1
+    for s in my_md.shard_sizes:
+        size *= s
+    local = recv.narrow(0, 0, size).reshape(tuple(my_md.shard_sizes)).contiguous()
+    if tensor.requires_grad:
+        local.requires_grad = True
+    local_shards = [Shard(local, my_md)]
+    return ShardedTensor._init_from_local_shards_and_global_metadata(
+        local_shards, md, process_group=pg, sharding_spec=spec)
+
+
+def _shard_tensor(tensor, sharding_spec, src_rank=0, process_group=None):
+    if not tensor.is_contiguous():
+        raise ValueError("input tensor is not a contiguous Tensor")
+    if not isinstance(sharding_spec, ShardingSpec):
+        raise ValueError(f"Expecting ShardingSpec but got: {type(sharding_spec)}")
+    pg = _resolve_pg(process_group)
+    world = dist.get_world_size(pg)
+    current = dist.get_rank(pg)
+    gathered = [None] * world
+    dist.all_gather_object(gathered, (src_rank, sharding_spec), group=pg)
+    for idx, (their_src, their_spec) in enumerate(gathered):
+        if src_rank != their_src:
+            raise ValueError(f"src_rank={src_rank} on rank: {current} does not match with "
+                             f"src_rank={their_src} on rank: {idx}")
+        if sharding_spec != their_spec:
+            raise ValueError(f"sharding_spec={sharding_spec} on rank: {current} does not match "
+                             f"with sharding_spec={their_spec} on rank: {idx}")
+    return sharding_spec.shard(tensor, src_rank=src_rank, process_group=pg)

@@ -1,0 +1,21 @@
+"""shardopt.sharding_spec: torch.distributed._shard.sharding_spec without PyTorch.
+
+ShardMetadata, ChunkShardingSpec, EnumerableShardingSpec, DevicePlacementSpec and the
+helpers in ``_internals`` are C (csrc/shard/); ShardingSpec / PlacementSpec are Python
+ABCs that user specs subclass.
+"""
+from .._C import ShardMetadata
+from .api import (
+    DevicePlacementSpec,
+    EnumerableShardingSpec,
+    PlacementSpec,
+    ShardingSpec,
+    _infer_sharding_spec_from_shards_metadata,
+)
+from .chunk_sharding_spec import ChunkShardingSpec
+from . import _internals  # noqa: F401
+from .._shard_registry import custom_sharding_spec_op
+
+__all__ = ["ShardMetadata", "ShardingSpec", "PlacementSpec", "DevicePlacementSpec",
+           "ChunkShardingSpec", "EnumerableShardingSpec",
+           "_infer_sharding_spec_from_shards_metadata", "custom_sharding_spec_op"]
