@@ -42,49 +42,13 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define ERRLEN 1024
+#include "nccl_impl.h"
 
 enum { K_ALLREDUCE, K_REDUCE, K_BROADCAST, K_ALLGATHER, K_REDUCE_SCATTER, K_GATHER, K_SCATTER,
        K_ALLTOALL, K_BARRIER, K_SEND, K_RECV };
 static const char *const KNAMES[] = {"all_reduce", "reduce", "broadcast", "all_gather",
                                      "reduce_scatter", "gather", "scatter", "all_to_all",
                                      "barrier", "send", "recv"};
-enum { P_INFLIGHT = 0, P_DONE = 1, P_FAILED = 2 };
-
-/* One enqueued op: its completion event on the communication stream. */
-typedef struct pending {
-    struct pending *next;
-    cudaEvent_t ev;
-    int64_t start_ms;
-    int kind, state, refs; /* state and refs under the group mutex */
-} pending;
-
-typedef struct {
-    PyObject_HEAD
-    PyObject *store;
-    int rank, size, device; /* device -1 until the communicator exists */
-    int64_t timeout_ms;
-    ncclComm_t comm;        /* NULL before the first op and after an abort */
-    cudaStream_t stream;    /* communication stream */
-    cudaEvent_t ev_pre;
-    void *scratch;          /* 4 device bytes for barrier() */
-    int mu_ready;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;      /* the watchdog's tick; waiters of a pending op */
-    int watchdog_on, stop, destroyed;
-    pthread_t watchdog;
-    pending *inflight;
-    int broken_timeout;
-    char broken[ERRLEN];    /* non-empty once the communicator was aborted */
-} NPG;
-
-typedef struct {
-    PyObject_HEAD
-    NPG *pg; /* strong reference */
-    pending *p;
-    PyObject *keep;
-} NWork;
-
 /* One op's arguments (device pointers, element counts). */
 typedef struct {
     int kind;
@@ -122,7 +86,7 @@ static void timed_wait(NPG *s, int64_t ms)
     pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 }
 
-static void pending_unref_locked(pending *p)
+void so_nccl_pending_unref_locked(pending *p)
 {
     if (--p->refs == 0) {
         cudaEventDestroy(p->ev);
@@ -151,7 +115,7 @@ static void abort_locked(NPG *s, int is_timeout, const char *fmt, ...)
         pending *p = s->inflight;
         s->inflight = p->next;
         p->state = P_FAILED;
-        pending_unref_locked(p);
+        so_nccl_pending_unref_locked(p);
     }
     pthread_cond_broadcast(&s->cv);
 }
@@ -181,7 +145,7 @@ static void *watchdog_main(void *arg)
             if (q == cudaSuccess) {
                 p->state = P_DONE;
                 *pp = p->next;
-                pending_unref_locked(p);
+                so_nccl_pending_unref_locked(p);
                 pthread_cond_broadcast(&s->cv);
             } else if (q != cudaErrorNotReady) {
                 (void)cudaGetLastError();
@@ -204,11 +168,10 @@ static void *watchdog_main(void *arg)
 
 /* ---- errors ----------------------------------------------------------------------------- */
 
-static so_state *state_of(PyObject *o) { return so_state_from_type(Py_TYPE(o)); }
 
 static PyObject *raise_broken(NPG *s, const char *op)
 {
-    so_state *st = state_of((PyObject *)s);
+    so_state *st = so_nccl_state((PyObject *)s);
     if (!st) return NULL;
     PyErr_Format(s->broken_timeout && !op ? st->dist_timeout_error : st->dist_backend_error,
                  "%s%s%s (rank %d of %d)", op ? op : "", op ? ": the process group is unusable "
@@ -216,9 +179,9 @@ static PyObject *raise_broken(NPG *s, const char *op)
     return NULL;
 }
 
-static PyObject *raise_msg(NPG *s, int is_timeout, const char *msg)
+PyObject *so_nccl_raise(NPG *s, int is_timeout, const char *msg)
 {
-    so_state *st = state_of((PyObject *)s);
+    so_state *st = so_nccl_state((PyObject *)s);
     if (!st) return NULL;
     PyErr_Format(is_timeout ? st->dist_timeout_error : st->dist_backend_error,
                  "%s (rank %d of %d)", msg, s->rank, s->size);
@@ -231,7 +194,7 @@ static PyObject *raise_msg(NPG *s, int is_timeout, const char *msg)
 static int ensure_comm(NPG *s, int device)
 {
     if (s->destroyed) {
-        so_state *st = state_of((PyObject *)s);
+        so_state *st = so_nccl_state((PyObject *)s);
         PyErr_SetString(st ? st->dist_error : PyExc_RuntimeError,
                         "the process group has been destroyed");
         return -1;
@@ -253,7 +216,7 @@ static int ensure_comm(NPG *s, int device)
         if (r != ncclSuccess) {
             char m[ERRLEN];
             snprintf(m, sizeof m, "ncclGetUniqueId failed: %s", ncclGetErrorString(r));
-            return raise_msg(s, 0, m), -1;
+            return so_nccl_raise(s, 0, m), -1;
         }
         PyObject *v = PyObject_CallMethod(s->store, "set", "sy#", key, (const char *)&id,
                                           (Py_ssize_t)sizeof id);
@@ -264,7 +227,7 @@ static int ensure_comm(NPG *s, int device)
         if (!v) return -1;
         if (!PyBytes_Check(v) || PyBytes_GET_SIZE(v) != (Py_ssize_t)sizeof id) {
             Py_DECREF(v);
-            return raise_msg(s, 0, "the store holds a malformed NCCL unique id"), -1;
+            return so_nccl_raise(s, 0, "the store holds a malformed NCCL unique id"), -1;
         }
         memcpy(&id, PyBytes_AS_STRING(v), sizeof id);
         Py_DECREF(v);
@@ -325,7 +288,7 @@ static int ensure_comm(NPG *s, int device)
         snprintf(s->broken, sizeof s->broken, "%s", m);
         s->broken_timeout = is_timeout;
         pthread_mutex_unlock(&s->mu);
-        return raise_msg(s, is_timeout, m), -1;
+        return so_nccl_raise(s, is_timeout, m), -1;
     }
     pthread_mutex_lock(&s->mu);
     s->comm = comm;
@@ -343,7 +306,7 @@ static int ensure_comm(NPG *s, int device)
     pthread_mutex_unlock(&s->mu);
     if (e) {
         snprintf(m, sizeof m, "cannot start the NCCL watchdog thread: %s", strerror(e));
-        return raise_msg(s, 0, m), -1;
+        return so_nccl_raise(s, 0, m), -1;
     }
     return 0;
 }
@@ -497,7 +460,7 @@ out_unlocked:
 }
 
 /* Host-wait for p (GIL released): 0 when done, -1 with m set on failure or timeout. */
-static int wait_host(NPG *s, pending *p, int64_t timeout_ms, char *m, int *is_timeout)
+int so_nccl_wait_host(NPG *s, pending *p, int64_t timeout_ms, char *m, int *is_timeout)
 {
     int64_t deadline = now_ms() + timeout_ms;
     pthread_mutex_lock(&s->mu);
@@ -532,12 +495,11 @@ static int wait_host(NPG *s, pending *p, int64_t timeout_ms, char *m, int *is_ti
     }
 }
 
-static PyObject *work_new(NPG *s, pending *p, PyObject *keep);
 
 /* Issue o (GIL held); sync: None; async: an NCCLWork.  Steals keep. */
 static PyObject *issue(NPG *s, const nop *o, int async_op, PyObject *keep)
 {
-    so_state *st = state_of((PyObject *)s);
+    so_state *st = so_nccl_state((PyObject *)s);
     if (!st || (!keep && PyErr_Occurred())) goto error;
     void *compute = so_cuda_stream(st->cuda_streams, s->device);
     if (!compute) goto error;
@@ -549,22 +511,22 @@ static PyObject *issue(NPG *s, const nop *o, int async_op, PyObject *keep)
     rc = issue_nogil(s, o, (cudaStream_t)compute, (async_op || host_wait) ? &p : NULL, m,
                      &is_timeout);
     if (rc == 0 && host_wait && !async_op) {
-        rc = wait_host(s, p, s->timeout_ms, m, &is_timeout);
+        rc = so_nccl_wait_host(s, p, s->timeout_ms, m, &is_timeout);
         pthread_mutex_lock(&s->mu);
-        pending_unref_locked(p);
+        so_nccl_pending_unref_locked(p);
         pthread_mutex_unlock(&s->mu);
         p = NULL;
     }
     Py_END_ALLOW_THREADS
     if (rc) {
         Py_XDECREF(keep);
-        return raise_msg(s, is_timeout, m);
+        return so_nccl_raise(s, is_timeout, m);
     }
     if (!async_op) {
         Py_XDECREF(keep);
         Py_RETURN_NONE;
     }
-    return work_new(s, p, keep);
+    return so_nccl_work_new(s, p, keep);
 error:
     Py_XDECREF(keep);
     return NULL;
@@ -578,7 +540,7 @@ static PyObject *issue_nothing(NPG *s, int async_op, PyObject *keep)
         Py_RETURN_NONE;
     }
     if (!keep && PyErr_Occurred()) return NULL;
-    return work_new(s, NULL, keep);
+    return so_nccl_work_new(s, NULL, keep);
 }
 
 /* ---- argument parsing -------------------------------------------------------------------- */
@@ -629,7 +591,7 @@ static int nccl_op(int op, int dtype, ncclRedOp_t *out)
 /* A contiguous CUDA tensor argument; creates the communicator on its device. */
 static int cuda_tensor(NPG *s, PyObject *obj, const char *argname, SoTensor **out)
 {
-    so_state *st = state_of((PyObject *)s);
+    so_state *st = so_nccl_state((PyObject *)s);
     if (!st) return -1;
     if (!so_tensor_check(st, obj)) {
         PyErr_Format(PyExc_TypeError, "%s must be a Tensor, got %.100s", argname,
@@ -976,7 +938,7 @@ static void shutdown_group(NPG *s)
                 pending *p = *pp;
                 p->state = P_DONE;
                 *pp = p->next;
-                pending_unref_locked(p);
+                so_nccl_pending_unref_locked(p);
             } else {
                 pp = &(*pp)->next;
             }
@@ -1022,7 +984,7 @@ static int N_init(PyObject *op, PyObject *args, PyObject *kwds)
     if (so_parse_timeout_ms(timeout, "timeout", &s->timeout_ms) < 0) return -1;
     const char *why = NULL;
     if (so_cuda_device_count(&why) == 0) {
-        so_state *st = state_of(op);
+        so_state *st = so_nccl_state(op);
         PyErr_Format(st ? st->dist_backend_error : PyExc_RuntimeError,
                      "CUDA is not available: %s (the NCCL backend needs a GPU; use gloo)",
                      why ? why : "no device");
@@ -1138,156 +1100,6 @@ static PyType_Spec N_spec = {
     .slots = N_slots,
 };
 
-/* ---- NCCLWork --------------------------------------------------------------------------------- */
-
-static PyObject *work_new(NPG *s, pending *p, PyObject *keep)
-{
-    so_state *st = state_of((PyObject *)s);
-    PyObject *tp = st ? PyDict_GetItemString(st->extra, "NCCLWork") : NULL;
-    NWork *w = tp ? PyObject_GC_New(NWork, (PyTypeObject *)tp) : NULL;
-    if (!w) {
-        if (p) {
-            pthread_mutex_lock(&s->mu);
-            pending_unref_locked(p);
-            pthread_mutex_unlock(&s->mu);
-        }
-        Py_XDECREF(keep);
-        return NULL;
-    }
-    w->pg = (NPG *)Py_NewRef((PyObject *)s);
-    w->p = p;
-    w->keep = keep;
-    PyObject_GC_Track(w);
-    return (PyObject *)w;
-}
-
-/* Under mu: refresh and return p's state (NULL p: complete). */
-static int work_state_locked(NWork *w)
-{
-    pending *p = w->p;
-    if (!p) return P_DONE;
-    if (p->state == P_INFLIGHT) {
-        cudaError_t q = cudaEventQuery(p->ev);
-        if (q == cudaSuccess) p->state = P_DONE;
-        else if (q != cudaErrorNotReady) (void)cudaGetLastError(); /* the watchdog reports it */
-    }
-    return p->state;
-}
-
-static int work_state(NWork *w)
-{
-    pthread_mutex_lock(&w->pg->mu);
-    int st = work_state_locked(w);
-    pthread_mutex_unlock(&w->pg->mu);
-    return st;
-}
-
-static void W_dealloc(PyObject *op)
-{
-    NWork *w = (NWork *)op;
-    PyTypeObject *tp = Py_TYPE(op);
-    PyObject_GC_UnTrack(op);
-    if (w->p) {
-        pthread_mutex_lock(&w->pg->mu);
-        pending_unref_locked(w->p);
-        pthread_mutex_unlock(&w->pg->mu);
-    }
-    Py_CLEAR(w->keep);
-    Py_CLEAR(w->pg);
-    PyObject_GC_Del(op);
-    Py_DECREF(tp);
-}
-
-static int W_traverse(PyObject *op, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(op));
-    Py_VISIT(((NWork *)op)->keep);
-    Py_VISIT((PyObject *)((NWork *)op)->pg);
-    return 0;
-}
-
-/* wait(timeout=None): without a timeout, as torch, the compute stream waits for the op
- * (the host does not); with one, the host waits until done or the timeout. */
-static PyObject *W_wait(PyObject *op, PyObject *args, PyObject *kw)
-{
-    NWork *w = (NWork *)op;
-    NPG *s = w->pg;
-    static char *kwlist[] = {"timeout", NULL};
-    PyObject *timeout = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &timeout)) return NULL;
-    int64_t ms = -1;
-    if (timeout != Py_None && so_parse_timeout_ms(timeout, "timeout", &ms) < 0) return NULL;
-    if (!w->p) Py_RETURN_TRUE;
-    if (ms >= 0) {
-        char m[ERRLEN] = "";
-        int is_timeout = 0, rc;
-        Py_BEGIN_ALLOW_THREADS
-        rc = wait_host(s, w->p, ms, m, &is_timeout);
-        Py_END_ALLOW_THREADS
-        if (rc) return raise_msg(s, is_timeout, m);
-        Py_RETURN_TRUE;
-    }
-    so_state *st = state_of(op);
-    void *compute = st ? so_cuda_stream(st->cuda_streams, s->device) : NULL;
-    if (!compute) return NULL;
-    pthread_mutex_lock(&s->mu);
-    int state = work_state_locked(w);
-    cudaError_t ce = cudaSuccess;
-    if (state == P_INFLIGHT) ce = cudaStreamWaitEvent((cudaStream_t)compute, w->p->ev, 0);
-    pthread_mutex_unlock(&s->mu);
-    if (state == P_FAILED) return raise_msg(s, s->broken_timeout, s->broken);
-    if (ce != cudaSuccess) {
-        (void)cudaGetLastError();
-        return raise_msg(s, 0, cudaGetErrorString(ce));
-    }
-    Py_RETURN_TRUE;
-}
-
-static PyObject *W_is_completed(PyObject *op, PyObject *u)
-{
-    return PyBool_FromLong(work_state((NWork *)op) != P_INFLIGHT);
-}
-
-static PyObject *W_is_success(PyObject *op, PyObject *u)
-{
-    return PyBool_FromLong(work_state((NWork *)op) == P_DONE);
-}
-
-static PyObject *W_exception(PyObject *op, PyObject *u)
-{
-    NWork *w = (NWork *)op;
-    if (work_state(w) != P_FAILED) Py_RETURN_NONE;
-    so_state *st = state_of(op);
-    if (!st) return NULL;
-    return PyObject_CallFunction(w->pg->broken_timeout ? st->dist_timeout_error
-                                                        : st->dist_backend_error,
-                                 "s", w->pg->broken);
-}
-
-static PyMethodDef W_methods[] = {
-    {"wait", (PyCFunction)(void (*)(void))W_wait, KW,
-     "wait(timeout=None): order the compute stream after the op (with a timeout: block the host)"},
-    {"is_completed", W_is_completed, METH_NOARGS, "True once the op has finished on the GPU"},
-    {"is_success", W_is_success, METH_NOARGS, "True once finished without error"},
-    {"exception", W_exception, METH_NOARGS, "the group's error if the op failed, else None"},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyType_Slot W_slots[] = {
-    {Py_tp_dealloc, W_dealloc},
-    {Py_tp_traverse, W_traverse},
-    {Py_tp_methods, W_methods},
-    {Py_tp_doc, "Handle of an async op on a ProcessGroupNCCL."},
-    {0, NULL},
-};
-
-static PyType_Spec W_spec = {
-    .name = "shardopt._C.NCCLWork",
-    .basicsize = sizeof(NWork),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    .slots = W_slots,
-};
-
 static PyObject *nccl_version(PyObject *m, PyObject *u)
 {
     int v = 0;
@@ -1307,12 +1119,9 @@ int so_register_nccl(PyObject *m, so_state *st)
     int rc = PyModule_AddObjectRef(m, "ProcessGroupNCCL", t);
     Py_DECREF(t);
     if (rc < 0) return -1;
-    t = PyType_FromModuleAndSpec(m, &W_spec, NULL);
-    if (!t) return -1;
-    rc = PyDict_SetItemString(st->extra, "NCCLWork", t);
-    if (rc == 0) rc = PyModule_AddObjectRef(m, "NCCLWork", t);
-    Py_DECREF(t);
-    if (rc < 0 || PyModule_AddFunctions(m, module_fns) < 0) return -1;
+    if (rc < 0 || so_nccl_register_work(m, st) < 0 ||
+        PyModule_AddFunctions(m, module_fns) < 0)
+        return -1;
     return PyModule_AddIntConstant(m, "_nccl_compiled", 1);
 }
 
