@@ -239,10 +239,14 @@ def run(args):
                 raise SystemExit(f"{_PROG}: error: cannot serve the store at {addr}:{port}: {e}")
             port = agent_store.port
             base_env["TORCHELASTIC_USE_AGENT_STORE"] = "True"
+            # tells env:// that the store at MASTER_PORT is a shardopt one (under a real
+            # torchrun it is torch's, see distributed_c10d._env_store)
+            base_env["SHARDOPT_AGENT_STORE"] = "1"
     elif port == 0:
         raise SystemExit(f"{_PROG}: error: nodes other than 0 need an explicit master port")
     if nnodes > 1:
         base_env["TORCHELASTIC_USE_AGENT_STORE"] = "True"
+        base_env["SHARDOPT_AGENT_STORE"] = "1"
     if "OMP_NUM_THREADS" not in base_env:
         base_env["OMP_NUM_THREADS"] = "1"
     lock = threading.Lock()

@@ -147,6 +147,7 @@ class _State:
     groups = []          # every ProcessGroup made in this generation (for destroy)
     group_count = 0      # new_group calls, identical on every rank
     generation = 0       # init_process_group calls in this process
+    env_stores = {}      # env:// stores, kept for the process's lifetime (see _env_store)
 
 
 def is_available():
@@ -200,18 +201,47 @@ def _env_int(name, given, argname):
     return int(value)
 
 
+def _env_store(rank, world_size, timeout):
+    """The TCPStore for env:// rendezvous (MASTER_ADDR / MASTER_PORT).
+
+    Three cases:
+    - launched by shardopt.run: the launcher already serves a shardopt store at MASTER_PORT
+      (SHARDOPT_AGENT_STORE=1) and every rank connects as a client;
+    - launched by a real torchrun (TORCHELASTIC_USE_AGENT_STORE=True without that marker):
+      MASTER_PORT holds torch's own store, whose wire protocol is not ours, so rank 0
+      serves a shardopt store at SHARDOPT_STORE_PORT, default MASTER_PORT + 1;
+    - anything else: rank 0 serves at MASTER_PORT, as torch's env:// does.
+    """
+    addr = os.environ.get("MASTER_ADDR")
+    port = os.environ.get("MASTER_PORT")
+    if addr is None or port is None:
+        raise ValueError("env:// initialisation needs MASTER_ADDR and MASTER_PORT")
+    port = int(port)
+    agent = os.environ.get("SHARDOPT_AGENT_STORE") == "1"
+    if not agent and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        port = int(os.environ.get("SHARDOPT_STORE_PORT", port + 1))
+    # The store outlives destroy_process_group, like a launcher's agent store: a process
+    # that initialises again reuses it (keys are namespaced per initialisation), so a rank
+    # can never reconnect to rank 0's previous server while that one is shutting down.
+    key = (addr, port, rank, world_size)
+    store = _State.env_stores.get(key)
+    if store is None:
+        if agent:
+            store = TCPStore(addr, port, world_size, False, timeout=timeout,
+                             wait_for_workers=False)
+        else:
+            store = TCPStore(addr, port, world_size, rank == 0, timeout=timeout)
+        _State.env_stores[key] = store
+    else:
+        store.set_timeout(timeout)
+    return store
+
+
 def _rendezvous(init_method, rank, world_size, timeout):
     if init_method.startswith("env://"):
         rank = _env_int("RANK", rank, "rank")
         world_size = _env_int("WORLD_SIZE", world_size, "world_size")
-        addr = os.environ.get("MASTER_ADDR")
-        port = os.environ.get("MASTER_PORT")
-        if addr is None or port is None:
-            raise ValueError("env:// initialisation needs MASTER_ADDR and MASTER_PORT")
-        agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-        store = TCPStore(addr, int(port), world_size, rank == 0 and not agent,
-                         timeout=timeout, wait_for_workers=not agent)
-        return store, rank, world_size
+        return _env_store(rank, world_size, timeout), rank, world_size
     if rank < 0 or world_size < 1:
         raise ValueError(f"{init_method.split(':')[0]}:// initialisation needs rank and "
                          f"world_size, got rank={rank} world_size={world_size}")

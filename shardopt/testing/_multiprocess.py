@@ -106,11 +106,9 @@ def _launcher_store(world, rank, timeout):
     rank 0 does when launched by something else);
     every test namespaces its keys, so a late rank never sees an earlier test's values."""
     if _launch_state["store"] is None:
-        agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-        _launch_state["store"] = _dist().TCPStore(
-            os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ["MASTER_PORT"]), world,
-            rank == 0 and not agent, timeout=timedelta(seconds=timeout),
-            wait_for_workers=not agent)
+        from shardopt.distributed.distributed_c10d import _env_store  # noqa: PLC0415
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        _launch_state["store"] = _env_store(rank, world, timedelta(seconds=timeout))
     return _launch_state["store"]
 
 

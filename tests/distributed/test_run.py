@@ -154,7 +154,10 @@ def test_sigint_to_launcher_stops_all_ranks(tmp_path):
 
 
 def test_module_and_no_python(tmp_path):
-    (tmp_path / "mymod.py").write_text("import os; print('mod', os.environ['RANK'])\n")
+    # one write(2) per rank: ranks share the launcher's stdout, so separate writes of one
+    # print() could interleave between ranks
+    (tmp_path / "mymod.py").write_text(
+        "import os; os.write(1, ('mod ' + os.environ['RANK'] + '\\n').encode())\n")
     r = _launch(["--nproc-per-node", "2", "-m", "mymod"],
                 env=_env(PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}"))
     assert r.returncode == 0, r.stderr
@@ -189,3 +192,26 @@ def test_bad_arguments():
                       (["--no-python", "-m", "x"], "together")):
         r = _launch(args)
         assert r.returncode != 0 and msg in r.stderr.decode()
+
+
+def test_script_runs_under_real_torchrun(tmp_path):
+    """Scripts written for shardopt also run under PyTorch's torchrun: its agent store
+    speaks torch's protocol, so env:// must not talk to it (distributed_c10d._env_store)."""
+    pytest.importorskip("torch.distributed.run")
+    script = _script(tmp_path, """
+        import os
+        import shardopt as so
+        import shardopt.distributed as dist
+        for _ in range(2):  # init twice in one process, as test suites do
+            dist.init_process_group("gloo")
+            t = so.ones(3) * (dist.get_rank() + 1)
+            dist.all_reduce(t)
+            assert t.tolist() == [3.0, 3.0, 3.0], t
+            dist.destroy_process_group()
+        os.write(1, b"ok done\\n")  # one write: ranks share stdout
+    """)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                        "--nproc-per-node", "2", script], env=_env(), capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    assert r.stdout.decode().count("ok done") == 2
