@@ -29,16 +29,19 @@ def shard_parameter(module, param_name, sharding_spec, src_rank=0, process_group
     ``src_rank`` and spec (a mismatch raises ValueError on every rank)."""
     from .nn import Parameter  # noqa: PLC0415 - shardopt.nn imports the tensor layer
 
+    # Local checks do not raise yet: their error travels through _shard_tensor's exchange
+    # so that every rank raises, not only the one with the bad module (no rank is left
+    # waiting in the collective).
+    error, tensor = None, None
     if not hasattr(module, param_name):
-        raise AttributeError(f"{type(module).__name__} has no attribute `{param_name}`")
-    tensor = getattr(module, param_name)
-    if not isinstance(tensor, _C.TensorBase):
-        raise ValueError(
-            f"Expected {type(module).__name__}.{param_name} to be a Tensor, "
-            f"but found {type(tensor).__name__}"
-        )
-    if not tensor.is_contiguous():
-        raise ValueError(f"param: {param_name} is not a contiguous Tensor")
+        error = AttributeError(f"{type(module).__name__} has no attribute `{param_name}`")
+    else:
+        tensor = getattr(module, param_name)
+        if not isinstance(tensor, _C.TensorBase):
+            error = ValueError(f"Expected {type(module).__name__}.{param_name} to be a Tensor, "
+                               f"but found {type(tensor).__name__}")
+        elif not tensor.is_contiguous():
+            error = ValueError(f"param: {param_name} is not a contiguous Tensor")
 
-    st = _shard_tensor_impl()(tensor, sharding_spec, src_rank, process_group)
+    st = _shard_tensor_impl()(tensor, sharding_spec, src_rank, process_group, _local_error=error)
     module.register_parameter(param_name, Parameter(st))

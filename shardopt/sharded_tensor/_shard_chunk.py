@@ -104,21 +104,54 @@ def shard_chunk(spec, tensor, src_rank=0, process_group=None):
         local_shards, md, process_group=pg, sharding_spec=spec)
 
 
-def _shard_tensor(tensor, sharding_spec, src_rank=0, process_group=None):
+def _local_shard_error(tensor, sharding_spec):
+    """The error this rank would raise before sharding `tensor`, or None."""
+    if not isinstance(tensor, _C.TensorBase):
+        return ValueError(f"Expected a Tensor to shard, but found {type(tensor).__name__}")
     if not tensor.is_contiguous():
-        raise ValueError("input tensor is not a contiguous Tensor")
+        return ValueError("input tensor is not a contiguous Tensor")
     if not isinstance(sharding_spec, ShardingSpec):
-        raise ValueError(f"Expecting ShardingSpec but got: {type(sharding_spec)}")
+        return ValueError(f"Expecting ShardingSpec but got: {type(sharding_spec)}")
+    return None
+
+
+def _shard_tensor(tensor, sharding_spec, src_rank=0, process_group=None, _local_error=None):
+    """Shard `tensor` with `sharding_spec`, scattering from `src_rank` (a group rank).
+
+    Collective.  Every check runs inside one all_gather_object so that EVERY rank raises
+    when ANY rank's input is bad (deviation 12.1: torch raises on the offending rank only and
+    leaves the others blocked in the collective): a rank's own local error (passed in by
+    shard_parameter, or found here) is raised on that rank and reported by the others;
+    then src_rank and spec must agree (torch's messages), and -- beyond torch -- the
+    tensors' shapes and dtypes, since a scatter of mismatched tensors would be garbage."""
+    if _local_error is None:
+        _local_error = _local_shard_error(tensor, sharding_spec)
+    if _local_error is not None and process_group is None and not dist.is_initialized():
+        raise _local_error  # nothing to exchange with
     pg = _resolve_pg(process_group)
     world = dist.get_world_size(pg)
     current = dist.get_rank(pg)
+    if _local_error is None:
+        mine = (None, (src_rank, sharding_spec, tuple(tensor.shape), str(tensor.dtype)))
+    else:
+        mine = (f"{type(_local_error).__name__}: {_local_error}", None)
     gathered = [None] * world
-    dist.all_gather_object(gathered, (src_rank, sharding_spec), group=pg)
-    for idx, (their_src, their_spec) in enumerate(gathered):
+    dist.all_gather_object(gathered, mine, group=pg)
+    if _local_error is not None:
+        raise _local_error
+    for idx, (their_error, _) in enumerate(gathered):
+        if their_error is not None:
+            raise ValueError(f"sharding failed on rank: {idx}: {their_error}")
+    for idx, (_, (their_src, their_spec, their_shape, their_dtype)) in enumerate(gathered):
         if src_rank != their_src:
             raise ValueError(f"src_rank={src_rank} on rank: {current} does not match with "
                              f"src_rank={their_src} on rank: {idx}")
         if sharding_spec != their_spec:
             raise ValueError(f"sharding_spec={sharding_spec} on rank: {current} does not match "
                              f"with sharding_spec={their_spec} on rank: {idx}")
+    for idx, (_, (_, _, their_shape, their_dtype)) in enumerate(gathered):
+        if (tuple(tensor.shape), str(tensor.dtype)) != (their_shape, their_dtype):
+            raise ValueError(f"tensor of shape {list(tensor.shape)} and dtype {tensor.dtype} on "
+                             f"rank: {current} does not match the tensor of shape "
+                             f"{list(their_shape)} and dtype {their_dtype} on rank: {idx}")
     return sharding_spec.shard(tensor, src_rank=src_rank, process_group=pg)

@@ -129,6 +129,24 @@ class TestShardedOptimizerDist(ShardedTensorTestBase):
         lin.register_buffer("buf", so.zeros(8, 2))
         with self.assertRaisesRegex(KeyError, "attribute 'buf' already exists"):
             so.shard_parameter(lin, "buf", spec)
+        # a bad module on ONE rank: that rank raises its own error, every other rank is told
+        # which rank failed -- nobody is left waiting in the collective
+        odd = nn.Linear(4, 8)
+        if self.rank == 2:
+            odd.weight = nn.Parameter(so.zeros(4, 8).t())  # non-contiguous
+        expect = ("param: weight is not a contiguous Tensor" if self.rank == 2
+                  else "sharding failed on rank: 2: ValueError: param: weight is not a contiguous")
+        with self.assertRaisesRegex(ValueError, expect):
+            so.shard_parameter(odd, "weight", spec)
+        missing = nn.Linear(4, 8) if self.rank != 1 else nn.ReLU()
+        with self.assertRaisesRegex((AttributeError, ValueError),
+                                    "has no attribute `weight`" if self.rank == 1
+                                    else "sharding failed on rank: 1: AttributeError"):
+            so.shard_parameter(missing, "weight", spec)
+        # same spec and src_rank but a different shape on one rank (torch would scatter junk)
+        wide = nn.Linear(4 if self.rank != 3 else 5, 8)
+        with self.assertRaisesRegex(ValueError, r"tensor of shape \[8, [45]\] .* does not match"):
+            so.shard_parameter(wide, "weight", spec)
         so.shard_parameter(lin, "weight", spec, src_rank=3)
         self.assertEqual(tuple(lin.weight.local_shards()[0].tensor.shape), (2, 4))
         self.assertTrue(lin.weight.local_shards()[0].tensor.requires_grad)
