@@ -20,6 +20,8 @@
  *   communicator's asynchronous error.  On error or timeout the communicator is aborted
  *   (ncclCommAbort), the group is marked broken, and every later call fails at once with
  *   DistBackendError.  One mutex guards the communicator, so the abort never races a call.
+ * This file holds the type and its argument-checking methods; the engine (communicator,
+ * stream ordering, watchdog, errors) is nccl_engine.c.
  * - Zero-element tensors never reach NCCL.  bool reductions follow torch: SUM is MAX (or),
  *   PRODUCT is MIN (and), AVG raises.
  */
@@ -43,505 +45,6 @@
 #include <time.h>
 
 #include "nccl_impl.h"
-
-enum { K_ALLREDUCE, K_REDUCE, K_BROADCAST, K_ALLGATHER, K_REDUCE_SCATTER, K_GATHER, K_SCATTER,
-       K_ALLTOALL, K_BARRIER, K_SEND, K_RECV };
-static const char *const KNAMES[] = {"all_reduce", "reduce", "broadcast", "all_gather",
-                                     "reduce_scatter", "gather", "scatter", "all_to_all",
-                                     "barrier", "send", "recv"};
-/* One op's arguments (device pointers, element counts). */
-typedef struct {
-    int kind;
-    void *in, *out;
-    size_t count, esize;
-    ncclDataType_t dt;
-    ncclRedOp_t op;
-    int root;                            /* root, or the peer of send/recv */
-    const int64_t *in_counts, *out_counts; /* all_to_all, per peer */
-} nop;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_us(long us)
-{
-    struct timespec ts = {0, us * 1000L};
-    nanosleep(&ts, NULL);
-}
-
-static void timed_wait(NPG *s, int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-}
-
-void so_nccl_pending_unref_locked(pending *p)
-{
-    if (--p->refs == 0) {
-        cudaEventDestroy(p->ev);
-        free(p);
-    }
-}
-
-/* Under mu: abort the communicator, fail every in-flight op, remember why. */
-static void abort_locked(NPG *s, int is_timeout, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void abort_locked(NPG *s, int is_timeout, const char *fmt, ...)
-{
-    if (!s->broken[0]) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(s->broken, sizeof s->broken, fmt, ap);
-        va_end(ap);
-        if (!s->broken[0]) snprintf(s->broken, sizeof s->broken, "NCCL failure");
-        s->broken_timeout = is_timeout;
-    }
-    if (s->comm) {
-        ncclCommAbort(s->comm);
-        s->comm = NULL;
-    }
-    while (s->inflight) {
-        pending *p = s->inflight;
-        s->inflight = p->next;
-        p->state = P_FAILED;
-        so_nccl_pending_unref_locked(p);
-    }
-    pthread_cond_broadcast(&s->cv);
-}
-
-/* ---- watchdog ------------------------------------------------------------------------ */
-
-static void *watchdog_main(void *arg)
-{
-    NPG *s = arg;
-    cudaSetDevice(s->device);
-    pthread_mutex_lock(&s->mu);
-    while (!s->stop) {
-        timed_wait(s, s->inflight ? 10 : 100);
-        if (s->stop || !s->comm) continue;
-        ncclResult_t ar = ncclSuccess;
-        if (ncclCommGetAsyncError(s->comm, &ar) == ncclSuccess && ar != ncclSuccess &&
-            ar != ncclInProgress) {
-            abort_locked(s, 0, "NCCL asynchronous error: %s (%s); the communicator was aborted",
-                         ncclGetErrorString(ar), ncclGetLastError(s->comm));
-            continue;
-        }
-        int64_t now = now_ms();
-        pending **pp = &s->inflight;
-        while (*pp) {
-            pending *p = *pp;
-            cudaError_t q = cudaEventQuery(p->ev);
-            if (q == cudaSuccess) {
-                p->state = P_DONE;
-                *pp = p->next;
-                so_nccl_pending_unref_locked(p);
-                pthread_cond_broadcast(&s->cv);
-            } else if (q != cudaErrorNotReady) {
-                (void)cudaGetLastError();
-                abort_locked(s, 0, "%s failed on the GPU: %s; the communicator was aborted",
-                             KNAMES[p->kind], cudaGetErrorString(q));
-                break;
-            } else if (now - p->start_ms > s->timeout_ms) {
-                abort_locked(s, 1, "%s timed out after %lld ms (NCCL watchdog); the "
-                             "communicator was aborted", KNAMES[p->kind],
-                             (long long)s->timeout_ms);
-                break;
-            } else {
-                pp = &p->next;
-            }
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
-}
-
-/* ---- errors ----------------------------------------------------------------------------- */
-
-
-static PyObject *raise_broken(NPG *s, const char *op)
-{
-    so_state *st = so_nccl_state((PyObject *)s);
-    if (!st) return NULL;
-    PyErr_Format(s->broken_timeout && !op ? st->dist_timeout_error : st->dist_backend_error,
-                 "%s%s%s (rank %d of %d)", op ? op : "", op ? ": the process group is unusable "
-                 "after an earlier failure: " : "", s->broken, s->rank, s->size);
-    return NULL;
-}
-
-PyObject *so_nccl_raise(NPG *s, int is_timeout, const char *msg)
-{
-    so_state *st = so_nccl_state((PyObject *)s);
-    if (!st) return NULL;
-    PyErr_Format(is_timeout ? st->dist_timeout_error : st->dist_backend_error,
-                 "%s (rank %d of %d)", msg, s->rank, s->size);
-    return NULL;
-}
-
-/* ---- communicator ------------------------------------------------------------------------ */
-
-/* Create the communicator on `device` (GIL held on entry and exit). */
-static int ensure_comm(NPG *s, int device)
-{
-    if (s->destroyed) {
-        so_state *st = so_nccl_state((PyObject *)s);
-        PyErr_SetString(st ? st->dist_error : PyExc_RuntimeError,
-                        "the process group has been destroyed");
-        return -1;
-    }
-    if (s->broken[0]) return raise_broken(s, "NCCL"), -1;
-    if (s->comm) {
-        if (device != s->device) {
-            PyErr_Format(PyExc_ValueError, "tensor is on cuda:%d but this process group's NCCL "
-                         "communicator is on cuda:%d", device, s->device);
-            return -1;
-        }
-        return 0;
-    }
-    ncclUniqueId id;
-    memset(&id, 0, sizeof id);
-    static const char key[] = "nccl_unique_id";
-    if (s->rank == 0) {
-        ncclResult_t r = ncclGetUniqueId(&id);
-        if (r != ncclSuccess) {
-            char m[ERRLEN];
-            snprintf(m, sizeof m, "ncclGetUniqueId failed: %s", ncclGetErrorString(r));
-            return so_nccl_raise(s, 0, m), -1;
-        }
-        PyObject *v = PyObject_CallMethod(s->store, "set", "sy#", key, (const char *)&id,
-                                          (Py_ssize_t)sizeof id);
-        if (!v) return -1;
-        Py_DECREF(v);
-    } else {
-        PyObject *v = PyObject_CallMethod(s->store, "get", "s", key);
-        if (!v) return -1;
-        if (!PyBytes_Check(v) || PyBytes_GET_SIZE(v) != (Py_ssize_t)sizeof id) {
-            Py_DECREF(v);
-            return so_nccl_raise(s, 0, "the store holds a malformed NCCL unique id"), -1;
-        }
-        memcpy(&id, PyBytes_AS_STRING(v), sizeof id);
-        Py_DECREF(v);
-    }
-    char m[ERRLEN] = "";
-    int is_timeout = 0, prev = 0;
-    ncclComm_t comm = NULL;
-    cudaStream_t stream = NULL;
-    cudaEvent_t ev = NULL;
-    void *scratch = NULL;
-    Py_BEGIN_ALLOW_THREADS
-    cudaGetDevice(&prev);
-    cudaError_t ce = cudaSetDevice(device);
-    if (ce != cudaSuccess) {
-        snprintf(m, sizeof m, "cudaSetDevice(%d): %s", device, cudaGetErrorString(ce));
-    } else {
-        ncclConfig_t cfg = NCCL_CONFIG_INITIALIZER;
-        cfg.blocking = 0; /* never block inside NCCL: we poll with our timeout */
-        ncclResult_t r = ncclCommInitRankConfig(&comm, s->size, id, s->rank, &cfg);
-        int64_t deadline = now_ms() + s->timeout_ms;
-        while (r == ncclInProgress && comm) {
-            if (now_ms() > deadline) {
-                is_timeout = 1;
-                break;
-            }
-            nap_us(1000);
-            if (ncclCommGetAsyncError(comm, &r) != ncclSuccess) break;
-        }
-        if (is_timeout || r != ncclSuccess) {
-            if (is_timeout)
-                snprintf(m, sizeof m, "NCCL communicator initialisation timed out after %lld ms "
-                         "(a rank did not join)", (long long)s->timeout_ms);
-            else
-                snprintf(m, sizeof m, "NCCL communicator initialisation failed: %s (%s)",
-                         ncclGetErrorString(r), ncclGetLastError(comm));
-            if (comm) ncclCommAbort(comm);
-            comm = NULL;
-        } else if ((ce = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking)) ||
-                   (ce = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)) ||
-                   (ce = cudaMalloc(&scratch, 4)) || (ce = cudaMemset(scratch, 0, 4))) {
-            snprintf(m, sizeof m, "creating the NCCL group's stream/event/buffer: %s",
-                     cudaGetErrorString(ce));
-            ncclCommAbort(comm);
-            comm = NULL;
-        }
-    }
-    if (!comm) {
-        if (stream) cudaStreamDestroy(stream);
-        if (ev) cudaEventDestroy(ev);
-        if (scratch) cudaFree(scratch);
-        (void)cudaGetLastError();
-    }
-    cudaSetDevice(prev);
-    Py_END_ALLOW_THREADS
-    if (!comm) {
-        /* The unique id is spent: later calls fail fast instead of retrying with it. */
-        pthread_mutex_lock(&s->mu);
-        snprintf(s->broken, sizeof s->broken, "%s", m);
-        s->broken_timeout = is_timeout;
-        pthread_mutex_unlock(&s->mu);
-        return so_nccl_raise(s, is_timeout, m), -1;
-    }
-    pthread_mutex_lock(&s->mu);
-    s->comm = comm;
-    s->device = device;
-    s->stream = stream;
-    s->ev_pre = ev;
-    s->scratch = scratch;
-    s->stop = 0;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals stay with Python's main thread */
-    int e = pthread_create(&s->watchdog, NULL, watchdog_main, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    s->watchdog_on = e == 0;
-    pthread_mutex_unlock(&s->mu);
-    if (e) {
-        snprintf(m, sizeof m, "cannot start the NCCL watchdog thread: %s", strerror(e));
-        return so_nccl_raise(s, 0, m), -1;
-    }
-    return 0;
-}
-
-/* ---- issuing ------------------------------------------------------------------------------ */
-
-static ncclResult_t enqueue(NPG *s, const nop *o)
-{
-    ncclComm_t c = s->comm;
-    cudaStream_t st = s->stream;
-    switch (o->kind) {
-    case K_ALLREDUCE: return ncclAllReduce(o->in, o->out, o->count, o->dt, o->op, c, st);
-    case K_REDUCE: return ncclReduce(o->in, o->out, o->count, o->dt, o->op, o->root, c, st);
-    case K_BROADCAST: return ncclBroadcast(o->in, o->out, o->count, o->dt, o->root, c, st);
-    case K_ALLGATHER: return ncclAllGather(o->in, o->out, o->count, o->dt, c, st);
-    case K_REDUCE_SCATTER:
-        return ncclReduceScatter(o->in, o->out, o->count, o->dt, o->op, c, st);
-    case K_BARRIER: return ncclAllReduce(s->scratch, s->scratch, 1, ncclInt32, ncclSum, c, st);
-    case K_SEND: return ncclSend(o->in, o->count, o->dt, o->root, c, st);
-    case K_RECV: return ncclRecv(o->out, o->count, o->dt, o->root, c, st);
-    default: break;
-    }
-    /* Grouped point-to-point work; this rank's own chunk is a device copy. */
-    ncclResult_t res = ncclSuccess, r = ncclGroupStart();
-    if (r != ncclSuccess) return r;
-#define NC(call)                                                                          \
-    do {                                                                                  \
-        ncclResult_t r_ = (call);                                                         \
-        if (r_ != ncclSuccess && r_ != ncclInProgress && res == ncclSuccess) res = r_;    \
-    } while (0)
-#define CP(dst, src, n)                                                                   \
-    do {                                                                                  \
-        size_t n_ = (n);                                                                  \
-        if (n_ != 0 && cudaMemcpyAsync((dst), (src), n_, cudaMemcpyDeviceToDevice, st) != \
-                           cudaSuccess && res == ncclSuccess)                             \
-            res = ncclUnhandledCudaError;                                                 \
-    } while (0)
-    char *in = o->in, *out = o->out;
-    size_t bytes = o->count * o->esize;
-    if (o->kind == K_GATHER) {
-        if (s->rank == o->root) {
-            for (int q = 0; q < s->size; q++) {
-                if (q == s->rank) CP(out + (size_t)q * bytes, in, bytes);
-                else NC(ncclRecv(out + (size_t)q * bytes, o->count, o->dt, q, c, st));
-            }
-        } else {
-            NC(ncclSend(in, o->count, o->dt, o->root, c, st));
-        }
-    } else if (o->kind == K_SCATTER) {
-        if (s->rank == o->root) {
-            for (int q = 0; q < s->size; q++) {
-                if (q == s->rank) CP(out, in + (size_t)q * bytes, bytes);
-                else NC(ncclSend(in + (size_t)q * bytes, o->count, o->dt, q, c, st));
-            }
-        } else {
-            NC(ncclRecv(out, o->count, o->dt, o->root, c, st));
-        }
-    } else { /* K_ALLTOALL */
-        size_t ioff = 0, ooff = 0, my_in = 0, my_out = 0;
-        for (int q = 0; q < s->size; q++) {
-            if (q == s->rank) {
-                my_in = ioff;
-                my_out = ooff;
-            } else {
-                if (o->in_counts[q])
-                    NC(ncclSend(in + ioff * o->esize, (size_t)o->in_counts[q], o->dt, q, c, st));
-                if (o->out_counts[q])
-                    NC(ncclRecv(out + ooff * o->esize, (size_t)o->out_counts[q], o->dt, q, c,
-                                st));
-            }
-            ioff += (size_t)o->in_counts[q];
-            ooff += (size_t)o->out_counts[q];
-        }
-        CP(out + my_out * o->esize, in + my_in * o->esize,
-           (size_t)o->in_counts[s->rank] * o->esize);
-    }
-#undef NC
-#undef CP
-    r = ncclGroupEnd();
-    return res != ncclSuccess ? res : r;
-}
-
-/* Issue o on the communication stream, ordered with `compute` (GIL released, mu not held).
- * Returns 0 and (if want) a pending with a reference for the caller; or -1 with m set. */
-static int issue_nogil(NPG *s, const nop *o, cudaStream_t compute, pending **want, char *m,
-                       int *is_timeout)
-{
-    int rc = -1, prev = 0;
-    pthread_mutex_lock(&s->mu);
-    if (s->broken[0] || !s->comm) {
-        snprintf(m, ERRLEN, "%s: the process group is unusable after an earlier failure: %.900s",
-                 KNAMES[o->kind], s->broken[0] ? s->broken : "destroyed");
-        goto out_unlocked;
-    }
-    cudaGetDevice(&prev);
-    if (prev != s->device) cudaSetDevice(s->device);
-    cudaError_t ce = cudaEventRecord(s->ev_pre, compute);
-    if (!ce) ce = cudaStreamWaitEvent(s->stream, s->ev_pre, 0);
-    if (ce) {
-        (void)cudaGetLastError();
-        abort_locked(s, 0, "%s: ordering with the compute stream failed: %s", KNAMES[o->kind],
-                     cudaGetErrorString(ce));
-        goto fail;
-    }
-    int64_t deadline = now_ms() + s->timeout_ms;
-    ncclResult_t r = enqueue(s, o);
-    while (r == ncclInProgress) { /* non-blocking communicator: wait until enqueued */
-        if (now_ms() > deadline) {
-            abort_locked(s, 1, "%s timed out after %lld ms while being enqueued; the "
-                         "communicator was aborted", KNAMES[o->kind], (long long)s->timeout_ms);
-            goto fail;
-        }
-        nap_us(20);
-        if (ncclCommGetAsyncError(s->comm, &r) != ncclSuccess) break;
-    }
-    if (r != ncclSuccess) {
-        abort_locked(s, 0, "NCCL %s failed: %s (%s); the communicator was aborted",
-                     KNAMES[o->kind], ncclGetErrorString(r), ncclGetLastError(s->comm));
-        goto fail;
-    }
-    pending *p = calloc(1, sizeof *p);
-    if (!p || cudaEventCreateWithFlags(&p->ev, cudaEventDisableTiming) != cudaSuccess ||
-        cudaEventRecord(p->ev, s->stream) != cudaSuccess ||
-        cudaStreamWaitEvent(compute, p->ev, 0) != cudaSuccess) {
-        /* Without the event the compute stream is not ordered after the op: give up on the
-         * group rather than risk reading or freeing buffers under NCCL. */
-        if (p && p->ev) cudaEventDestroy(p->ev);
-        free(p);
-        (void)cudaGetLastError();
-        abort_locked(s, 0, "%s: cannot order the compute stream after the op (out of memory or "
-                     "CUDA error)", KNAMES[o->kind]);
-        goto fail;
-    }
-    p->kind = o->kind;
-    p->start_ms = now_ms();
-    p->refs = want ? 2 : 1;
-    p->next = s->inflight;
-    s->inflight = p;
-    if (want) *want = p;
-    pthread_cond_broadcast(&s->cv);
-    rc = 0;
-    goto out;
-fail:
-    snprintf(m, ERRLEN, "%s", s->broken);
-    *is_timeout = s->broken_timeout;
-out:
-    if (prev != s->device) cudaSetDevice(prev);
-out_unlocked:
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-/* Host-wait for p (GIL released): 0 when done, -1 with m set on failure or timeout. */
-int so_nccl_wait_host(NPG *s, pending *p, int64_t timeout_ms, char *m, int *is_timeout)
-{
-    int64_t deadline = now_ms() + timeout_ms;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        if (p->state == P_INFLIGHT) {
-            cudaError_t q = cudaEventQuery(p->ev);
-            if (q == cudaSuccess) p->state = P_DONE;
-            else if (q != cudaErrorNotReady) {
-                (void)cudaGetLastError();
-                abort_locked(s, 0, "%s failed on the GPU: %s", KNAMES[p->kind],
-                             cudaGetErrorString(q));
-            }
-        }
-        if (p->state == P_DONE) {
-            pthread_mutex_unlock(&s->mu);
-            return 0;
-        }
-        if (p->state == P_FAILED) {
-            snprintf(m, ERRLEN, "%s", s->broken);
-            *is_timeout = s->broken_timeout;
-            pthread_mutex_unlock(&s->mu);
-            return -1;
-        }
-        if (now_ms() > deadline) {
-            snprintf(m, ERRLEN, "Work.wait: %s did not complete within %lld ms",
-                     KNAMES[p->kind], (long long)timeout_ms);
-            *is_timeout = 1;
-            pthread_mutex_unlock(&s->mu);
-            return -1;
-        }
-        timed_wait(s, 1);
-    }
-}
-
-
-/* Issue o (GIL held); sync: None; async: an NCCLWork.  Steals keep. */
-static PyObject *issue(NPG *s, const nop *o, int async_op, PyObject *keep)
-{
-    so_state *st = so_nccl_state((PyObject *)s);
-    if (!st || (!keep && PyErr_Occurred())) goto error;
-    void *compute = so_cuda_stream(st->cuda_streams, s->device);
-    if (!compute) goto error;
-    char m[ERRLEN] = "";
-    int is_timeout = 0, rc;
-    pending *p = NULL;
-    int host_wait = o->kind == K_BARRIER;
-    Py_BEGIN_ALLOW_THREADS
-    rc = issue_nogil(s, o, (cudaStream_t)compute, (async_op || host_wait) ? &p : NULL, m,
-                     &is_timeout);
-    if (rc == 0 && host_wait && !async_op) {
-        rc = so_nccl_wait_host(s, p, s->timeout_ms, m, &is_timeout);
-        pthread_mutex_lock(&s->mu);
-        so_nccl_pending_unref_locked(p);
-        pthread_mutex_unlock(&s->mu);
-        p = NULL;
-    }
-    Py_END_ALLOW_THREADS
-    if (rc) {
-        Py_XDECREF(keep);
-        return so_nccl_raise(s, is_timeout, m);
-    }
-    if (!async_op) {
-        Py_XDECREF(keep);
-        Py_RETURN_NONE;
-    }
-    return so_nccl_work_new(s, p, keep);
-error:
-    Py_XDECREF(keep);
-    return NULL;
-}
-
-/* A work that is complete at once (zero-size or 1-rank no-op). */
-static PyObject *issue_nothing(NPG *s, int async_op, PyObject *keep)
-{
-    if (!async_op) {
-        Py_XDECREF(keep);
-        Py_RETURN_NONE;
-    }
-    if (!keep && PyErr_Occurred()) return NULL;
-    return so_nccl_work_new(s, NULL, keep);
-}
 
 /* ---- argument parsing -------------------------------------------------------------------- */
 
@@ -609,7 +112,7 @@ static int cuda_tensor(NPG *s, PyObject *obj, const char *argname, SoTensor **ou
         PyErr_Format(PyExc_ValueError, "%s must be contiguous", argname);
         return -1;
     }
-    if (ensure_comm(s, d.index) < 0) return -1;
+    if (so_nccl_ensure_comm(s, d.index) < 0) return -1;
     *out = t;
     return 0;
 }
@@ -666,8 +169,8 @@ static PyObject *N_allreduce(PyObject *op, PyObject *args, PyObject *kw)
         return NULL;
     o.in = o.out = so_tensor_data(t);
     so_tensor_bump_version(t);
-    if (!o.count) return issue_nothing(s, async_op, Py_BuildValue("(O)", to));
-    return issue(s, &o, async_op, Py_BuildValue("(O)", to));
+    if (!o.count) return so_nccl_issue_nothing(s, async_op, Py_BuildValue("(O)", to));
+    return so_nccl_issue(s, &o, async_op, Py_BuildValue("(O)", to));
 }
 
 static PyObject *N_reduce(PyObject *op, PyObject *args, PyObject *kw)
@@ -686,8 +189,8 @@ static PyObject *N_reduce(PyObject *op, PyObject *args, PyObject *kw)
     o.in = o.out = so_tensor_data(t);
     o.root = root;
     so_tensor_bump_version(t);
-    if (!o.count) return issue_nothing(s, async_op, Py_BuildValue("(O)", to));
-    return issue(s, &o, async_op, Py_BuildValue("(O)", to));
+    if (!o.count) return so_nccl_issue_nothing(s, async_op, Py_BuildValue("(O)", to));
+    return so_nccl_issue(s, &o, async_op, Py_BuildValue("(O)", to));
 }
 
 static PyObject *N_broadcast(PyObject *op, PyObject *args, PyObject *kw)
@@ -705,8 +208,8 @@ static PyObject *N_broadcast(PyObject *op, PyObject *args, PyObject *kw)
     o.in = o.out = so_tensor_data(t);
     o.root = root;
     so_tensor_bump_version(t);
-    if (!o.count) return issue_nothing(s, async_op, Py_BuildValue("(O)", to));
-    return issue(s, &o, async_op, Py_BuildValue("(O)", to));
+    if (!o.count) return so_nccl_issue_nothing(s, async_op, Py_BuildValue("(O)", to));
+    return so_nccl_issue(s, &o, async_op, Py_BuildValue("(O)", to));
 }
 
 static PyObject *N_allgather(PyObject *op, PyObject *args, PyObject *kw)
@@ -726,8 +229,8 @@ static PyObject *N_allgather(PyObject *op, PyObject *args, PyObject *kw)
     o.in = so_tensor_data(in);
     o.out = so_tensor_data(out);
     so_tensor_bump_version(out);
-    if (!o.count) return issue_nothing(s, async_op, Py_BuildValue("(OO)", oo, io));
-    return issue(s, &o, async_op, Py_BuildValue("(OO)", oo, io));
+    if (!o.count) return so_nccl_issue_nothing(s, async_op, Py_BuildValue("(OO)", oo, io));
+    return so_nccl_issue(s, &o, async_op, Py_BuildValue("(OO)", oo, io));
 }
 
 static PyObject *N_reduce_scatter(PyObject *op, PyObject *args, PyObject *kw)
@@ -747,8 +250,8 @@ static PyObject *N_reduce_scatter(PyObject *op, PyObject *args, PyObject *kw)
     o.in = so_tensor_data(in);
     o.out = so_tensor_data(out);
     so_tensor_bump_version(out);
-    if (!o.count) return issue_nothing(s, async_op, Py_BuildValue("(OO)", oo, io));
-    return issue(s, &o, async_op, Py_BuildValue("(OO)", oo, io));
+    if (!o.count) return so_nccl_issue_nothing(s, async_op, Py_BuildValue("(OO)", oo, io));
+    return so_nccl_issue(s, &o, async_op, Py_BuildValue("(OO)", oo, io));
 }
 
 /* gather(output or None, input, root) / scatter(output, input or None, root) */
@@ -782,8 +285,8 @@ static PyObject *rooted(NPG *s, PyObject *args, PyObject *kw, int kind)
     o.out = out ? so_tensor_data(out) : NULL;
     o.root = root;
     if (out) so_tensor_bump_version(out);
-    if (!o.count) return issue_nothing(s, async_op, Py_BuildValue("(OO)", oo, io));
-    return issue(s, &o, async_op, Py_BuildValue("(OO)", oo, io));
+    if (!o.count) return so_nccl_issue_nothing(s, async_op, Py_BuildValue("(OO)", oo, io));
+    return so_nccl_issue(s, &o, async_op, Py_BuildValue("(OO)", oo, io));
 }
 
 static PyObject *N_gather(PyObject *op, PyObject *a, PyObject *k) { return rooted((NPG *)op, a, k, K_GATHER); }
@@ -850,9 +353,9 @@ static PyObject *N_alltoall(PyObject *op, PyObject *args, PyObject *kw)
     o.out = so_tensor_data(out);
     so_tensor_bump_version(out);
     if (!ot && !it)
-        res = issue_nothing(s, async_op, Py_BuildValue("(OO)", oo, io));
+        res = so_nccl_issue_nothing(s, async_op, Py_BuildValue("(OO)", oo, io));
     else
-        res = issue(s, &o, async_op, Py_BuildValue("(OO)", oo, io));
+        res = so_nccl_issue(s, &o, async_op, Py_BuildValue("(OO)", oo, io));
 done:
     PyMem_Free(counts);
     return res;
@@ -867,13 +370,13 @@ static PyObject *N_barrier(PyObject *op, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:barrier", kwlist, &async_op)) return NULL;
     if (!s->comm) { /* barrier first: the current device, like torch */
         int dev = 0;
-        if (so_cuda_get_device(&dev) < 0 || ensure_comm(s, dev) < 0) return NULL;
+        if (so_cuda_get_device(&dev) < 0 || so_nccl_ensure_comm(s, dev) < 0) return NULL;
     } else if (s->broken[0]) {
-        return raise_broken(s, "barrier");
+        return so_nccl_raise_broken(s, "barrier");
     }
     memset(&o, 0, sizeof o);
     o.kind = K_BARRIER;
-    return issue(s, &o, async_op, NULL);
+    return so_nccl_issue(s, &o, async_op, NULL);
 }
 
 static PyObject *p2p(NPG *s, PyObject *args, PyObject *kw, int kind)
@@ -903,8 +406,8 @@ static PyObject *p2p(NPG *s, PyObject *args, PyObject *kw, int kind)
     o.in = o.out = so_tensor_data(t);
     o.root = peer;
     if (kind == K_RECV) so_tensor_bump_version(t);
-    PyObject *r = o.count ? issue(s, &o, async_op, Py_BuildValue("(O)", to))
-                          : issue_nothing(s, async_op, Py_BuildValue("(O)", to));
+    PyObject *r = o.count ? so_nccl_issue(s, &o, async_op, Py_BuildValue("(O)", to))
+                          : so_nccl_issue_nothing(s, async_op, Py_BuildValue("(O)", to));
     if (!r || async_op || kind == K_SEND) return r;
     Py_DECREF(r);
     return PyLong_FromLong(peer);
@@ -930,8 +433,8 @@ static void shutdown_group(NPG *s)
     pthread_mutex_lock(&s->mu);
     /* Let in-flight ops finish (bounded by the timeout), then abort: it never blocks, and
      * nothing is left in flight for it to cut short unless a peer is gone. */
-    int64_t deadline = now_ms() + s->timeout_ms;
-    while (s->comm && s->inflight && now_ms() < deadline) {
+    int64_t deadline = so_nccl_now_ms() + s->timeout_ms;
+    while (s->comm && s->inflight && so_nccl_now_ms() < deadline) {
         pending **pp = &s->inflight;
         while (*pp) {
             if (cudaEventQuery((*pp)->ev) == cudaSuccess) {
@@ -943,10 +446,10 @@ static void shutdown_group(NPG *s)
                 pp = &(*pp)->next;
             }
         }
-        if (s->inflight) timed_wait(s, 1);
+        if (s->inflight) so_nccl_timed_wait(s, 1);
     }
     if (s->comm || s->inflight)
-        abort_locked(s, 0, "the process group was destroyed");
+        so_nccl_abort_locked(s, 0, "the process group was destroyed");
     if (s->stream) {
         int prev = 0;
         cudaGetDevice(&prev);

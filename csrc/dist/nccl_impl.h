@@ -61,5 +61,38 @@ PyObject *so_nccl_raise(NPG *s, int is_timeout, const char *msg);
 PyObject *so_nccl_work_new(NPG *s, pending *p, PyObject *keep);
 int so_nccl_register_work(PyObject *m, so_state *st);
 
+#include "nccl_impl.h"
+
+enum { K_ALLREDUCE, K_REDUCE, K_BROADCAST, K_ALLGATHER, K_REDUCE_SCATTER, K_GATHER, K_SCATTER,
+       K_ALLTOALL, K_BARRIER, K_SEND, K_RECV };
+
+/* One op's arguments (device pointers, element counts). */
+typedef struct {
+    int kind;
+    void *in, *out;
+    size_t count, esize;
+    ncclDataType_t dt;
+    ncclRedOp_t op;
+    int root;                            /* root, or the peer of send/recv */
+    const int64_t *in_counts, *out_counts; /* all_to_all, per peer */
+} nop;
+
+/* nccl_engine.c */
+int64_t so_nccl_now_ms(void);
+/* Under s->mu: wait on s->cv for at most ms. */
+void so_nccl_timed_wait(NPG *s, int64_t ms);
+/* Under s->mu: abort the communicator and mark the group broken with the formatted reason. */
+void so_nccl_abort_locked(NPG *s, int is_timeout, const char *fmt, ...);
+/* Raise the error that broke the group (naming op, which may be NULL); returns NULL. */
+PyObject *so_nccl_raise_broken(NPG *s, const char *op);
+/* Create the communicator on `device` on first use (0 / -1 with an exception set). */
+int so_nccl_ensure_comm(NPG *s, int device);
+/* Enqueue o (ordered against the tensors' compute stream); a Work if async_op else None;
+ * steals keep. */
+PyObject *so_nccl_issue(NPG *s, const nop *o, int async_op, PyObject *keep);
+/* A completed no-op (zero elements, one rank): a finished Work if async_op else None;
+ * steals keep. */
+PyObject *so_nccl_issue_nothing(NPG *s, int async_op, PyObject *keep);
+
 #endif /* SHARDOPT_WITH_NCCL */
 #endif /* SO_DIST_NCCL_IMPL_H */
