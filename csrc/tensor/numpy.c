@@ -94,7 +94,7 @@ static PyObject *py_from_numpy(PyObject *m, PyObject *obj)
     PyArrayObject *arr;
     int dt, nd, itemsize;
     int64_t shape[SO_MAX_DIMS], strides[SO_MAX_DIMS];
-    int64_t lo = 0, hi = 0; /* element offsets of the lowest/highest element from data */
+    int64_t hi = 0; /* element offset of the highest element from data (strides are >= 0) */
     SoStorage *storage;
     SoTensor *t;
     so_device cpu = {SO_CPU, 0};
@@ -142,7 +142,6 @@ static PyObject *py_from_numpy(PyObject *m, PyObject *obj)
         PyErr_SetString(PyExc_ValueError, "from_numpy: the array's data is not aligned");
         return NULL;
     }
-    (void)lo;
     storage = so_storage_wrap_owner(st, cpu, PyArray_DATA(arr),
                                     PyArray_SIZE(arr) ? (hi + 1) * itemsize : 0, obj);
     if (!storage) return NULL;
