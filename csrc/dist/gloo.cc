@@ -276,6 +276,14 @@ int so_gloo_connect(const so_gloo_store *store, int rank, int size, int64_t time
         auto ctx = std::make_shared<gloo::rendezvous::Context>(rank, size);
         ctx->setTimeout(ms(timeout_ms));
         ctx->connectFullMesh(adapter, dev);
+        // connectFullMesh can return on one rank while a peer is still finishing its side of
+        // a pair's handshake. A rank that then closes at once (a test that skips right after
+        // init, a script that fails its first check) made that peer's rendezvous fail with
+        // "Connection closed by peer". So no rank leaves before every rank has connected.
+        adapter.set("shardopt_connected/" + std::to_string(rank), std::vector<char>{'1'});
+        std::vector<std::string> connected;
+        for (int r = 0; r < size; r++) connected.push_back("shardopt_connected/" + std::to_string(r));
+        adapter.wait(connected);
         c->ctx = ctx;
     });
     if (rc) {

@@ -89,6 +89,26 @@ class TestFaults(MultiProcessTestCase):
 
 
 @requires_gloo()
+class TestQuickExit(MultiProcessTestCase):
+    TIMEOUT = 60
+
+    @property
+    def world_size(self):
+        return 4
+
+    def test_group_closed_right_after_init(self):
+        # Every rank closes each group the moment its constructor returns (what a test that
+        # skips right after init does).  A constructor that returned before every peer had
+        # connected let a fast rank close its pairs under a slow one's handshake, and that
+        # rank's init failed with "Connection closed by peer" (about 1 in 7 inits before).
+        _init(self, timedelta(seconds=20))
+        for _ in range(60):
+            g = dist.new_group(timeout=timedelta(seconds=20))
+            dist.destroy_process_group(g)
+        dist.destroy_process_group()
+
+
+@requires_gloo()
 class TestBadInput(MultiProcessTestCase):
     @property
     def world_size(self):
