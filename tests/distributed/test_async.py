@@ -51,7 +51,8 @@ class TestAsync(MultiProcessTestCase):
         t0 = time.monotonic()
         w = dist.all_reduce(t, async_op=True)
         if r == 0:
-            assert time.monotonic() - t0 < 0.3
+            # not is_completed() is the proof; the time bound only says "no wait for rank 1".
+            assert time.monotonic() - t0 < 0.6
             assert not w.is_completed()
             a, n = np.random.rand(64, 64), 0
             while not w.is_completed():
@@ -135,36 +136,37 @@ class TestAsync(MultiProcessTestCase):
         # A generous rendezvous (start-up skew under load), then groups with short timeouts.
         _init(self, timedelta(seconds=20))
         dist.barrier()
-        short = timedelta(seconds=1)
+        # Bounds are wide for loaded CI machines: a 2 s group timeout, rank 1 away 3.2 s.
+        short = timedelta(seconds=2)
         g = dist.new_group([0, 1], timeout=short)
         if self.rank == 1:
-            time.sleep(1.6)  # alive, but never joins rank 0's ops
+            time.sleep(3.2)  # alive, but never joins rank 0's ops
         else:
             t0 = time.monotonic()
             w1 = dist.barrier(group=g, async_op=True)
             w2 = dist.all_reduce(T([1.0]), group=g, async_op=True)
-            assert time.monotonic() - t0 < 0.3  # issuing never blocks
+            assert time.monotonic() - t0 < 0.8  # issuing never blocks
             # A wait with a shorter timeout gives up alone; the op keeps running.
             e = _raises(dist.DistTimeoutError, lambda: w1.wait(timeout=0.2), "Work.wait",
                         "barrier")
-            assert time.monotonic() - t0 < 0.8, e
+            assert time.monotonic() - t0 < 1.6, e  # well before the group's 2 s
             assert not w1.is_completed() and w1.exception() is None
             # The barrier times out after the group timeout; wait() raises it.
             _raises(dist.DistTimeoutError, w1.wait, "barrier")
-            assert 0.8 < time.monotonic() - t0 < 5
+            assert 1.6 < time.monotonic() - t0 < 8
             assert w1.is_completed() and not w1.is_success()
             assert isinstance(w1.exception(), dist.DistTimeoutError)
             # The op queued behind it fails at once: the group is broken.
             t1 = time.monotonic()
             _raises(dist.DistBackendError, w2.wait, "all_reduce", "unusable after an earlier")
-            assert time.monotonic() - t1 < 0.5
+            assert time.monotonic() - t1 < 1.0
             assert isinstance(w2.exception(), dist.DistBackendError)
         dist.barrier()  # the world group is unaffected
 
         # Destroying a group cancels the ops still queued (after the running one ends).
         g2 = dist.new_group([0, 1], timeout=short)
         if self.rank == 1:
-            time.sleep(1.6)
+            time.sleep(3.2)
         else:
             w4 = dist.barrier(group=g2, async_op=True)
             w5 = dist.all_reduce(T([1.0]), group=g2, async_op=True)

@@ -49,7 +49,7 @@ class TestFaults(MultiProcessTestCase):
             dist.barrier()
         except dist.DistError as e:
             assert "unusable after an earlier failure" in str(e), e
-            assert time.monotonic() - t1 < 0.5
+            assert time.monotonic() - t1 < 1.0
         else:
             raise AssertionError("a broken group accepted another collective")
         dist.destroy_process_group()

@@ -442,7 +442,9 @@ def test_overlap_grid_is_fast(g):
     validate_non_overlapping_shards_metadata(cells)
     EnumerableShardingSpec(cells).build_metadata([3 * g, 5 * g], TensorProperties())
     elapsed = time.perf_counter() - t0
-    assert elapsed < 0.25, f"{g}x{g} grid took {elapsed:.3f}s"
+    # About 0.01 s here; a quadratic Python scan takes seconds.  The wide bound is for
+    # loaded CI machines: this guards the algorithm, not the speed.
+    assert elapsed < 1.0, f"{g}x{g} grid took {elapsed:.3f}s"
     cells[len(cells) // 2] = SM([3 * (g // 2), 5 * (g // 2) + 1], [3, 5], "cpu")
     with pytest.raises(ValueError, match="overlap"):
         validate_non_overlapping_shards_metadata(cells)
