@@ -79,9 +79,9 @@ def test_standalone_rendezvous_through_store(tmp_path):
         s.wait([f"done{r}" for r in range(world)])
         assert s.add("sum", 0) == world * (world + 1) // 2
         # One write(2) of under PIPE_BUF bytes: atomic on the shared pipe.  (print() may
-        # write "ok", " ", rank and "\n" separately when PYTHONUNBUFFERED is set, and then
+        # write "ok", " ", rank and the newline separately when PYTHONUNBUFFERED is set, and then
         # the ranks' words interleave.)
-        os.write(1, f"ok {rank}\n".encode())
+        os.write(1, f"ok {rank}\\n".encode())
     """)
     r = _launch(["--standalone", "--nproc-per-node", "3", script])
     assert r.returncode == 0, r.stderr
