@@ -621,7 +621,6 @@ int so_register_nccl(PyObject *m, so_state *st)
     if (!t) return -1;
     int rc = PyModule_AddObjectRef(m, "ProcessGroupNCCL", t);
     Py_DECREF(t);
-    if (rc < 0) return -1;
     if (rc < 0 || so_nccl_register_work(m, st) < 0 ||
         PyModule_AddFunctions(m, module_fns) < 0)
         return -1;

@@ -115,6 +115,21 @@ struct AdamFlags {
     int maximize, wd_mode, amsgrad;
 };
 
+/* One element, for the unaligned path and the ragged tail. */
+template <typename S>
+static __device__ __forceinline__ void sgd_one(typename S::T *p, const typename S::T *g,
+                                               typename S::T *b, int64_t j,
+                                               const typename SgdConsts<typename S::M>::type *c,
+                                               int first, SgdFlags f)
+{
+    typedef typename S::M M;
+    M pm = S::load(p[j]), bm = f.has_momentum && !first ? S::load(b[j]) : M(0);
+    sgd_elem(&pm, S::load(g[j]), &bm, c, f.maximize, f.has_wd, f.has_momentum, first,
+             f.nesterov);
+    p[j] = S::store(pm);
+    if (f.has_momentum) b[j] = S::store(bm);
+}
+
 template <typename S>
 __global__ void __launch_bounds__(MTA_BLOCK)
 sgd_kernel(SgdMeta meta, typename SgdConsts<typename S::M>::type c, SgdFlags f)
@@ -147,25 +162,12 @@ sgd_kernel(SgdMeta meta, typename SgdConsts<typename S::M>::type c, SgdFlags f)
             *(VecT<T> *)(p + i) = pv;
             if (f.has_momentum) *(VecT<T> *)(b + i) = bv;
         }
-        /* the chunk's ragged tail (only in a tensor's last chunk) */
-        if (i < end) {
-            for (int64_t j = i; j < end; j++) {
-                M pm = S::load(p[j]), bm = f.has_momentum && !first ? S::load(b[j]) : M(0);
-                sgd_elem(&pm, S::load(g[j]), &bm, &c, f.maximize, f.has_wd, f.has_momentum,
-                         first, f.nesterov);
-                p[j] = S::store(pm);
-                if (f.has_momentum) b[j] = S::store(bm);
-            }
-        }
+        /* the chunk's ragged tail (only in a tensor's last chunk, one thread) */
+        for (int64_t j = i; j < end; j++) sgd_one<S>(p, g, b, j, &c, first, f);
         return;
     }
-    for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x) {
-        M pm = S::load(p[j]), bm = f.has_momentum && !first ? S::load(b[j]) : M(0);
-        sgd_elem(&pm, S::load(g[j]), &bm, &c, f.maximize, f.has_wd, f.has_momentum, first,
-                 f.nesterov);
-        p[j] = S::store(pm);
-        if (f.has_momentum) b[j] = S::store(bm);
-    }
+    for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x)
+        sgd_one<S>(p, g, b, j, &c, first, f);
 }
 
 template <typename S>
@@ -225,8 +227,8 @@ adam_kernel(AdamMeta meta, typename AdamConsts<typename S::M>::type c, AdamFlags
             *(VecT<T> *)(v + i) = vv;
             if (f.amsgrad) *(VecT<T> *)(vmax + i) = xv;
         }
-        if (i < end)
-            for (int64_t j = i; j < end; j++) adam_one<S>(p, g, m, v, vmax, j, &c, ss, bc2s, f);
+        /* the chunk's ragged tail (only in a tensor's last chunk, one thread) */
+        for (int64_t j = i; j < end; j++) adam_one<S>(p, g, m, v, vmax, j, &c, ss, bc2s, f);
         return;
     }
     for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x)
