@@ -48,18 +48,18 @@ int so_cuda_require(int index)
 
 int so_cuda_get_device(int *index_out)
 {
-    SO_CHECK_CUDA(cudaGetDevice(index_out));
+    SO_CHECK_CUDA(cudaGetDevice(index_out), done);
     return 0;
-error:
+done:
     return -1;
 }
 
 int so_cuda_set_device(int index)
 {
     if (so_cuda_require(index) < 0) return -1;
-    SO_CHECK_CUDA(cudaSetDevice(index));
+    SO_CHECK_CUDA(cudaSetDevice(index), done);
     return 0;
-error:
+done:
     return -1;
 }
 
@@ -69,13 +69,13 @@ void *so_cuda_stream(void **streams, int index)
     cudaStream_t s;
     if (so_cuda_require(index) < 0) return NULL;
     if (streams[index]) return streams[index];
-    SO_CHECK_CUDA(cudaGetDevice(&prev));
-    SO_CHECK_CUDA(cudaSetDevice(index));
-    SO_CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    SO_CHECK_CUDA(cudaSetDevice(prev));
+    SO_CHECK_CUDA(cudaGetDevice(&prev), done);
+    SO_CHECK_CUDA(cudaSetDevice(index), done);
+    SO_CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), done);
+    SO_CHECK_CUDA(cudaSetDevice(prev), done);
     streams[index] = (void *)s;
     return streams[index];
-error:
+done:
     return NULL;
 }
 
@@ -84,8 +84,8 @@ int so_cuda_malloc(int index, void *stream, size_t nbytes, void **ptr_out)
     int prev = 0;
     *ptr_out = NULL;
     if (nbytes == 0) return 0;
-    SO_CHECK_CUDA(cudaGetDevice(&prev));
-    if (prev != index) SO_CHECK_CUDA(cudaSetDevice(index));
+    SO_CHECK_CUDA(cudaGetDevice(&prev), done);
+    if (prev != index) SO_CHECK_CUDA(cudaSetDevice(index), done);
     {
         cudaError_t err = cudaMallocAsync(ptr_out, nbytes, (cudaStream_t)stream);
         if (prev != index) cudaSetDevice(prev);
@@ -102,7 +102,7 @@ int so_cuda_malloc(int index, void *stream, size_t nbytes, void **ptr_out)
         }
     }
     return 0;
-error:
+done:
     return -1;
 }
 
@@ -125,10 +125,10 @@ int so_cuda_memcpy(void *dst, const void *src, size_t nbytes, int kind, void *st
     static const enum cudaMemcpyKind kinds[3] = {cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost,
                                                  cudaMemcpyDeviceToDevice};
     if (nbytes == 0) return 0;
-    SO_CHECK_CUDA(cudaMemcpyAsync(dst, src, nbytes, kinds[kind], (cudaStream_t)stream));
-    if (kind != 2) SO_CHECK_CUDA(cudaStreamSynchronize((cudaStream_t)stream));
+    SO_CHECK_CUDA(cudaMemcpyAsync(dst, src, nbytes, kinds[kind], (cudaStream_t)stream), done);
+    if (kind != 2) SO_CHECK_CUDA(cudaStreamSynchronize((cudaStream_t)stream), done);
     return 0;
-error:
+done:
     return -1;
 }
 
@@ -147,15 +147,15 @@ int so_cuda_device_synchronize(int index)
     int prev = 0;
     cudaError_t err;
     if (so_cuda_require(index) < 0) return -1;
-    SO_CHECK_CUDA(cudaGetDevice(&prev));
-    SO_CHECK_CUDA(cudaSetDevice(index));
+    SO_CHECK_CUDA(cudaGetDevice(&prev), done);
+    SO_CHECK_CUDA(cudaSetDevice(index), done);
     Py_BEGIN_ALLOW_THREADS
     err = cudaDeviceSynchronize();
     Py_END_ALLOW_THREADS
     cudaSetDevice(prev);
     if (err != cudaSuccess) return so_cuda_raise(err, "cudaDeviceSynchronize", __FILE__, __LINE__);
     return 0;
-error:
+done:
     return -1;
 }
 

@@ -1,7 +1,9 @@
 /* errors.c — formatting of C-level failures into Python exceptions (see errors.h). */
 #include "errors.h"
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #ifdef SHARDOPT_WITH_CUDA
 #include <cuda_runtime.h>
@@ -14,11 +16,31 @@ int so_raise_at(PyObject *exc_type, const char *file, int line, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    (void)file;
-    (void)line;
-    /* User-facing validation messages stay clean; file:line is added for system errors
-     * by the CUDA/NCCL raisers below. */
-    PyErr_SetString(exc_type, msg);
+    PyErr_Format(exc_type, "%s (%s:%d)", msg, file, line);
+    return -1;
+}
+
+int so_fail(PyObject *exc_type, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    PyErr_FormatV(exc_type, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int so_raise_errno(const char *what, const char *file, int line)
+{
+    int err = errno;
+    PyObject *exc;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s: %s (%s:%d)", what, strerror(err), file, line);
+    /* OSError(errno, strerror) picks the matching subclass (ConnectionResetError...). */
+    exc = PyObject_CallFunction(PyExc_OSError, "is", err, msg);
+    if (exc) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
     return -1;
 }
 

@@ -1,9 +1,27 @@
-/* errors.h — the one place where C/CUDA/NCCL failures become Python exceptions.
+/* errors.h — the project's one error convention (in the spirit of NCCL's checks.h).
  *
- * Convention (CPython style): functions return 0 on success and -1 with a Python exception
- * set on failure (or NULL for object-returning functions); callers `goto error`.
- * The SO_CHECK_* macros record file:line, like NCCL's checks.h.
- * Must be called with the GIL held.
+ * Functions return 0 on success and -1 with a Python exception set on failure (NULL for
+ * object-returning functions), CPython style. Inside a function that has cleanup to do, every
+ * failure jumps to ONE label, always named `done`, given explicitly to the macro so the jump
+ * is visible at the call site:
+ *
+ *     int rc = -1;
+ *     PyObject *tmp = NULL;
+ *     SO_CHECK(ndim >= 0, done, PyExc_ValueError, "narrow(): dim must be >= 0, got %d", ndim);
+ *     SO_CHECK_PTR(tmp = PyLong_FromLong(3), done);
+ *     SO_CHECK_RC(so_do_something(tmp), done);
+ *     SO_CHECK_SYS(fd >= 0, done, "open(checkpoint)");
+ *     rc = 0;
+ * done:
+ *     Py_XDECREF(tmp);
+ *     return rc;
+ *
+ * A function without cleanup returns directly: `return so_fail(PyExc_ValueError, ...)` (int
+ * -1) or `return PyErr_Format(...)` (NULL).
+ *
+ * Messages: argument validation names the argument and its value and carries no file:line
+ * (users read it); system, CUDA and NCCL failures carry file:line (developers read it), via
+ * so_raise_at. Must be called with the GIL held.
  */
 #ifndef SO_ERRORS_H
 #define SO_ERRORS_H
@@ -15,27 +33,62 @@
 extern "C" {
 #endif
 
-/* Raise RuntimeError("<what> failed: <msg> (file:line)"). Always returns -1. */
+/* Raise exc_type("<message> (file:line)"). Always returns -1. For internal/system errors. */
 int so_raise_at(PyObject *exc_type, const char *file, int line, const char *fmt, ...);
 
-#define SO_RAISE(exc, ...) so_raise_at((exc), __FILE__, __LINE__, __VA_ARGS__)
+/* Raise exc_type(message) with no location (validation errors). Always returns -1. */
+int so_fail(PyObject *exc_type, const char *fmt, ...);
 
-/* Turn a CUDA runtime status into a RuntimeError carrying cudaGetErrorString. */
+/* OSError(errno, "<what>: strerror (file:line)") from the current errno. Returns -1. */
+int so_raise_errno(const char *what, const char *file, int line);
+
+/* A CUDA runtime status as RuntimeError (MemoryError for out-of-memory), with the failing
+ * expression and file:line. Returns -1. */
 int so_cuda_raise(int status, const char *expr, const char *file, int line);
 
-#define SO_CHECK_CUDA(call)                                                     \
+/* Raise `exc` with a formatted message and jump to `label`. */
+#define SO_FAIL(label, exc, ...)                                                \
+    do {                                                                        \
+        PyErr_Format((exc), __VA_ARGS__);                                       \
+        goto label;                                                             \
+    } while (0)
+
+/* Validation: unless `cond` holds, raise `exc` and jump to `label`. */
+#define SO_CHECK(cond, label, exc, ...)                                         \
+    do {                                                                        \
+        if (!(cond)) SO_FAIL(label, exc, __VA_ARGS__);                          \
+    } while (0)
+
+/* A call returning < 0 with a Python exception already set. */
+#define SO_CHECK_RC(call, label)                                                \
+    do {                                                                        \
+        if ((call) < 0) goto label;                                             \
+    } while (0)
+
+/* An expression yielding NULL with a Python exception already set (usually an
+ * assignment: SO_CHECK_PTR(obj = PyLong_FromLong(1), done)). */
+#define SO_CHECK_PTR(expr, label)                                               \
+    do {                                                                        \
+        if ((expr) == NULL) goto label;                                         \
+    } while (0)
+
+/* A system call: unless `cond` holds, raise OSError from errno naming `what`, file:line. */
+#define SO_CHECK_SYS(cond, label, what)                                         \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            so_raise_errno((what), __FILE__, __LINE__);                         \
+            goto label;                                                         \
+        }                                                                       \
+    } while (0)
+
+/* A CUDA runtime call (status 0 = success), file:line kept. */
+#define SO_CHECK_CUDA(call, label)                                              \
     do {                                                                        \
         int so_cuda_status_ = (int)(call);                                      \
         if (so_cuda_status_ != 0) {                                             \
             so_cuda_raise(so_cuda_status_, #call, __FILE__, __LINE__);          \
-            goto error;                                                         \
+            goto label;                                                         \
         }                                                                       \
-    } while (0)
-
-/* Generic "if it fails, the exception is already set" guard. */
-#define SO_TRY(call)                                                            \
-    do {                                                                        \
-        if ((call) < 0) goto error;                                             \
     } while (0)
 
 #ifdef __cplusplus

@@ -195,18 +195,18 @@ static int run_cuda_groups(so_state *st, const so_optim_tensor *ts, const int *k
         Py_ssize_t j = i;
         while (j < n && keys[j] == keys[i]) j++;
         int dev = keys[i] - 1;
-        if (so_cuda_set_device(dev) < 0) goto error;
+        if (so_cuda_set_device(dev) < 0) goto done;
         void *stream = so_cuda_stream(st->cuda_streams, dev);
-        if (stream == NULL) goto error;
+        if (stream == NULL) goto done;
         int rc = fn(stream, ts + i, (int64_t)(j - i), ctx);
         if (rc != 0) {
             so_cuda_raise(rc, "fused optimizer kernel launch", __FILE__, __LINE__);
-            goto error;
+            goto done;
         }
         i = j;
     }
     return so_cuda_set_device(prev);
-error:
+done:
     if (prev >= 0) {
         PyObject *t, *v, *tb;
         PyErr_Fetch(&t, &v, &tb);
@@ -305,18 +305,18 @@ static PyObject *fused_sgd(PyObject *module, PyObject *args, PyObject *kwargs)
                                      &dampening, &nesterov, &maximize))
         return NULL;
     int has_mom = momentum != 0.0;
-    SO_TRY(list_get(fn, params_o, "params", 0, -1, &P));
+    SO_CHECK_RC(list_get(fn, params_o, "params", 0, -1, &P), done);
     Py_ssize_t n = PyTuple_GET_SIZE(P.tuple);
-    SO_TRY(list_get(fn, grads_o, "grads", 0, n, &G));
-    SO_TRY(list_get(fn, bufs_o, "momentum_buffers", !has_mom, n, &B));
+    SO_CHECK_RC(list_get(fn, grads_o, "grads", 0, n, &G), done);
+    SO_CHECK_RC(list_get(fn, bufs_o, "momentum_buffers", !has_mom, n, &B), done);
     if (first_o != Py_None) {
         first_t = PySequence_Tuple(first_o);
-        if (first_t == NULL) goto error;
+        if (first_t == NULL) goto done;
         if (PyTuple_GET_SIZE(first_t) != n) {
             PyErr_Format(PyExc_ValueError,
                          "%s(): argument 'first_steps' has %zd entries but 'params' has %zd; "
                          "the lists must have equal lengths", fn, PyTuple_GET_SIZE(first_t), n);
-            goto error;
+            goto done;
         }
     }
 
@@ -327,28 +327,28 @@ static PyObject *fused_sgd(PyObject *module, PyObject *args, PyObject *kwargs)
     need = PyMem_Calloc(nn, 1);
     if (!ts || !ops || !keys || !need) {
         PyErr_NoMemory();
-        goto error;
+        goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         SoTensor *p, *g, *b = NULL;
         int contig = 1;
-        SO_TRY(check_param(st, fn, &P, i, &p));
-        SO_TRY(check_operand(st, fn, &G, i, p, &g));
-        if (has_mom) SO_TRY(check_operand(st, fn, &B, i, p, &b));
+        SO_CHECK_RC(check_param(st, fn, &P, i, &p), done);
+        SO_CHECK_RC(check_operand(st, fn, &G, i, p, &g), done);
+        if (has_mom) SO_CHECK_RC(check_operand(st, fn, &B, i, p, &b), done);
         if (b != NULL && so_tensor_device(p).type == SO_CUDA && !so_tensor_is_contiguous(b)) {
             PyErr_Format(PyExc_RuntimeError, "%s(): momentum_buffers[%zd] is a non-contiguous "
                          "CUDA tensor; the fused CUDA optimizer needs contiguous tensors", fn, i);
-            goto error;
+            goto done;
         }
         if (so_tensor_device(p).type == SO_CUDA && !so_tensor_is_contiguous(g)) {
             PyErr_Format(PyExc_RuntimeError, "%s(): grads[%zd] is a non-contiguous CUDA tensor; "
                          "the fused CUDA optimizer needs contiguous tensors", fn, i);
-            goto error;
+            goto done;
         }
         int first = 0;
         if (first_t != NULL) {
             first = PyObject_IsTrue(PyTuple_GET_ITEM(first_t, i));
-            if (first < 0) goto error;
+            if (first < 0) goto done;
         }
         ts[i].numel = so_tensor_numel(p);
         ts[i].dtype = p->dtype;
@@ -362,7 +362,7 @@ static PyObject *fused_sgd(PyObject *module, PyObject *args, PyObject *kwargs)
         keys[i] = device_key(so_tensor_device(p));
         need[i] = keys[i] == 0 && !contig;
     }
-    SO_TRY(attach_views(ts, ops, need, n, &views));
+    SO_CHECK_RC(attach_views(ts, ops, need, n, &views), done);
 
     so_sgd_f32 c32;
     so_sgd_f64 c64;
@@ -377,7 +377,7 @@ static PyObject *fused_sgd(PyObject *module, PyObject *args, PyObject *kwargs)
         Py_END_ALLOW_THREADS
     }
 #ifdef SHARDOPT_WITH_CUDA
-    SO_TRY(run_cuda_groups(st, ts, keys, n, sgd_cuda_group, &ctx));
+    SO_CHECK_RC(run_cuda_groups(st, ts, keys, n, sgd_cuda_group, &ctx), done);
 #endif
     for (Py_ssize_t i = 0; i < n; i++) {
         so_tensor_bump_version(ops[i][0]);
@@ -394,7 +394,7 @@ static PyObject *fused_sgd(PyObject *module, PyObject *args, PyObject *kwargs)
     PyMem_Free(need);
     PyMem_Free(views);
     Py_RETURN_NONE;
-error:
+done:
     Py_XDECREF(P.tuple);
     Py_XDECREF(G.tuple);
     Py_XDECREF(B.tuple);
@@ -473,13 +473,13 @@ static PyObject *fused_adam(PyObject *module, PyObject *args, PyObject *kwargs)
                                      &go, &mo, &vo, &xo, &so, &lr, &beta1, &beta2, &eps, &wd,
                                      &amsgrad, &maximize, &decoupled))
         return NULL;
-    SO_TRY(list_get(fn, po, "params", 0, -1, &P));
+    SO_CHECK_RC(list_get(fn, po, "params", 0, -1, &P), done);
     Py_ssize_t n = PyTuple_GET_SIZE(P.tuple);
-    SO_TRY(list_get(fn, go, "grads", 0, n, &G));
-    SO_TRY(list_get(fn, mo, "exp_avgs", 0, n, &M));
-    SO_TRY(list_get(fn, vo, "exp_avg_sqs", 0, n, &V));
-    SO_TRY(list_get(fn, xo, "max_exp_avg_sqs", !amsgrad, n, &X));
-    SO_TRY(list_get(fn, so, "state_steps", 0, n, &S));
+    SO_CHECK_RC(list_get(fn, go, "grads", 0, n, &G), done);
+    SO_CHECK_RC(list_get(fn, mo, "exp_avgs", 0, n, &M), done);
+    SO_CHECK_RC(list_get(fn, vo, "exp_avg_sqs", 0, n, &V), done);
+    SO_CHECK_RC(list_get(fn, xo, "max_exp_avg_sqs", !amsgrad, n, &X), done);
+    SO_CHECK_RC(list_get(fn, so, "state_steps", 0, n, &S), done);
 
     size_t nn = n > 0 ? (size_t)n : 1;
     ts = PyMem_Calloc(nn, sizeof(so_optim_tensor));
@@ -489,13 +489,13 @@ static PyObject *fused_adam(PyObject *module, PyObject *args, PyObject *kwargs)
     need = PyMem_Calloc(nn, 1);
     if (!ts || !ops || !steps || !keys || !need) {
         PyErr_NoMemory();
-        goto error;
+        goto done;
     }
     const tensor_list *state_lists[3] = {&M, &V, &X};
     for (Py_ssize_t i = 0; i < n; i++) {
         SoTensor *p, *t;
         int contig = 1;
-        SO_TRY(check_param(st, fn, &P, i, &p));
+        SO_CHECK_RC(check_param(st, fn, &P, i, &p), done);
         int on_cuda = so_tensor_device(p).type == SO_CUDA;
         ops[i][0] = p;
         set_slot(&ts[i], 0, p, &contig);
@@ -503,23 +503,23 @@ static PyObject *fused_adam(PyObject *module, PyObject *args, PyObject *kwargs)
             const tensor_list *l = k == 1 ? &G : state_lists[k - 2];
             if (l->tuple == NULL) continue; /* max_exp_avg_sqs without amsgrad */
             if (k == 4 && !amsgrad) continue;
-            SO_TRY(check_operand(st, fn, l, i, p, &t));
+            SO_CHECK_RC(check_operand(st, fn, l, i, p, &t), done);
             if (on_cuda && !so_tensor_is_contiguous(t)) {
                 PyErr_Format(PyExc_RuntimeError, "%s(): %s[%zd] is a non-contiguous CUDA "
                              "tensor; the fused CUDA optimizer needs contiguous tensors", fn,
                              l->name, i);
-                goto error;
+                goto done;
             }
             ops[i][k] = t;
             set_slot(&ts[i], k, t, &contig);
         }
-        SO_TRY(check_step(st, fn, &S, i, &steps[i]));
+        SO_CHECK_RC(check_step(st, fn, &S, i, &steps[i]), done);
         ts[i].numel = so_tensor_numel(p);
         ts[i].dtype = p->dtype;
         keys[i] = device_key(so_tensor_device(p));
         need[i] = keys[i] == 0 && !contig;
     }
-    SO_TRY(attach_views(ts, ops, need, n, &views));
+    SO_CHECK_RC(attach_views(ts, ops, need, n, &views), done);
 
     /* All checks passed: advance the step counters and derive the per-tensor scalars
      * (torch: step_t += 1; bc1 = 1 - beta1**step; step_size = lr / bc1;
@@ -554,7 +554,7 @@ static PyObject *fused_adam(PyObject *module, PyObject *args, PyObject *kwargs)
         Py_END_ALLOW_THREADS
     }
 #ifdef SHARDOPT_WITH_CUDA
-    SO_TRY(run_cuda_groups(st, ts, keys, n, adam_cuda_group, &ctx));
+    SO_CHECK_RC(run_cuda_groups(st, ts, keys, n, adam_cuda_group, &ctx), done);
 #endif
     for (Py_ssize_t i = 0; i < n; i++)
         for (int k = 0; k < SO_OPT_MAX_OPS; k++)
@@ -573,7 +573,7 @@ static PyObject *fused_adam(PyObject *module, PyObject *args, PyObject *kwargs)
     PyMem_Free(need);
     PyMem_Free(views);
     Py_RETURN_NONE;
-error:
+done:
     Py_XDECREF(P.tuple);
     Py_XDECREF(G.tuple);
     Py_XDECREF(M.tuple);
