@@ -4,10 +4,11 @@
 # to build it, because that depends on what the machine has:
 #   * C sources: every csrc/**/*.c (always), C11.
 #   * CBLAS (OpenBLAS) for CPU matmul when cblas.h is found, else a plain loop in C.
-#   * CUDA kernels (csrc/**/*.cu, compiled by nvcc) + NCCL when both are found; cudart is
-#     linked statically, NCCL (and cuBLAS when found) dynamically with an rpath.
+#   * CUDA kernels (csrc/**/*.cu, compiled by nvcc) whenever nvcc is found; cudart is linked
+#     statically.  NCCL and cuBLAS, when found, are linked dynamically with an rpath; without
+#     NCCL the nccl backend raises, naming what was missing (_C._nccl_missing).
 #   * Gloo (csrc/**/*.cc, C++17) when gloo/allreduce.h is found.
-# Environment switches (see README.md): SHARDOPT_CUDA, SHARDOPT_GLOO, SHARDOPT_DEBUG,
+# Environment switches (see README.md): SHARDOPT_CUDA, SHARDOPT_NCCL, SHARDOPT_GLOO, SHARDOPT_DEBUG,
 # SHARDOPT_SANITIZE, SHARDOPT_CUDA_ARCHS, CUDA_HOME, NCCL_HOME, GLOO_HOME, OPENBLAS_HOME.
 #
 # Compilation is parallel (a thread pool over source files) and incremental per object
@@ -54,6 +55,11 @@ def _env_flag(name):
 def _sources(pattern):
     # Sorted so that the link order (and thus the binary) does not depend on the filesystem.
     return sorted(glob.glob(os.path.join(CSRC, "**", pattern), recursive=True))
+
+
+def _c_string(text):
+    """A C string literal for a -D value (passed as one argv item, so no shell quoting)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _note(msg):
@@ -134,6 +140,7 @@ def find_nccl(cuda):
         candidates.append(os.environ["NCCL_HOME"])
     candidates.append(cuda["home"])
     candidates += [os.path.join(d, "nccl") for d in _nvidia_wheel_dirs()]
+    header_only = None
     for home in candidates:
         inc = os.path.join(home, "include")
         if not os.path.isfile(os.path.join(inc, "nccl.h")):
@@ -143,7 +150,11 @@ def find_nccl(cuda):
             # The wheel ships only libnccl.so.2 (no libnccl.so), hence -l:libnccl.so.2.
             if os.path.exists(os.path.join(libdir, "libnccl.so.2")):
                 return {"home": home, "include": inc, "libdir": os.path.realpath(libdir)}
-    return "NCCL not found; set NCCL_HOME or pip install nvidia-nccl-cu13"
+        header_only = header_only or inc
+    if header_only:
+        return (f"nccl.h in {header_only} but no libnccl.so.2 next to it; "
+                "set NCCL_HOME or pip install nvidia-nccl-cu13")
+    return "nccl.h not found; set NCCL_HOME or pip install nvidia-nccl-cu13"
 
 
 def find_cublas(cuda):
@@ -240,20 +251,16 @@ def configure():
         _note(f"no CBLAS: {blas}; CPU matmul uses the built-in loop")
         parts.append(f"CBLAS=no ({blas})")
 
-    # --- CUDA + NCCL (+ cuBLAS) -----------------------------------------------------------
+    # --- CUDA (+ cuBLAS) (+ NCCL) ---------------------------------------------------------
+    # The kernels build wherever nvcc is; NCCL and cuBLAS are optional on top of them, so a
+    # CI machine with the toolkit but no NCCL still compiles every .cu file.
     want_cuda = _env_flag("SHARDOPT_CUDA")
+    want_nccl = _env_flag("SHARDOPT_NCCL")
     nvcc_cfg = None
-    if want_cuda is False:
-        why = "SHARDOPT_CUDA=0"
-        cuda = nccl = why
-    else:
-        cuda = find_cuda()
-        nccl = find_nccl(cuda) if isinstance(cuda, dict) else cuda
-        if not isinstance(nccl, dict):
-            why = nccl
-            if want_cuda:
-                raise SetupError(f"SHARDOPT_CUDA=1 but the CUDA build is not possible: {why}")
-    if isinstance(nccl, dict):
+    cuda = "SHARDOPT_CUDA=0" if want_cuda is False else find_cuda()
+    if want_cuda and not isinstance(cuda, dict):
+        raise SetupError(f"SHARDOPT_CUDA=1 but the CUDA build is not possible: {cuda}")
+    if isinstance(cuda, dict):
         archs = os.environ.get("SHARDOPT_CUDA_ARCHS", "80;90").replace(",", ";").split(";")
         archs = [a.strip() for a in archs if a.strip()]
         if not all(a.isdigit() for a in archs) or not archs:
@@ -265,23 +272,37 @@ def configure():
         top = max(archs, key=int)
         gencode += ["-gencode", f"arch=compute_{top},code=compute_{top}"]
 
-        defines = [("SHARDOPT_WITH_CUDA", "1"), ("SHARDOPT_WITH_NCCL", "1")]
-        incs = [cuda["include"], nccl["include"]]
-        cfg["libraries"] += [":libnccl.so.2", "cudart_static", "rt", "pthread", "dl", "stdc++"]
-        add_dir("library_dirs", cuda["libdir"])
-        add_dir("library_dirs", nccl["libdir"])
-        add_dir("runtime_library_dirs", nccl["libdir"])
+        defines = [("SHARDOPT_WITH_CUDA", "1")]
+        incs = [cuda["include"]]
+        libs = []
+        nccl = "SHARDOPT_NCCL=0" if want_nccl is False else find_nccl(cuda)
+        if isinstance(nccl, dict):
+            defines.append(("SHARDOPT_WITH_NCCL", "1"))
+            incs.append(nccl["include"])
+            libs.append(":libnccl.so.2")
+            add_dir("library_dirs", nccl["libdir"])
+            add_dir("runtime_library_dirs", nccl["libdir"])
+            nccl_part = f"NCCL=yes ({nccl['home']})"
+        else:
+            if want_nccl:
+                raise SetupError(f"SHARDOPT_NCCL=1 but NCCL is not usable: {nccl}")
+            _note(f"no NCCL: {nccl}; the nccl backend will raise")
+            nccl_part = f"NCCL=no ({nccl})"
         cublas = find_cublas(cuda)
         if isinstance(cublas, dict):
             defines.append(("SHARDOPT_WITH_CUBLAS", "1"))
             incs.append(cublas["include"])
-            cfg["libraries"].insert(1, ":libcublas.so.13")
+            libs.append(":libcublas.so.13")
             add_dir("library_dirs", cublas["libdir"])
             add_dir("runtime_library_dirs", cublas["libdir"])
             cublas_part = "cuBLAS=yes"
         else:
             _note(f"no cuBLAS: {cublas}; CUDA matmul will raise")
             cublas_part = f"cuBLAS=no ({cublas})"
+        # cudart is linked statically: the driver (libcuda) is the only CUDA library needed at
+        # run time, and it is loaded on first use, so the module imports without one.
+        cfg["libraries"] += libs + ["cudart_static", "rt", "pthread", "dl", "stdc++"]
+        add_dir("library_dirs", cuda["libdir"])
         cfg["define_macros"] += defines
         for d in incs:
             add_dir("include_dirs", d)
@@ -298,16 +319,20 @@ def configure():
             "sources": _sources("*.cu"),
             "flags": flags,
             "include_dirs": cfg["include_dirs"] + [sysconfig.get_paths()["include"]],
-            "define_macros": cfg["define_macros"],
+            "define_macros": list(cfg["define_macros"]),
         }
         parts.insert(0, f"CUDA=yes (nvcc {cuda['version']}, sm_{',sm_'.join(archs)})")
-        parts.insert(1, f"NCCL=yes ({nccl['home']})")
+        parts.insert(1, nccl_part)
         parts.insert(2, cublas_part)
     else:
-        _note(f"CPU-only build: {why}")
-        parts.insert(0, f"CUDA=no ({why})")
+        nccl = cuda
+        _note(f"CPU-only build: {cuda}")
+        parts.insert(0, f"CUDA=no ({cuda})")
         parts.insert(1, "NCCL=no")
         parts.insert(2, "cuBLAS=no")
+    # What the nccl backend says when it is missing (module.c exports it as _C._nccl_missing).
+    if not isinstance(nccl, dict):
+        cfg["define_macros"].append(("SHARDOPT_NCCL_MISSING", _c_string(nccl)))
 
     # --- Gloo -----------------------------------------------------------------------------
     want_gloo = _env_flag("SHARDOPT_GLOO")

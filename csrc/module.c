@@ -5,6 +5,12 @@
 #include "ops/matmul.h"
 #include "dist/dist.h"
 
+#ifdef SHARDOPT_NCCL_MISSING
+#define SO_NCCL_MISSING SHARDOPT_NCCL_MISSING /* set by setup.py */
+#else
+#define SO_NCCL_MISSING ""
+#endif
+
 /* ---- shardopt.cuda queries (never called at import) ---- */
 
 static PyObject *py_cuda_device_count(PyObject *m, PyObject *unused)
@@ -75,6 +81,8 @@ static int module_exec(PyObject *m)
     if (PyModule_AddFunctions(m, module_functions) < 0) return -1;
     if (PyModule_AddIntConstant(m, "_cuda_compiled", so_cuda_compiled()) < 0) return -1;
     if (PyModule_AddIntConstant(m, "_max_dims", SO_MAX_DIMS) < 0) return -1;
+    /* Why this build has no NCCL ("" when it has): the nccl backend's error names it. */
+    if (PyModule_AddStringConstant(m, "_nccl_missing", SO_NCCL_MISSING) < 0) return -1;
     return 0;
 }
 
