@@ -4,8 +4,8 @@
  * Kernels: elementwise_cpu.c and elementwise.cu; Python bindings: elementwise_py.c.
  */
 #include "elementwise.h"
-#include "copy.h"
-#include "nditer.h"
+#include "../tensor/copy.h"
+#include "../core/nditer.h"
 
 /* ------------------------------------------------------------------ dtype rules */
 

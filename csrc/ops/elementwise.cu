@@ -11,7 +11,7 @@
  * Everything is launched on the caller's stream (the per-device compute stream).
  */
 #include "elementwise_math.h"
-#include "nditer.h"
+#include "../core/nditer.h"
 #include <cuda_runtime.h>
 #include <type_traits>
 

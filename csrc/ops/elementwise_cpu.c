@@ -12,7 +12,7 @@
  * strided inputs are read in place.
  */
 #include "elementwise.h"
-#include "nditer.h"
+#include "../core/nditer.h"
 
 #define EW_B 16        /* elements per SIMD-friendly block */
 #define EW_CHUNK 1024  /* elements per conversion chunk (4 buffers x 8 KiB on the stack) */

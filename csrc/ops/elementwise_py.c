@@ -10,7 +10,7 @@
  * in-place rules are in elementwise.c.
  */
 #include "elementwise.h"
-#include "copy.h"
+#include "../tensor/copy.h"
 
 enum { M_FUNC, M_METHOD, M_INPLACE, M_DUNDER, M_RDUNDER, M_IDUNDER };
 

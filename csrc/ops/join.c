@@ -5,7 +5,7 @@
  * both devices come from the copy kernels.  Checks and messages follow torch, including the
  * legacy rule that 1-D empty tensors (shape (0,)) are skipped by cat whatever their rank.
  */
-#include "../tensor/tensor.h"
+#include "../tensor/copy.h"
 #include <stdio.h>
 
 /* torch.promote_types over shardopt's dtypes: bool < integers < floats; within a kind the

@@ -10,7 +10,7 @@
  * the rows of one large GEMM, as torch does.
  */
 #include "matmul.h"
-#include "copy.h"
+#include "../tensor/copy.h"
 #include <stdio.h>
 
 #if !defined(SHARDOPT_WITH_CUDA) || !defined(SHARDOPT_WITH_CUBLAS)

@@ -9,7 +9,7 @@
  * i-p-j loop gcc vectorises (unit stride over B's and C's rows), and converted back.
  */
 #include "matmul.h"
-#include "copy.h"
+#include "../tensor/copy.h"
 #include <limits.h>
 #include <stdlib.h>
 

@@ -18,7 +18,7 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 #include "philox.h"
-#include "copy.h"
+#include "../tensor/copy.h"
 #include "../tensor/generator.h"
 
 /* ------------------------------------------------------------------ CPU kernel */

@@ -10,7 +10,7 @@
  */
 #include "interop.h"
 #include "dlpack.h"
-#include "../ops/copy.h"
+#include "copy.h"
 
 static const char *NAME = "dltensor", *NAME_V = "dltensor_versioned";
 static const char *USED = "used_dltensor", *USED_V = "used_dltensor_versioned";

@@ -7,7 +7,7 @@
  * accepted back by set_state() as that tensor, any 16-byte tensor, or bytes.
  */
 #include "generator.h"
-#include "../ops/copy.h"
+#include "copy.h"
 
 static so_state *state_of(PyObject *self) { return so_state_from_type(Py_TYPE(self)); }
 

@@ -98,9 +98,6 @@ int so_wrap_dim(int64_t dim, int ndim, int64_t *out);
 /* Shape string like "[2, 3]" for error messages (writes into buf). */
 const char *so_shape_str(int ndim, const int64_t *shape, char *buf, size_t buflen);
 
-/* Copy src into dst (same shape, any dtype/device/strides). Bumps dst's version. */
-int so_copy_(so_state *st, SoTensor *dst, SoTensor *src);
-
 #ifdef __cplusplus
 }
 #endif

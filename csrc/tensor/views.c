@@ -3,7 +3,7 @@
  * contiguous, copy_, fill_).  Error messages follow torch's wording.
  */
 #include "views.h"
-#include "../ops/copy.h"
+#include "copy.h"
 #include <stdio.h>
 
 static so_state *state_of(PyObject *self) { return so_state_from_type(Py_TYPE(self)); }

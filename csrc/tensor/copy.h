@@ -1,15 +1,22 @@
 /* copy.h — element copies with dtype conversion and fills, on CPU and CUDA.
- * so_copy_ (tensor.h) and so_fill_ are the dispatching entry points; the *_cpu / *_cuda
- * functions are the device kernels they choose between. */
+ *
+ * Copies belong to the tensor layer (not ops): contiguous(), clone, .to(), DLPack and
+ * generator state all need them, and the layers above (ops, optim, distributed) use them
+ * too, so keeping them here lets every dependency point down.  so_copy_ and so_fill_ are the
+ * dispatching entry points; the *_cpu / *_cuda functions are the device kernels they choose
+ * between. */
 #ifndef SO_COPY_H
 #define SO_COPY_H
 
-#include "../tensor/tensor.h"
+#include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* Copy src into dst (broadcast to dst's shape; any dtype/device/strides). Bumps dst's
+ * version. */
+int so_copy_(so_state *st, SoTensor *dst, SoTensor *src);
 /* Fill every element of t with a Python number (or a one-element tensor). Bumps version. */
 int so_fill_(so_state *st, SoTensor *t, PyObject *value);
 /* New contiguous tensor with the same contents (same device and dtype). */

@@ -6,7 +6,7 @@
  * buffer of the destination dtype on the source side of the PCIe hop.
  */
 #include "copy.h"
-#include "nditer.h"
+#include "../core/nditer.h"
 
 /* ------------------------------------------------------------------ CPU kernels */
 

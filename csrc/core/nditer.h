@@ -5,12 +5,13 @@
  * for every operand, so a contiguous or broadcast-row case becomes one or two long inner
  * loops; so_nditer_run then calls `loop(ptrs, byte_strides, n, ctx)` once per inner row.
  * Kernels therefore see plain 1-D strided loops, which gcc vectorises when strides equal
- * the itemsize (kernels should test for that and take a unit-stride path).
+ * the itemsize (kernels should test for that and take a unit-stride path).  It lives in
+ * core because both the tensor layer (copies) and ops (elementwise) walk views with it.
  */
 #ifndef SO_NDITER_H
 #define SO_NDITER_H
 
-#include "../core/common.h"
+#include "common.h"
 
 #define SO_ITER_MAX_OPS 4
 
