@@ -44,7 +44,8 @@ static PyObject *py_cuda_synchronize(PyObject *m, PyObject *arg)
     long idx = PyLong_AsLong(arg);
     if (idx == -1 && PyErr_Occurred()) return NULL;
     if (so_cuda_require((int)idx) < 0) return NULL;
-    if (st->cuda_streams[idx] && so_cuda_stream_synchronize(st->cuda_streams[idx]) < 0) return NULL;
+    if (st->core.cuda_streams[idx] && so_cuda_stream_synchronize(st->core.cuda_streams[idx]) < 0)
+        return NULL;
     if (so_cuda_device_synchronize((int)idx) < 0) return NULL;
     Py_RETURN_NONE;
 }
@@ -90,14 +91,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
 {
     so_state *st = so_state_from_module(m);
     if (!st) return 0;
-    Py_VISIT(st->storage_type);
-    Py_VISIT(st->tensor_type);
-    Py_VISIT(st->dtype_type);
-    Py_VISIT(st->device_type);
-    Py_VISIT(st->generator_type);
-    Py_VISIT(st->tensor_class);
-    for (int i = 0; i < SO_NUM_DTYPES; i++) Py_VISIT(st->dtypes[i]);
-    for (int i = 0; i < 1 + SO_MAX_CUDA_DEVICES; i++) Py_VISIT(st->default_generators[i]);
+    int rc = so_tensor_state_traverse(&st->tensor, visit, arg);
+    if (rc) return rc;
     Py_VISIT(st->dist_error);
     Py_VISIT(st->dist_timeout_error);
     Py_VISIT(st->dist_backend_error);
@@ -110,19 +105,12 @@ static int module_clear(PyObject *m)
 {
     so_state *st = so_state_from_module(m);
     if (!st) return 0;
-    Py_CLEAR(st->tensor_class);
-    for (int i = 0; i < SO_NUM_DTYPES; i++) Py_CLEAR(st->dtypes[i]);
-    for (int i = 0; i < 1 + SO_MAX_CUDA_DEVICES; i++) Py_CLEAR(st->default_generators[i]);
     Py_CLEAR(st->dist_error);
     Py_CLEAR(st->dist_timeout_error);
     Py_CLEAR(st->dist_backend_error);
     Py_CLEAR(st->dist_store_error);
     Py_CLEAR(st->extra);
-    Py_CLEAR(st->storage_type);
-    Py_CLEAR(st->tensor_type);
-    Py_CLEAR(st->dtype_type);
-    Py_CLEAR(st->device_type);
-    Py_CLEAR(st->generator_type);
+    so_tensor_state_clear(&st->tensor);
     return 0;
 }
 
@@ -132,8 +120,8 @@ static void module_free(void *m)
     module_clear((PyObject *)m);
     /* CUDA memory still owned by live storages would be freed on these streams; at
      * interpreter teardown the process is going away, so only idle streams are released. */
-    if (st) so_matmul_release_handles(st->cublas_handles, SO_MAX_CUDA_DEVICES);
-    if (st) so_cuda_release_streams(st->cuda_streams);
+    if (st) so_matmul_release_handles(st->ops.cublas_handles, SO_MAX_CUDA_DEVICES);
+    if (st) so_cuda_release_streams(st->core.cuda_streams);
 }
 
 static PyModuleDef_Slot module_slots[] = {

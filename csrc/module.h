@@ -1,5 +1,5 @@
 /* module.h — shardopt._C module state: every type object, singleton and per-process
- * resource lives here (no C globals, as in CPython's Modules/).
+ * resource lives here (no C globals, as in CPython's Modules/), in one typed part per layer.
  *
  * Reach it with so_state_from_module(module) in module-level functions and
  * so_state_from_type(Py_TYPE(obj)) in methods of our heap types (works for Python
@@ -12,24 +12,16 @@
 #include <Python.h>
 #include "core/common.h"
 #include "core/device.h"
+#include "tensor/tensor_state.h"
+#include "ops/ops_state.h"
 
+/* One typed part per layer, each defined in that layer's header (bottom to top); a layer
+ * reaches its own part as st->core, st->tensor, st->ops... (optim keeps no state). */
 typedef struct so_state {
-    /* heap types */
-    PyTypeObject *storage_type;
-    PyTypeObject *tensor_type;     /* _C.TensorBase */
-    PyTypeObject *dtype_type;      /* _C.dtype */
-    PyTypeObject *device_type;     /* _C.device */
-    PyTypeObject *generator_type;  /* _C.Generator */
-    /* the class new tensors are created as (shardopt.Tensor once registered from Python) */
-    PyTypeObject *tensor_class;
-    /* dtype singletons, indexed by so_dtype */
-    PyObject *dtypes[SO_NUM_DTYPES];
-    /* default generators: [0] cpu, [1 + i] cuda:i (created lazily) */
-    PyObject *default_generators[1 + SO_MAX_CUDA_DEVICES];
-    /* per-device CUDA compute streams (cudaStream_t), created lazily */
-    void *cuda_streams[SO_MAX_CUDA_DEVICES];
-    /* cuBLAS handles per device, created lazily by ops/matmul */
-    void *cublas_handles[SO_MAX_CUDA_DEVICES];
+    so_core_state core;            /* core/device.h: per-device CUDA streams */
+    so_tensor_state tensor;        /* tensor/tensor_state.h: types, dtypes, generators */
+    so_ops_state ops;              /* ops/ops_state.h: cuBLAS handles */
+
     /* exception types of shardopt.distributed (filled by dist/, may be NULL) */
     PyObject *dist_error;
     PyObject *dist_timeout_error;

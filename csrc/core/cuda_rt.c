@@ -172,8 +172,8 @@ void so_cuda_release_streams(void **streams)
 
 #else /* CPU-only build */
 
-static const char no_cuda_reason[] = "this shardopt build has no CUDA support (nvcc or NCCL was "
-                                     "not found at build time; see SHARDOPT_CUDA in the README)";
+static const char no_cuda_reason[] = "this shardopt build has no CUDA support (nvcc was not found "
+                                     "at build time; see SHARDOPT_CUDA in the README)";
 
 int so_cuda_compiled(void) { return 0; }
 

@@ -18,6 +18,13 @@ extern "C" {
 
 #define SO_MAX_CUDA_DEVICES 64
 
+/* The core layer's part of the module state (module.h): one compute stream per device
+ * (cudaStream_t), created on first use by so_cuda_stream and destroyed by
+ * so_cuda_release_streams when the module is freed. */
+typedef struct so_core_state {
+    void *cuda_streams[SO_MAX_CUDA_DEVICES];
+} so_core_state;
+
 /* 1 if this build has CUDA compiled in. */
 int so_cuda_compiled(void);
 
@@ -34,7 +41,7 @@ int so_cuda_set_device(int index);
 
 /* The per-device compute stream (created on first use, non-blocking w.r.t. the legacy
  * default stream).  Returns NULL with an exception set on failure. Stream objects are kept
- * in module state (see module.h) — callers pass the array they own. */
+ * in module state — callers pass st->core.cuda_streams. */
 void *so_cuda_stream(void **streams, int index);
 
 /* Stream-ordered allocation on `stream` (cudaMallocAsync) and its release. */

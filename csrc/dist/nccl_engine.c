@@ -471,7 +471,7 @@ PyObject *so_nccl_issue(NPG *s, const nop *o, int async_op, PyObject *keep)
 {
     so_state *st = so_nccl_state((PyObject *)s);
     if (!st || (!keep && PyErr_Occurred())) goto error;
-    void *compute = so_cuda_stream(st->cuda_streams, s->device);
+    void *compute = so_cuda_stream(st->core.cuda_streams, s->device);
     if (!compute) goto error;
     char m[ERRLEN] = "";
     int is_timeout = 0, rc;

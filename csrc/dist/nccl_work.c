@@ -104,7 +104,7 @@ static PyObject *W_wait(PyObject *op, PyObject *args, PyObject *kw)
         Py_RETURN_TRUE;
     }
     so_state *st = so_nccl_state(op);
-    void *compute = st ? so_cuda_stream(st->cuda_streams, s->device) : NULL;
+    void *compute = st ? so_cuda_stream(st->core.cuda_streams, s->device) : NULL;
     if (!compute) return NULL;
     pthread_mutex_lock(&s->mu);
     int state = work_state_locked(w);

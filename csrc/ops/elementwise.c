@@ -261,7 +261,7 @@ static int run_on_device(so_state *st, so_ew_call *c, so_device dev)
         void *stream;
         if (so_cuda_get_device(&cur) < 0) return -1;
         if (cur != dev.index && so_cuda_set_device(dev.index) < 0) return -1;
-        stream = so_cuda_stream(st->cuda_streams, dev.index);
+        stream = so_cuda_stream(st->core.cuda_streams, dev.index);
         rc = stream ? so_ew_run_cuda(c, stream) : -1;
         if (cur != dev.index) so_cuda_set_device(cur);
         if (rc > 0) return so_cuda_raise(rc, "elementwise kernel launch", __FILE__, __LINE__);

@@ -786,7 +786,7 @@ int so_register_elementwise(PyObject *m, so_state *st)
         Py_DECREF(f);
     }
     for (PyMethodDef *d = ew_methods; d->ml_name; d++) {
-        PyObject *f = PyDescr_NewMethod(st->tensor_type, d);
+        PyObject *f = PyDescr_NewMethod(st->tensor.tensor_type, d);
         if (!f || PyDict_SetItemString(meths, d->ml_name, f) < 0) {
             Py_XDECREF(f);
             goto error;

@@ -224,9 +224,9 @@ static PyObject *run_matmul(so_state *st, SoTensor *ta, SoTensor *tb, operand *a
         }
     } else {
         char err[512];
-        void *stream = so_cuda_stream(st->cuda_streams, dev.index);
+        void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
         if (!stream) goto error;
-        if (so_matmul_cuda(&pl, stream, dev.index, &st->cublas_handles[dev.index], err,
+        if (so_matmul_cuda(&pl, stream, dev.index, &st->ops.cublas_handles[dev.index], err,
                            sizeof err) < 0) {
             PyErr_SetString(PyExc_RuntimeError, err);
             goto error;

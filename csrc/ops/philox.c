@@ -89,7 +89,7 @@ static int random_fill_(so_state *st, SoTensor *t, int kind, int affine, double 
         so_rand_fill_cpu(&p, data, n);
         Py_END_ALLOW_THREADS
     } else {
-        void *stream = so_cuda_stream(st->cuda_streams, dev.index);
+        void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
         int err;
         if (!stream) goto error;
         err = so_rand_fill_cuda(&p, data, n, stream);

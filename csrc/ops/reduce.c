@@ -166,7 +166,7 @@ static int run_plan(so_state *st, so_reduce_plan *pl, so_device dev)
         }
         return 0;
     }
-    stream = so_cuda_stream(st->cuda_streams, dev.index);
+    stream = so_cuda_stream(st->core.cuda_streams, dev.index);
     if (!stream) return -1;
     err = so_reduce_cuda(pl, stream, dev.index);
     if (err) return so_cuda_raise(err, "reduction kernel launch", __FILE__, __LINE__);

@@ -196,7 +196,7 @@ static int run_cuda_groups(so_state *st, const so_optim_tensor *ts, const int *k
         while (j < n && keys[j] == keys[i]) j++;
         int dev = keys[i] - 1;
         if (so_cuda_set_device(dev) < 0) goto done;
-        void *stream = so_cuda_stream(st->cuda_streams, dev);
+        void *stream = so_cuda_stream(st->core.cuda_streams, dev);
         if (stream == NULL) goto done;
         int rc = fn(stream, ts + i, (int64_t)(j - i), ctx);
         if (rc != 0) {

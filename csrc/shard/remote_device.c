@@ -35,7 +35,7 @@ static PyObject *make_device(so_state *st, PyObject *s)
         PyErr_Format(PyExc_RuntimeError, "Invalid device string: '%s'", c);
         return NULL;
     }
-    return PyObject_CallOneArg((PyObject *)st->device_type, s);
+    return PyObject_CallOneArg((PyObject *)st->tensor.device_type, s);
 }
 
 static PyObject *parse_error(PyObject *spec)
@@ -67,7 +67,7 @@ static int parse_remote_device(so_state *st, PyObject *spec, PyObject **worker, 
     *rank = Py_NewRef(Py_None);
     *device = NULL;
 
-    if (Py_IS_TYPE(spec, st->device_type)) {
+    if (Py_IS_TYPE(spec, st->tensor.device_type)) {
         *device = Py_NewRef(spec);
         return 0;
     }

@@ -74,7 +74,7 @@ static int is_sharded(so_state *st, PyObject *obj)
 
 static int is_tensor(so_state *st, PyObject *obj)
 {
-    return PyObject_TypeCheck(obj, st->tensor_type);
+    return PyObject_TypeCheck(obj, st->tensor.tensor_type);
 }
 
 /* Tuple of the local tensors of `value` (a Tensor or a ShardedTensor); NULL + TypeError

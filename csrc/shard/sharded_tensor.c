@@ -650,11 +650,11 @@ static PyObject *get_device(PyObject *self, void *c)
         idx = PyObject_CallNoArgs(cur);
         Py_DECREF(cur);
         if (!idx) return NULL;
-        dev = PyObject_CallFunction((PyObject *)st->device_type, "sO", "cuda", idx);
+        dev = PyObject_CallFunction((PyObject *)st->tensor.device_type, "sO", "cuda", idx);
         Py_DECREF(idx);
         return dev;
     }
-    return PyObject_CallFunction((PyObject *)st->device_type, "s", "cpu");
+    return PyObject_CallFunction((PyObject *)st->tensor.device_type, "s", "cpu");
 }
 
 static PyObject *get_pg(PyObject *self, void *c)

@@ -136,12 +136,12 @@ static int copy_contiguous_across(so_state *st, SoTensor *dst, SoTensor *src)
     size_t nbytes = (size_t)(so_tensor_numel(src) * so_dtype_itemsize(src->dtype));
     so_device sd = so_tensor_device(src), dd = so_tensor_device(dst);
     if (sd.type == SO_CUDA && dd.type == SO_CPU) {
-        void *stream = so_cuda_stream(st->cuda_streams, sd.index);
+        void *stream = so_cuda_stream(st->core.cuda_streams, sd.index);
         if (!stream) return -1;
         return so_cuda_memcpy(so_tensor_data(dst), so_tensor_data(src), nbytes, 1, stream);
     }
     if (sd.type == SO_CPU && dd.type == SO_CUDA) {
-        void *stream = so_cuda_stream(st->cuda_streams, dd.index);
+        void *stream = so_cuda_stream(st->core.cuda_streams, dd.index);
         if (!stream) return -1;
         return so_cuda_memcpy(so_tensor_data(dst), so_tensor_data(src), nbytes, 0, stream);
     }
@@ -179,7 +179,7 @@ int so_copy_(so_state *st, SoTensor *dst, SoTensor *src)
             so_copy_cpu(&dv, &sv);
             return 0;
         } else {
-            void *stream = so_cuda_stream(st->cuda_streams, dd.index);
+            void *stream = so_cuda_stream(st->core.cuda_streams, dd.index);
             if (!stream) return -1;
             return check_cuda_launch(so_copy_cuda(&dv, &sv, stream));
         }
@@ -272,7 +272,7 @@ int so_fill_(so_state *st, SoTensor *t, PyObject *value)
         so_fill_cpu(&v, fv, iv);
         return 0;
     } else {
-        void *stream = so_cuda_stream(st->cuda_streams, v.device.index);
+        void *stream = so_cuda_stream(st->core.cuda_streams, v.device.index);
         if (!stream) return -1;
         return check_cuda_launch(so_fill_cuda(&v, fv, iv, stream));
     }

@@ -137,7 +137,7 @@ static int honour_stream(so_state *st, SoTensor *t, PyObject *stream)
     }
     if (s == -1) return 0;
     {
-        void *ours = so_cuda_stream(st->cuda_streams, dev.index);
+        void *ours = so_cuda_stream(st->core.cuda_streams, dev.index);
         if (!ours) return -1;
         return so_cuda_stream_synchronize(ours);
     }
@@ -405,7 +405,7 @@ static PyObject *py_cuda_stream_handle(PyObject *m, PyObject *arg)
     void *s;
     if (idx == -1 && PyErr_Occurred()) return NULL;
     if (so_cuda_require((int)idx) < 0) return NULL;
-    s = so_cuda_stream(st->cuda_streams, (int)idx);
+    s = so_cuda_stream(st->core.cuda_streams, (int)idx);
     if (!s) return NULL;
     return PyLong_FromVoidPtr(s);
 }

@@ -116,7 +116,7 @@ PyObject *so_dtype_object(so_state *st, int dtype)
         PyErr_Format(PyExc_ValueError, "invalid dtype code %d", dtype);
         return NULL;
     }
-    return Py_NewRef(st->dtypes[dtype]);
+    return Py_NewRef(st->tensor.dtypes[dtype]);
 }
 
 int so_parse_dtype(so_state *st, PyObject *obj, int default_dtype, const char *argname, int *out)
@@ -125,7 +125,7 @@ int so_parse_dtype(so_state *st, PyObject *obj, int default_dtype, const char *a
         *out = default_dtype;
         return 0;
     }
-    if (Py_IS_TYPE(obj, st->dtype_type)) {
+    if (Py_IS_TYPE(obj, st->tensor.dtype_type)) {
         *out = ((SoDtype *)obj)->code;
         return 0;
     }
@@ -205,7 +205,7 @@ static PyObject *device_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!st) return NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:device", kwlist, &what, &index_obj))
         return NULL;
-    if (Py_IS_TYPE(what, st->device_type) && index_obj == Py_None) return Py_NewRef(what);
+    if (Py_IS_TYPE(what, st->tensor.device_type) && index_obj == Py_None) return Py_NewRef(what);
     if (PyLong_Check(what) && !PyBool_Check(what) && index_obj == Py_None) {
         long v = PyLong_AsLong(what);
         if (v == -1 && PyErr_Occurred()) return NULL;
@@ -336,7 +336,7 @@ static PyType_Spec device_spec = {
 
 PyObject *so_device_object(so_state *st, so_device dev)
 {
-    SoDeviceObj *d = (SoDeviceObj *)st->device_type->tp_alloc(st->device_type, 0);
+    SoDeviceObj *d = (SoDeviceObj *)st->tensor.device_type->tp_alloc(st->tensor.device_type, 0);
     if (!d) return NULL;
     d->type = dev.type;
     d->index = dev.type == SO_CUDA ? dev.index : -1;
@@ -349,7 +349,7 @@ int so_parse_device(so_state *st, PyObject *obj, const char *argname, so_device 
     out->type = SO_CPU;
     out->index = 0;
     if (obj == NULL || obj == Py_None) return 0;
-    if (Py_IS_TYPE(obj, st->device_type)) {
+    if (Py_IS_TYPE(obj, st->tensor.device_type)) {
         type = ((SoDeviceObj *)obj)->type;
         index = ((SoDeviceObj *)obj)->index;
     } else if (PyUnicode_Check(obj)) {
@@ -388,19 +388,19 @@ int so_parse_device(so_state *st, PyObject *obj, const char *argname, so_device 
 
 int so_register_device(PyObject *m, so_state *st)
 {
-    st->dtype_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &dtype_spec, NULL);
-    if (!st->dtype_type) return -1;
-    if (PyModule_AddType(m, st->dtype_type) < 0) return -1;
+    st->tensor.dtype_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &dtype_spec, NULL);
+    if (!st->tensor.dtype_type) return -1;
+    if (PyModule_AddType(m, st->tensor.dtype_type) < 0) return -1;
     for (int i = 0; i < SO_NUM_DTYPES; i++) {
-        SoDtype *d = PyObject_GC_New(SoDtype, st->dtype_type);
+        SoDtype *d = PyObject_GC_New(SoDtype, st->tensor.dtype_type);
         if (!d) return -1;
         d->code = i;
         PyObject_GC_Track((PyObject *)d);
-        st->dtypes[i] = (PyObject *)d;
+        st->tensor.dtypes[i] = (PyObject *)d;
         if (PyModule_AddObjectRef(m, dtype_names[i], (PyObject *)d) < 0) return -1;
     }
-    st->device_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &device_spec, NULL);
-    if (!st->device_type) return -1;
-    if (PyModule_AddType(m, st->device_type) < 0) return -1;
+    st->tensor.device_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &device_spec, NULL);
+    if (!st->tensor.device_type) return -1;
+    if (PyModule_AddType(m, st->tensor.device_type) < 0) return -1;
     return 0;
 }

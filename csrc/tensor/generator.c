@@ -13,7 +13,7 @@ static so_state *state_of(PyObject *self) { return so_state_from_type(Py_TYPE(se
 
 static SoGenerator *generator_alloc(so_state *st, so_device dev, uint64_t seed)
 {
-    SoGenerator *g = (SoGenerator *)st->generator_type->tp_alloc(st->generator_type, 0);
+    SoGenerator *g = (SoGenerator *)st->tensor.generator_type->tp_alloc(st->tensor.generator_type, 0);
     if (!g) return NULL;
     g->seed = seed;
     g->offset = 0;
@@ -30,19 +30,19 @@ SoGenerator *so_default_generator(so_state *st, so_device dev)
         PyErr_Format(PyExc_ValueError, "no default generator for cuda:%d", dev.index);
         return NULL;
     }
-    if (!st->default_generators[slot]) {
+    if (!st->tensor.default_generators[slot]) {
         SoGenerator *g = generator_alloc(st, dev, SO_DEFAULT_SEED);
         if (!g) return NULL;
-        st->default_generators[slot] = (PyObject *)g;
+        st->tensor.default_generators[slot] = (PyObject *)g;
     }
-    return (SoGenerator *)st->default_generators[slot];
+    return (SoGenerator *)st->tensor.default_generators[slot];
 }
 
 SoGenerator *so_generator_for(so_state *st, PyObject *gen, so_device dev)
 {
     SoGenerator *g;
     if (gen == NULL || gen == Py_None) return so_default_generator(st, dev);
-    if (!PyObject_TypeCheck(gen, st->generator_type)) {
+    if (!PyObject_TypeCheck(gen, st->tensor.generator_type)) {
         PyErr_Format(PyExc_TypeError, "generator must be a shardopt.Generator or None, got %s",
                      Py_TYPE(gen)->tp_name);
         return NULL;
@@ -340,8 +340,8 @@ int so_register_generator(PyObject *m, so_state *st)
                         .basicsize = sizeof(SoGenerator),
                         .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
                         .slots = slots};
-    st->generator_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &spec, NULL);
-    if (!st->generator_type) return -1;
-    if (PyModule_AddType(m, st->generator_type) < 0) return -1;
+    st->tensor.generator_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &spec, NULL);
+    if (!st->tensor.generator_type) return -1;
+    if (PyModule_AddType(m, st->tensor.generator_type) < 0) return -1;
     return PyModule_AddFunctions(m, generator_functions);
 }

@@ -89,7 +89,7 @@ static PyType_Spec storage_spec = {
 
 static SoStorage *storage_new(so_state *st)
 {
-    SoStorage *s = PyObject_GC_New(SoStorage, st->storage_type);
+    SoStorage *s = PyObject_GC_New(SoStorage, st->tensor.storage_type);
     if (!s) return NULL;
     s->data = NULL;
     s->nbytes = 0;
@@ -122,7 +122,7 @@ SoStorage *so_storage_alloc(so_state *st, so_device dev, int64_t nbytes)
         s->data = so_host_alloc((size_t)nbytes);
         if (!s->data) goto error;
     } else {
-        void *stream = so_cuda_stream(st->cuda_streams, dev.index);
+        void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
         void *p = NULL;
         if (!stream) goto error;
         s->stream = stream;
@@ -169,7 +169,7 @@ SoStorage *so_storage_wrap_release(so_state *st, so_device dev, void *data, int6
 
 int so_register_storage(PyObject *m, so_state *st)
 {
-    st->storage_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &storage_spec, NULL);
-    if (!st->storage_type) return -1;
-    return PyModule_AddType(m, st->storage_type);
+    st->tensor.storage_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &storage_spec, NULL);
+    if (!st->tensor.storage_type) return -1;
+    return PyModule_AddType(m, st->tensor.storage_type);
 }

@@ -10,7 +10,7 @@
 
 /* ------------------------------------------------------------------ C API */
 
-int so_tensor_check(so_state *st, PyObject *obj) { return PyObject_TypeCheck(obj, st->tensor_type); }
+int so_tensor_check(so_state *st, PyObject *obj) { return PyObject_TypeCheck(obj, st->tensor.tensor_type); }
 
 int64_t so_tensor_numel(const SoTensor *t)
 {
@@ -142,7 +142,7 @@ check:
 SoTensor *so_tensor_from_storage(so_state *st, SoStorage *storage, int64_t offset, int ndim,
                                  const int64_t *shape, const int64_t *strides, int dtype)
 {
-    PyTypeObject *cls = st->tensor_class ? st->tensor_class : st->tensor_type;
+    PyTypeObject *cls = st->tensor.tensor_class ? st->tensor.tensor_class : st->tensor.tensor_type;
     SoTensor *t = (SoTensor *)cls->tp_alloc(cls, 0);
     if (!t) return NULL;
     t->storage = (SoStorage *)Py_NewRef((PyObject *)storage);
@@ -555,11 +555,11 @@ static PyMemberDef tensor_members[] = {
 static PyObject *set_tensor_class(PyObject *m, PyObject *cls)
 {
     so_state *st = so_state_from_module(m);
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->tensor_type)) {
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->tensor.tensor_type)) {
         PyErr_SetString(PyExc_TypeError, "_set_tensor_class expects a subclass of TensorBase");
         return NULL;
     }
-    Py_XSETREF(st->tensor_class, (PyTypeObject *)Py_NewRef(cls));
+    Py_XSETREF(st->tensor.tensor_class, (PyTypeObject *)Py_NewRef(cls));
     Py_RETURN_NONE;
 }
 
@@ -572,7 +572,7 @@ static PyObject *make_subclass(PyObject *m, PyObject *args)
     int requires_grad = 0;
     SoTensor *t, *s;
     if (!PyArg_ParseTuple(args, "OO|p:_make_subclass", &cls, &src, &requires_grad)) return NULL;
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->tensor_type)) {
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->tensor.tensor_type)) {
         PyErr_SetString(PyExc_TypeError, "cls must be a subclass of TensorBase");
         return NULL;
     }
@@ -672,8 +672,8 @@ int so_register_tensor(PyObject *m, so_state *st)
                         .basicsize = sizeof(SoTensor),
                         .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
                         .slots = slots};
-    st->tensor_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &spec, NULL);
-    if (!st->tensor_type) return -1;
-    if (PyModule_AddType(m, st->tensor_type) < 0) return -1;
+    st->tensor.tensor_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &spec, NULL);
+    if (!st->tensor.tensor_type) return -1;
+    if (PyModule_AddType(m, st->tensor.tensor_type) < 0) return -1;
     return PyModule_AddFunctions(m, tensor_module_functions);
 }

@@ -72,10 +72,10 @@ SoStorage *so_storage_wrap_owner(so_state *st, so_device dev, void *data, int64_
 SoStorage *so_storage_wrap_release(so_state *st, so_device dev, void *data, int64_t nbytes,
                                    void (*release)(void *), void *ctx);
 
-/* New contiguous tensor of st->tensor_class with uninitialised contents.  Validates sizes
+/* New contiguous tensor of st->tensor.tensor_class with uninitialised contents.  Validates sizes
  * (negative -> ValueError naming `size`, overflow -> MemoryError). */
 SoTensor *so_tensor_empty(so_state *st, int ndim, const int64_t *shape, int dtype, so_device dev);
-/* New tensor (st->tensor_class) viewing `storage` with the given geometry.  No checks. */
+/* New tensor (st->tensor.tensor_class) viewing `storage` with the given geometry.  No checks. */
 SoTensor *so_tensor_from_storage(so_state *st, SoStorage *storage, int64_t offset, int ndim,
                                  const int64_t *shape, const int64_t *strides, int dtype);
 /* A view of `base` sharing its storage with new geometry. */
