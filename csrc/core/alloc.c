@@ -20,16 +20,12 @@ void *so_host_alloc(size_t nbytes)
     void *p = NULL;
     size_t align = 64, rounded;
     if (nbytes == 0) nbytes = 1; /* keep a valid, unique pointer for empty tensors */
-    if (nbytes > ((size_t)1 << 50)) {
-        PyErr_Format(PyExc_MemoryError, "cannot allocate %zu bytes of host memory", nbytes);
-        return NULL;
-    }
+    if (nbytes > ((size_t)1 << 50))
+        return PyErr_Format(PyExc_MemoryError, "cannot allocate %zu bytes of host memory", nbytes);
     if (nbytes >= SO_HUGE_THRESHOLD) align = SO_HUGE_ALIGN;
     rounded = (nbytes + align - 1) & ~(align - 1);
-    if (posix_memalign(&p, align, rounded) != 0 || p == NULL) {
-        PyErr_Format(PyExc_MemoryError, "cannot allocate %zu bytes of host memory", nbytes);
-        return NULL;
-    }
+    if (posix_memalign(&p, align, rounded) != 0 || p == NULL)
+        return PyErr_Format(PyExc_MemoryError, "cannot allocate %zu bytes of host memory", nbytes);
 #ifdef MADV_HUGEPAGE
     if (align == SO_HUGE_ALIGN) (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint only */
 #endif

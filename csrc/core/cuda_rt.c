@@ -34,15 +34,13 @@ int so_cuda_require(int index)
 {
     const char *why = NULL;
     int n = so_cuda_device_count(&why);
-    if (n == 0) {
-        PyErr_Format(PyExc_RuntimeError, "CUDA is not available: %s", why ? why : "unknown reason");
-        return -1;
-    }
-    if (index < 0 || index >= n) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "invalid CUDA device index %d: this machine has %d CUDA device(s)", index, n);
-        return -1;
-    }
+    if (n == 0)
+        return so_fail(PyExc_RuntimeError,
+                       "CUDA is not available: %s", why ? why : "unknown reason");
+    if (index < 0 || index >= n)
+        return so_fail(PyExc_RuntimeError,
+                       "invalid CUDA device index %d: this machine has %d CUDA device(s)",
+                       index, n);
     return 0;
 }
 
@@ -92,12 +90,10 @@ int so_cuda_malloc(int index, void *stream, size_t nbytes, void **ptr_out)
         if (err != cudaSuccess) {
             (void)cudaGetLastError();
             *ptr_out = NULL;
-            if (err == cudaErrorMemoryAllocation) {
-                PyErr_Format(PyExc_MemoryError,
-                             "CUDA out of memory: cannot allocate %zu bytes on cuda:%d", nbytes,
-                             index);
-                return -1;
-            }
+            if (err == cudaErrorMemoryAllocation)
+                return so_fail(PyExc_MemoryError,
+                               "CUDA out of memory: cannot allocate %zu bytes on cuda:%d", nbytes,
+                               index);
             return so_cuda_raise(err, "cudaMallocAsync", __FILE__, __LINE__);
         }
     }
@@ -185,8 +181,7 @@ int so_cuda_device_count(const char **why_out)
 
 static int so_no_cuda(void)
 {
-    PyErr_Format(PyExc_RuntimeError, "CUDA is not available: %s", no_cuda_reason);
-    return -1;
+    return so_fail(PyExc_RuntimeError, "CUDA is not available: %s", no_cuda_reason);
 }
 
 int so_cuda_require(int index) { (void)index; return so_no_cuda(); }

@@ -20,15 +20,6 @@ int so_raise_at(PyObject *exc_type, const char *file, int line, const char *fmt,
     return -1;
 }
 
-int so_fail(PyObject *exc_type, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    PyErr_FormatV(exc_type, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 int so_raise_errno(const char *what, const char *file, int line)
 {
     int err = errno;

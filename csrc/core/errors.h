@@ -17,7 +17,8 @@
  *     return rc;
  *
  * A function without cleanup returns directly: `return so_fail(PyExc_ValueError, ...)` (int
- * -1) or `return PyErr_Format(...)` (NULL).
+ * -1), `return PyErr_Format(...)` (PyObject * NULL) or `return so_fail_null(...)` (NULL as
+ * any other pointer type).
  *
  * Messages: argument validation names the argument and its value and carries no file:line
  * (users read it); system, CUDA and NCCL failures carry file:line (developers read it), via
@@ -36,8 +37,14 @@ extern "C" {
 /* Raise exc_type("<message> (file:line)"). Always returns -1. For internal/system errors. */
 int so_raise_at(PyObject *exc_type, const char *file, int line, const char *fmt, ...);
 
-/* Raise exc_type(message) with no location (validation errors). Always returns -1. */
-int so_fail(PyObject *exc_type, const char *fmt, ...);
+/* Raise exc_type(message) with no location (validation errors); evaluates to -1.  A macro,
+ * not a function, so that the compiler sees the -1 at each `return so_fail(...)` (its
+ * may-be-uninitialized analysis of the callers' out-parameters depends on it). */
+#define so_fail(exc_type, ...) (PyErr_Format((exc_type), __VA_ARGS__), -1)
+
+/* The same for functions returning a typed pointer (SoTensor *, SoStorage *...): evaluates to
+ * NULL of any pointer type, where PyErr_Format's PyObject * would not convert. */
+#define so_fail_null(exc_type, ...) (PyErr_Format((exc_type), __VA_ARGS__), (void *)NULL)
 
 /* OSError(errno, "<what>: strerror (file:line)") from the current errno. Returns -1. */
 int so_raise_errno(const char *what, const char *file, int line);

@@ -106,10 +106,8 @@ int so_ew_parse_arg(so_state *st, PyObject *obj, so_ew_arg *out)
         if (!idx) return -1;
         out->i = PyLong_AsLongLongAndOverflow(idx, &overflow);
         Py_DECREF(idx);
-        if (overflow) {
-            PyErr_SetString(PyExc_RuntimeError, "Overflow when unpacking long");
-            return -1;
-        }
+        if (overflow)
+            return so_fail(PyExc_RuntimeError, "Overflow when unpacking long");
         if (out->i == -1 && PyErr_Occurred()) return -1;
         out->dtype = SO_INT64;
         out->f = (double)out->i;
@@ -128,9 +126,8 @@ int so_ew_parse_arg(so_state *st, PyObject *obj, so_ew_arg *out)
 
 int so_ew_type_error(const char *fname, const char *argname, PyObject *obj)
 {
-    PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be Tensor or a number, not %s", fname,
-                 argname, Py_TYPE(obj)->tp_name);
-    return -1;
+    return so_fail(PyExc_TypeError, "%s(): argument '%s' must be Tensor or a number, not %s", fname,
+                   argname, Py_TYPE(obj)->tp_name);
 }
 
 static const char *device_str(so_device d, char *buf, size_t n)
@@ -163,11 +160,10 @@ static int common_device(const so_ew_arg *args, int n, so_device *dev)
         {
             char b1[32], b2[32];
             so_device first = d.type == SO_CUDA ? d : o, second = d.type == SO_CUDA ? o : d;
-            PyErr_Format(PyExc_RuntimeError,
-                         "Expected all tensors to be on the same device, but found at least two "
-                         "devices, %s and %s!", device_str(first, b1, sizeof b1),
-                         device_str(second, b2, sizeof b2));
-            return -1;
+            return so_fail(PyExc_RuntimeError,
+                           "Expected all tensors to be on the same device, but found at least two "
+                           "devices, %s and %s!", device_str(first, b1, sizeof b1),
+                           device_str(second, b2, sizeof b2));
         }
     }
     *dev = d;
@@ -189,13 +185,12 @@ static int broadcast_shapes(const char *fname, const so_ew_arg *args, int n, int
             int64_t sa = da >= 0 ? shape[da] : 1, sb = db >= 0 ? t->shape[db] : 1;
             if (sa != sb && sa != 1 && sb != 1) {
                 char b1[256], b2[256];
-                PyErr_Format(PyExc_RuntimeError,
-                             "%s(): the size of tensor a (%lld) must match the size of tensor b "
-                             "(%lld) at non-singleton dimension %d; shapes %s and %s cannot be "
-                             "broadcast together", fname, (long long)sa, (long long)sb, d,
-                             so_shape_str(nd, shape, b1, sizeof b1),
-                             so_shape_str(t->ndim, t->shape, b2, sizeof b2));
-                return -1;
+                return so_fail(PyExc_RuntimeError,
+                               "%s(): the size of tensor a (%lld) must match the size of tensor b "
+                               "(%lld) at non-singleton dimension %d; shapes %s and %s cannot be "
+                               "broadcast together", fname, (long long)sa, (long long)sb, d,
+                               so_shape_str(nd, shape, b1, sizeof b1),
+                               so_shape_str(t->ndim, t->shape, b2, sizeof b2));
             }
             merged[d] = sa == 1 ? sb : sa;
         }
@@ -251,10 +246,8 @@ static int run_on_device(so_state *st, so_ew_call *c, so_device dev)
 {
     if (dev.type == SO_CPU) {
         so_ew_run_cpu(c);
-        if (c->p.err) {
-            PyErr_SetString(PyExc_RuntimeError, "ZeroDivisionError");
-            return -1;
-        }
+        if (c->p.err)
+            return so_fail(PyExc_RuntimeError, "ZeroDivisionError");
         return 0;
     } else {
         int cur = 0, rc;
@@ -291,32 +284,26 @@ PyObject *so_ew_exec(so_state *st, const char *fname, int op, so_ew_arg *args, i
     if (out) {
         int same = out->ndim == ndim;
         for (int d = 0; d < ndim && same; d++) same = out->shape[d] == shape[d];
-        if (!same) {
-            PyErr_Format(PyExc_RuntimeError, "output with shape %s doesn't match the broadcast "
-                         "shape %s", so_shape_str(out->ndim, out->shape, b1, sizeof b1),
-                         so_shape_str(ndim, shape, b2, sizeof b2));
-            return NULL;
-        }
-        if (!so_device_eq(so_tensor_device(out), dev)) {
-            PyErr_Format(PyExc_RuntimeError, "Expected out tensor to have device %s, but got %s "
-                         "instead", device_str(dev, b1, sizeof b1),
-                         device_str(so_tensor_device(out), b2, sizeof b2));
-            return NULL;
-        }
-        if (!so_can_cast(result_dtype, out->dtype)) {
-            PyErr_Format(PyExc_RuntimeError, "result type %s can't be cast to the desired output "
-                         "type %s", so_dtype_torch_name(result_dtype),
-                         so_dtype_torch_name(out->dtype));
-            return NULL;
-        }
+        if (!same)
+            return PyErr_Format(PyExc_RuntimeError,
+                                "output with shape %s doesn't match the broadcast shape %s",
+                                so_shape_str(out->ndim, out->shape, b1, sizeof b1),
+                                so_shape_str(ndim, shape, b2, sizeof b2));
+        if (!so_device_eq(so_tensor_device(out), dev))
+            return PyErr_Format(PyExc_RuntimeError,
+                                "Expected out tensor to have device %s, but got %s instead",
+                                device_str(dev, b1, sizeof b1),
+                                device_str(so_tensor_device(out), b2, sizeof b2));
+        if (!so_can_cast(result_dtype, out->dtype))
+            return PyErr_Format(PyExc_RuntimeError,
+                                "result type %s can't be cast to the desired output type %s",
+                                so_dtype_torch_name(result_dtype), so_dtype_torch_name(out->dtype));
         for (int d = 0; d < out->ndim && so_tensor_numel(out) > 0; d++)
-            if (out->shape[d] > 1 && out->strides[d] == 0) {
-                PyErr_SetString(PyExc_RuntimeError,
-                                "unsupported operation: more than one element of the written-to "
-                                "tensor refers to a single memory location. Please clone() the "
-                                "tensor before performing the operation.");
-                return NULL;
-            }
+            if (out->shape[d] > 1 && out->strides[d] == 0)
+                return PyErr_Format(PyExc_RuntimeError,
+                                    "unsupported operation: more than one element of the "
+                                    "written-to tensor refers to a single memory location. Please "
+                                    "clone() the tensor before performing the operation.");
         res = (SoTensor *)Py_NewRef((PyObject *)out);
     } else {
         res = so_tensor_empty(st, ndim, shape, result_dtype, dev);
@@ -332,7 +319,7 @@ PyObject *so_ew_exec(so_state *st, const char *fname, int op, so_ew_arg *args, i
             so_view_broadcast_to(v, ndim, shape); /* cannot fail: shapes checked above */
             if (out && needs_copy(out, &c.out, a->t, v)) {
                 copies[k] = so_tensor_clone(st, a->t);
-                if (!copies[k]) goto error;
+                if (!copies[k]) goto done;
                 so_tensor_to_view(copies[k], v);
                 so_view_broadcast_to(v, ndim, shape);
             }
@@ -360,11 +347,11 @@ PyObject *so_ew_exec(so_state *st, const char *fname, int op, so_ew_arg *args, i
     }
 
     if (out) so_tensor_bump_version(out);
-    if (so_view_numel(&c.out) > 0 && run_on_device(st, &c, dev) < 0) goto error;
+    if (so_view_numel(&c.out) > 0 && run_on_device(st, &c, dev) < 0) goto done;
     for (int k = 0; k < nin; k++) Py_XDECREF(copies[k]);
     return (PyObject *)res;
 
-error:
+done:
     for (int k = 0; k < nin; k++) Py_XDECREF(copies[k]);
     Py_XDECREF(res);
     return NULL;

@@ -31,11 +31,10 @@ static int parse_operand(so_state *st, PyObject *obj, const char *fname, const c
 static int parse_tensor(so_state *st, PyObject *obj, const char *fname, const char *argname,
                         so_ew_arg *a)
 {
-    if (!so_tensor_check(st, obj)) {
-        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be Tensor, not %s", fname, argname,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
-    }
+    if (!so_tensor_check(st, obj))
+        return so_fail(PyExc_TypeError,
+                       "%s(): argument '%s' must be Tensor, not %s",
+                       fname, argname, Py_TYPE(obj)->tp_name);
     return so_ew_parse_arg(st, obj, a);
 }
 
@@ -43,11 +42,9 @@ static int parse_out(so_state *st, PyObject *obj, const char *fname, SoTensor **
 {
     *out = NULL;
     if (!obj || obj == Py_None) return 0;
-    if (!so_tensor_check(st, obj)) {
-        PyErr_Format(PyExc_TypeError, "%s(): argument 'out' must be Tensor, not %s", fname,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
-    }
+    if (!so_tensor_check(st, obj))
+        return so_fail(PyExc_TypeError, "%s(): argument 'out' must be Tensor, not %s", fname,
+                       Py_TYPE(obj)->tp_name);
     *out = (SoTensor *)obj;
     return 0;
 }
@@ -62,20 +59,16 @@ static int parse_coef(so_state *st, PyObject *obj, const char *fname, const char
     p->i0 = 1;
     if (!obj) return 0;
     if (so_tensor_check(st, obj) || so_ew_parse_arg(st, obj, &a) != 0) {
-        if (!PyErr_Occurred())
-            PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be a number, not %s", fname,
-                         argname, Py_TYPE(obj)->tp_name);
-        return -1;
+        if (PyErr_Occurred()) return -1;
+        return so_fail(PyExc_TypeError, "%s(): argument '%s' must be a number, not %s", fname,
+                       argname, Py_TYPE(obj)->tp_name);
     }
-    if (a.dtype == SO_FLOAT64 && !so_dtype_is_float(common)) {
-        PyErr_Format(PyExc_RuntimeError, "For integral input tensors, argument %s must not be a "
-                     "floating point number.", argname);
-        return -1;
-    }
-    if (a.dtype == SO_BOOL && common != SO_BOOL) {
-        PyErr_Format(PyExc_RuntimeError, "Boolean %s only supported for Boolean results.", argname);
-        return -1;
-    }
+    if (a.dtype == SO_FLOAT64 && !so_dtype_is_float(common))
+        return so_fail(PyExc_RuntimeError, "For integral input tensors, argument %s must not be a "
+                       "floating point number.", argname);
+    if (a.dtype == SO_BOOL && common != SO_BOOL)
+        return so_fail(PyExc_RuntimeError,
+                       "Boolean %s only supported for Boolean results.", argname);
     p->f0 = a.f;
     p->i0 = a.i;
     return 0;
@@ -128,43 +121,35 @@ static PyObject *binary_impl(so_state *st, const bin_spec *sp, PyObject *x, PyOb
     if ((rc = parse_operand(st, x, sp->name, "input", dunder, &a[0])) != 0 ||
         (rc = parse_operand(st, y, sp->name, sp->arg2, dunder, &a[1])) != 0)
         return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
-    if (!a[0].t && !a[1].t) {
-        PyErr_Format(PyExc_TypeError, "%s(): expected at least one argument to be a Tensor",
-                     sp->name);
-        return NULL;
-    }
+    if (!a[0].t && !a[1].t)
+        return PyErr_Format(PyExc_TypeError, "%s(): expected at least one argument to be a Tensor",
+                            sp->name);
     if (rounding && rounding != Py_None) {
         if (PyUnicode_Check(rounding) && PyUnicode_CompareWithASCIIString(rounding, "trunc") == 0)
             op = SO_EW_DIV_TRUNC;
         else if (PyUnicode_Check(rounding) &&
                  PyUnicode_CompareWithASCIIString(rounding, "floor") == 0)
             op = SO_EW_DIV_FLOOR;
-        else {
-            PyErr_Format(PyExc_RuntimeError, "div expected rounding_mode to be one of None, "
-                         "'trunc', or 'floor' but found %R", rounding);
-            return NULL;
-        }
+        else
+            return PyErr_Format(PyExc_RuntimeError, "div expected rounding_mode to be one of None, "
+                                "'trunc', or 'floor' but found %R", rounding);
     }
     common = so_ew_result_type(a, 2);
     if (op == SO_EW_SUB) {
-        if (a[0].dtype == SO_BOOL && a[1].dtype == SO_BOOL) {
-            PyErr_SetString(PyExc_RuntimeError, "Subtraction, the `-` operator, with two bool "
-                            "tensors is not supported. Use the `^` or `logical_xor()` operator "
-                            "instead.");
-            return NULL;
-        }
-        if (a[0].dtype == SO_BOOL || a[1].dtype == SO_BOOL) {
-            PyErr_SetString(PyExc_RuntimeError, "Subtraction, the `-` operator, with a bool "
-                            "tensor is not supported. If you are trying to invert a mask, use the "
-                            "`~` or `logical_not()` operator instead.");
-            return NULL;
-        }
+        if (a[0].dtype == SO_BOOL && a[1].dtype == SO_BOOL)
+            return PyErr_Format(PyExc_RuntimeError, "Subtraction, the `-` operator, with two bool "
+                                "tensors is not supported. Use the `^` or `logical_xor()` operator "
+                                "instead.");
+        if (a[0].dtype == SO_BOOL || a[1].dtype == SO_BOOL)
+            return PyErr_Format(PyExc_RuntimeError,
+                                "Subtraction, the `-` operator, with a bool tensor is not "
+                                "supported. If you are trying to invert a mask, use the `~` or "
+                                "`logical_not()` operator instead.");
     }
     if (sp->rule == R_FLOAT && op == sp->op && !so_dtype_is_float(common)) common = SO_FLOAT32;
-    if (op == SO_EW_POW && !so_dtype_is_float(common) && !a[1].t && a[1].i < 0) {
-        PyErr_SetString(PyExc_RuntimeError, "Integers to negative integer powers are not allowed.");
-        return NULL;
-    }
+    if (op == SO_EW_POW && !so_dtype_is_float(common) && !a[1].t && a[1].i < 0)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "Integers to negative integer powers are not allowed.");
     if (sp->flags & F_ALPHA) {
         if (parse_coef(st, alpha, sp->name, "alpha", common, &p) < 0) return NULL;
     }
@@ -199,25 +184,22 @@ static PyObject *binary_call(PyObject *self, int idx, PyObject *args, PyObject *
     if (mode == M_FUNC) {
         if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|$OOO", kw_func, &x, &y, &alpha,
                                          &rounding, &out_obj))
-            goto fail;
+            goto done;
     } else if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OO", kw_meth, &y, &alpha, &rounding)) {
-        goto fail;
+        goto done;
     }
     Py_XDECREF(kwds);
-    if (alpha && !(sp->flags & F_ALPHA)) {
-        PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument 'alpha'", sp->name);
-        return NULL;
-    }
-    if (rounding && !(sp->flags & F_ROUNDING)) {
-        PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument 'rounding_mode'",
-                     sp->name);
-        return NULL;
-    }
+    if (alpha && !(sp->flags & F_ALPHA))
+        return PyErr_Format(PyExc_TypeError,
+                            "%s() got an unexpected keyword argument 'alpha'", sp->name);
+    if (rounding && !(sp->flags & F_ROUNDING))
+        return PyErr_Format(PyExc_TypeError,
+                            "%s() got an unexpected keyword argument 'rounding_mode'", sp->name);
     if (parse_out(st, out_obj, sp->name, &out) < 0) return NULL;
     if (mode == M_INPLACE) out = (SoTensor *)self;
     res = binary_impl(st, sp, x, y, alpha, rounding, out, 0);
     return res;
-fail:
+done:
     Py_XDECREF(kwds);
     return NULL;
 }
@@ -268,8 +250,8 @@ static PyObject *f_gelu_backward(PyObject *m, PyObject *args, PyObject *kwds)
         return NULL;
     if (strcmp(approx, "tanh") == 0) sp.op = SO_EW_GELU_TANH_BACKWARD;
     else if (strcmp(approx, "none") != 0) {
-        PyErr_SetString(PyExc_RuntimeError, "approximate argument must be either none or tanh.");
-        return NULL;
+        return PyErr_Format(PyExc_RuntimeError,
+                            "approximate argument must be either none or tanh.");
     }
     return binary_impl(st, &sp, g, x, NULL, NULL, NULL, 0);
 }
@@ -309,18 +291,16 @@ static PyObject *unary_impl(so_state *st, const un_spec *sp, int op, PyObject *x
     int common;
     if (parse_tensor(st, x, sp->name, "input", &a) < 0) return NULL;
     common = a.dtype;
-    if (op == SO_EW_NEG && common == SO_BOOL) {
-        PyErr_SetString(PyExc_RuntimeError, "Negation, the `-` operator, on a bool tensor is not "
-                        "supported. If you are trying to invert a mask, use the `~` or "
-                        "`logical_not()` operator instead.");
-        return NULL;
-    }
+    if (op == SO_EW_NEG && common == SO_BOOL)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "Negation, the `-` operator, on a bool tensor is not supported. If "
+                            "you are trying to invert a mask, use the `~` or `logical_not()` "
+                            "operator instead.");
     if (!so_dtype_is_float(common)) {
-        if (sp->rule == U_FLOAT_ONLY) {
-            PyErr_Format(PyExc_RuntimeError, "%s(): expected a floating point tensor, got %s",
-                         sp->name, so_dtype_torch_name(common));
-            return NULL;
-        }
+        if (sp->rule == U_FLOAT_ONLY)
+            return PyErr_Format(PyExc_RuntimeError,
+                                "%s(): expected a floating point tensor, got %s",
+                                sp->name, so_dtype_torch_name(common));
         if (sp->rule == U_FLOAT) common = SO_FLOAT32;
     }
     return so_ew_exec(st, sp->name, op, &a, 1, common, common, out, p);
@@ -362,8 +342,8 @@ static PyObject *f_gelu(PyObject *m, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|s:gelu", kw, &x, &approx)) return NULL;
     if (strcmp(approx, "tanh") == 0) op = SO_EW_GELU_TANH;
     else if (strcmp(approx, "none") != 0) {
-        PyErr_SetString(PyExc_RuntimeError, "approximate argument must be either none or tanh.");
-        return NULL;
+        return PyErr_Format(PyExc_RuntimeError,
+                            "approximate argument must be either none or tanh.");
     }
     return unary_impl(st, &un_specs[U_GELU], op, x, NULL, NULL);
 }
@@ -382,11 +362,9 @@ static PyObject *clamp_impl(so_state *st, const char *fname, PyObject *x, PyObje
     if (lo == Py_None) lo = NULL;
     if (hi == Py_None) hi = NULL;
     memset(&p, 0, sizeof p);
-    if (!lo && !hi) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "torch.clamp: At least one of 'min' or 'max' must not be None");
-        return NULL;
-    }
+    if (!lo && !hi)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "torch.clamp: At least one of 'min' or 'max' must not be None");
     if (parse_tensor(st, x, fname, "input", &a[0]) < 0) return NULL;
     if (lo && parse_operand(st, lo, fname, "min", 0, &a[n++]) < 0) return NULL;
     if (hi && parse_operand(st, hi, fname, "max", 0, &a[n++]) < 0) return NULL;
@@ -441,11 +419,9 @@ static PyObject *addc_impl(so_state *st, int op, PyObject *x, PyObject *t1, PyOb
         parse_tensor(st, t2, fname, "tensor2", &a[2]) < 0)
         return NULL;
     common = so_ew_result_type(a, 3);
-    if (op == SO_EW_ADDCDIV && !so_dtype_is_float(common)) {
-        PyErr_SetString(PyExc_RuntimeError, "Integer division with addcdiv is no longer "
-                        "supported; use (input + value * tensor1 / tensor2) for float inputs.");
-        return NULL;
-    }
+    if (op == SO_EW_ADDCDIV && !so_dtype_is_float(common))
+        return PyErr_Format(PyExc_RuntimeError, "Integer division with addcdiv is no longer "
+                            "supported; use (input + value * tensor1 / tensor2) for float inputs.");
     if (parse_coef(st, value, fname, "value", common, &p) < 0) return NULL;
     return so_ew_exec(st, fname, op, a, 3, common, common, out, &p);
 }
@@ -488,18 +464,14 @@ static PyObject *lerp_impl(so_state *st, PyObject *x, PyObject *end, PyObject *w
         parse_tensor(st, end, "lerp", "end", &a[1]) < 0 ||
         parse_operand(st, weight, "lerp", "weight", 0, &a[2]) < 0)
         return NULL;
-    if (!so_dtype_is_float(a[0].dtype)) {
-        PyErr_Format(PyExc_RuntimeError, "lerp(): expected a floating point tensor, got %s",
-                     so_dtype_torch_name(a[0].dtype));
-        return NULL;
-    }
+    if (!so_dtype_is_float(a[0].dtype))
+        return PyErr_Format(PyExc_RuntimeError, "lerp(): expected a floating point tensor, got %s",
+                            so_dtype_torch_name(a[0].dtype));
     for (int k = 1; k < 3; k++)
-        if (a[k].t && a[k].dtype != a[0].dtype) {
-            PyErr_Format(PyExc_RuntimeError, "expected dtype %s for `%s` but got dtype %s",
-                         so_dtype_torch_name(a[0].dtype), k == 1 ? "end" : "weight",
-                         so_dtype_torch_name(a[k].dtype));
-            return NULL;
-        }
+        if (a[k].t && a[k].dtype != a[0].dtype)
+            return PyErr_Format(PyExc_RuntimeError, "expected dtype %s for `%s` but got dtype %s",
+                                so_dtype_torch_name(a[0].dtype), k == 1 ? "end" : "weight",
+                                so_dtype_torch_name(a[k].dtype));
     if (!a[2].t) {
         p.f0 = a[2].f;
         return so_ew_exec(st, "lerp", SO_EW_LERP_S, a, 2, a[0].dtype, a[0].dtype, out, &p);
@@ -540,11 +512,10 @@ static PyObject *where_impl(so_state *st, PyObject *cond, PyObject *x, PyObject 
         parse_operand(st, x, "where", "input", 0, &a[1]) < 0 ||
         parse_operand(st, y, "where", "other", 0, &a[2]) < 0)
         return NULL;
-    if (a[0].dtype != SO_BOOL) {
-        PyErr_Format(PyExc_RuntimeError, "where expected condition to be a boolean tensor, but "
-                     "got a tensor with dtype %s", so_dtype_torch_name(a[0].dtype));
-        return NULL;
-    }
+    if (a[0].dtype != SO_BOOL)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "where expected condition to be a boolean tensor, but got a tensor "
+                            "with dtype %s", so_dtype_torch_name(a[0].dtype));
     common = so_ew_result_type(a + 1, 2);
     return so_ew_exec(st, "where", SO_EW_WHERE, a, 3, common, common, NULL, NULL);
 }
@@ -595,17 +566,16 @@ static PyObject *isclose_impl(so_state *st, const char *fname, PyObject *x, PyOb
     if (parse_tensor(st, x, fname, "input", &a[0]) < 0 ||
         parse_tensor(st, y, fname, "other", &a[1]) < 0)
         return NULL;
-    if (a[0].dtype != a[1].dtype) {
-        PyErr_Format(PyExc_RuntimeError, "%s did not match %s", so_dtype_torch_name(a[0].dtype),
-                     so_dtype_torch_name(a[1].dtype));
-        return NULL;
-    }
+    if (a[0].dtype != a[1].dtype)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "%s did not match %s",
+                            so_dtype_torch_name(a[0].dtype), so_dtype_torch_name(a[1].dtype));
     if (!(rtol >= 0) || !(atol >= 0)) {
         char buf[64];
         snprintf(buf, sizeof buf, "%g", !(rtol >= 0) ? rtol : atol);
-        PyErr_Format(PyExc_RuntimeError, "%s must be greater than or equal to zero, but got %s",
-                     !(rtol >= 0) ? "rtol" : "atol", buf);
-        return NULL;
+        return PyErr_Format(PyExc_RuntimeError,
+                            "%s must be greater than or equal to zero, but got %s",
+                            !(rtol >= 0) ? "rtol" : "atol", buf);
     }
     p.f0 = rtol;
     p.f1 = atol;
@@ -655,11 +625,9 @@ static PyObject *equal_impl(so_state *st, PyObject *x, PyObject *y)
     if (a[0].t->ndim != a[1].t->ndim ||
         memcmp(a[0].t->shape, a[1].t->shape, sizeof(int64_t) * (size_t)a[0].t->ndim) != 0) {
         so_device d0 = so_tensor_device(a[0].t), d1 = so_tensor_device(a[1].t);
-        if (!so_device_eq(d0, d1)) { /* torch checks devices first */
-            PyErr_SetString(PyExc_RuntimeError, "Expected all tensors to be on the same device, "
-                            "but found at least two devices, cuda:0 and cpu!");
-            return NULL;
-        }
+        if (!so_device_eq(d0, d1)) /* torch checks devices first */
+            return PyErr_Format(PyExc_RuntimeError, "Expected all tensors to be on the same "
+                                "device, but found at least two devices, cuda:0 and cpu!");
         Py_RETURN_FALSE;
     }
     r = binary_impl(st, &bin_specs[B_EQ], x, y, NULL, NULL, NULL, 0);
@@ -692,12 +660,10 @@ static PyObject *t_bool(PyObject *self, PyObject *unused)
     double v;
     (void)unused;
     if (!st) return NULL;
-    if (n != 1) {
-        PyErr_SetString(PyExc_RuntimeError, n == 0
-                        ? "Boolean value of Tensor with no values is ambiguous"
-                        : "Boolean value of Tensor with more than one value is ambiguous");
-        return NULL;
-    }
+    if (n != 1)
+        return PyErr_Format(PyExc_RuntimeError, "%s", n == 0
+                            ? "Boolean value of Tensor with no values is ambiguous"
+                            : "Boolean value of Tensor with more than one value is ambiguous");
     if (so_tensor_device(t).type != SO_CPU) {
         so_device cpu = {SO_CPU, 0};
         SoTensor *h = so_tensor_convert(st, t, t->dtype, cpu);
@@ -774,14 +740,14 @@ static PyMethodDef ew_methods[] = {
 int so_register_elementwise(PyObject *m, so_state *st)
 {
     PyObject *funcs = PyDict_New(), *meths = PyDict_New(), *modname = NULL;
-    if (!funcs || !meths) goto error;
+    if (!funcs || !meths) goto done;
     modname = PyModule_GetNameObject(m);
-    if (!modname) goto error;
+    if (!modname) goto done;
     for (PyMethodDef *d = ew_functions; d->ml_name; d++) {
         PyObject *f = PyCFunction_NewEx(d, m, modname);
         if (!f || PyDict_SetItemString(funcs, d->ml_name, f) < 0) {
             Py_XDECREF(f);
-            goto error;
+            goto done;
         }
         Py_DECREF(f);
     }
@@ -789,17 +755,17 @@ int so_register_elementwise(PyObject *m, so_state *st)
         PyObject *f = PyDescr_NewMethod(st->tensor.tensor_type, d);
         if (!f || PyDict_SetItemString(meths, d->ml_name, f) < 0) {
             Py_XDECREF(f);
-            goto error;
+            goto done;
         }
         Py_DECREF(f);
     }
     Py_CLEAR(modname);
-    if (PyModule_AddObjectRef(m, "_ew_functions", funcs) < 0) goto error;
-    if (PyModule_AddObjectRef(m, "_ew_methods", meths) < 0) goto error;
+    if (PyModule_AddObjectRef(m, "_ew_functions", funcs) < 0) goto done;
+    if (PyModule_AddObjectRef(m, "_ew_methods", meths) < 0) goto done;
     Py_DECREF(funcs);
     Py_DECREF(meths);
     return 0;
-error:
+done:
     Py_XDECREF(modname);
     Py_XDECREF(funcs);
     Py_XDECREF(meths);

@@ -34,31 +34,24 @@ static PyObject *tensor_list(so_state *st, PyObject *obj, const char *fname, int
     PyObject *seq;
     Py_ssize_t n;
     so_device dev0;
-    if (so_tensor_check(st, obj) || !PySequence_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s(): argument 'tensors' (position 1) must be tuple of "
-                     "Tensors, not %s", fname, Py_TYPE(obj)->tp_name);
-        return NULL;
-    }
+    if (so_tensor_check(st, obj) || !PySequence_Check(obj))
+        return PyErr_Format(PyExc_TypeError,
+                            "%s(): argument 'tensors' (position 1) must be tuple of Tensors, not "
+                            "%s", fname, Py_TYPE(obj)->tp_name);
     seq = PySequence_Fast(obj, "tensors must be a sequence");
     if (!seq) return NULL;
     n = PySequence_Fast_GET_SIZE(seq);
     if (n == 0) {
         if (strcmp(fname, "cat") == 0)
-            PyErr_SetString(PyExc_RuntimeError, "torch.cat(): expected a non-empty list of Tensors");
-        else
-            PyErr_SetString(PyExc_RuntimeError, "stack expects a non-empty TensorList");
-        Py_DECREF(seq);
-        return NULL;
+            SO_FAIL(done, PyExc_RuntimeError, "torch.cat(): expected a non-empty list of Tensors");
+        SO_FAIL(done, PyExc_RuntimeError, "stack expects a non-empty TensorList");
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
         SoTensor *t;
-        if (!so_tensor_check(st, item)) {
-            PyErr_Format(PyExc_TypeError, "expected Tensor as element %zd in argument 0, but got %s",
-                         i, Py_TYPE(item)->tp_name);
-            Py_DECREF(seq);
-            return NULL;
-        }
+        SO_CHECK(so_tensor_check(st, item), done, PyExc_TypeError,
+                 "expected Tensor as element %zd in argument 0, but got %s", i,
+                 Py_TYPE(item)->tp_name);
         t = (SoTensor *)item;
         if (i == 0) {
             dev0 = so_tensor_device(t);
@@ -67,15 +60,16 @@ static PyObject *tensor_list(so_state *st, PyObject *obj, const char *fname, int
             char s1[32], s2[32];
             device_str(dev0, s1, sizeof s1);
             device_str(so_tensor_device(t), s2, sizeof s2);
-            PyErr_Format(PyExc_RuntimeError, "Expected all tensors to be on the same device, but "
-                         "found at least two devices, %s and %s!", s1, s2);
-            Py_DECREF(seq);
-            return NULL;
+            SO_FAIL(done, PyExc_RuntimeError, "Expected all tensors to be on the same device, "
+                    "but found at least two devices, %s and %s!", s1, s2);
         } else {
             *dtype_out = join_promote(*dtype_out, t->dtype);
         }
     }
     return seq;
+done: /* failure only */
+    Py_DECREF(seq);
+    return NULL;
 }
 
 static int get_dim(PyObject *obj, int64_t *out)
@@ -84,10 +78,8 @@ static int get_dim(PyObject *obj, int64_t *out)
         *out = 0;
         return 0;
     }
-    if (!PyLong_Check(obj) || PyBool_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "dim must be an int, got %s", Py_TYPE(obj)->tp_name);
-        return -1;
-    }
+    if (!PyLong_Check(obj) || PyBool_Check(obj))
+        return so_fail(PyExc_TypeError, "dim must be an int, got %s", Py_TYPE(obj)->tp_name);
     *out = PyLong_AsLongLong(obj);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
@@ -126,53 +118,46 @@ static PyObject *py_cat(PyObject *m, PyObject *args, PyObject *kwds)
     n = PySequence_Fast_GET_SIZE(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
         SoTensor *t = (SoTensor *)PySequence_Fast_GET_ITEM(seq, i);
-        if (t->ndim == 0) {
-            PyErr_Format(PyExc_RuntimeError, "zero-dimensional tensor (at position %zd) cannot be "
-                         "concatenated", i);
-            goto error;
-        }
+        SO_CHECK(t->ndim != 0, done, PyExc_RuntimeError,
+                 "zero-dimensional tensor (at position %zd) cannot be concatenated", i);
         if (!ref && !is_legacy_empty(t)) ref = t;
     }
     if (!ref) { /* only legacy empties: the result is one too */
         SoTensor *t0 = (SoTensor *)PySequence_Fast_GET_ITEM(seq, 0);
-        if (so_wrap_dim(dim, 1, &w) < 0) goto error;
+        if (so_wrap_dim(dim, 1, &w) < 0) goto done;
         out = so_tensor_empty(st, 1, t0->shape, dtype, so_tensor_device(t0));
         Py_DECREF(seq);
         return (PyObject *)out;
     }
-    if (so_wrap_dim(dim, ref->ndim, &w) < 0) goto error;
+    if (so_wrap_dim(dim, ref->ndim, &w) < 0) goto done;
     memcpy(shape, ref->shape, sizeof(int64_t) * (size_t)ref->ndim);
     shape[w] = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         SoTensor *t = (SoTensor *)PySequence_Fast_GET_ITEM(seq, i);
         if (is_legacy_empty(t)) continue;
-        if (t->ndim != ref->ndim) {
-            PyErr_Format(PyExc_RuntimeError, "Tensors must have same number of dimensions: got %d "
-                         "and %d", ref->ndim, t->ndim);
-            goto error;
-        }
+        SO_CHECK(t->ndim == ref->ndim, done, PyExc_RuntimeError,
+                 "Tensors must have same number of dimensions: got %d and %d", ref->ndim,
+                 t->ndim);
         for (int d = 0; d < t->ndim; d++) {
-            if (d != w && t->shape[d] != ref->shape[d]) {
-                PyErr_Format(PyExc_RuntimeError, "Sizes of tensors must match except in dimension "
-                             "%lld. Expected size %lld but got size %lld for tensor number %zd in "
-                             "the list.", (long long)w, (long long)ref->shape[d],
-                             (long long)t->shape[d], i);
-                goto error;
-            }
+            if (d != w && t->shape[d] != ref->shape[d])
+                SO_FAIL(done, PyExc_RuntimeError, "Sizes of tensors must match except in dimension "
+                        "%lld. Expected size %lld but got size %lld for tensor number %zd in "
+                        "the list.", (long long)w, (long long)ref->shape[d],
+                        (long long)t->shape[d], i);
         }
         shape[w] += t->shape[w];
     }
     out = so_tensor_empty(st, ref->ndim, shape, dtype, so_tensor_device(ref));
-    if (!out) goto error;
+    if (!out) goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
         SoTensor *t = (SoTensor *)PySequence_Fast_GET_ITEM(seq, i);
         if (is_legacy_empty(t)) continue;
-        if (t->shape[w] > 0 && copy_into_slice(st, out, (int)w, start, t) < 0) goto error;
+        if (t->shape[w] > 0 && copy_into_slice(st, out, (int)w, start, t) < 0) goto done;
         start += t->shape[w];
     }
     Py_DECREF(seq);
     return (PyObject *)out;
-error:
+done:
     Py_XDECREF(out);
     Py_DECREF(seq);
     return NULL;
@@ -194,27 +179,24 @@ static PyObject *py_stack(PyObject *m, PyObject *args, PyObject *kwds)
     n = PySequence_Fast_GET_SIZE(seq);
     t0 = (SoTensor *)PySequence_Fast_GET_ITEM(seq, 0);
     nd = t0->ndim + 1;
-    if (nd > SO_MAX_DIMS) {
-        PyErr_Format(PyExc_ValueError, "stack: at most %d dimensions are supported", SO_MAX_DIMS);
-        goto error;
-    }
-    if (so_wrap_dim(dim, nd, &w) < 0) goto error;
+    SO_CHECK(nd <= SO_MAX_DIMS, done, PyExc_ValueError,
+             "stack: at most %d dimensions are supported", SO_MAX_DIMS);
+    if (so_wrap_dim(dim, nd, &w) < 0) goto done;
     for (Py_ssize_t i = 1; i < n; i++) {
         SoTensor *t = (SoTensor *)PySequence_Fast_GET_ITEM(seq, i);
         int same = t->ndim == t0->ndim;
         for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == t0->shape[d];
         if (!same) {
             char a[256], b[256];
-            PyErr_Format(PyExc_RuntimeError, "stack expects each tensor to be equal size, but got "
-                         "%s at entry 0 and %s at entry %zd",
-                         so_shape_str(t0->ndim, t0->shape, a, sizeof a),
-                         so_shape_str(t->ndim, t->shape, b, sizeof b), i);
-            goto error;
+            SO_FAIL(done, PyExc_RuntimeError, "stack expects each tensor to be equal size, but got "
+                    "%s at entry 0 and %s at entry %zd",
+                    so_shape_str(t0->ndim, t0->shape, a, sizeof a),
+                    so_shape_str(t->ndim, t->shape, b, sizeof b), i);
         }
     }
     for (int d = 0, s = 0; d < nd; d++) shape[d] = d == w ? (int64_t)n : t0->shape[s++];
     out = so_tensor_empty(st, nd, shape, dtype, so_tensor_device(t0));
-    if (!out) goto error;
+    if (!out) goto done;
     /* slot i is out.select(w, i): drop dim w from the geometry */
     for (int d = 0, s = 0; d < nd; d++) {
         if (d == w) continue;
@@ -227,15 +209,15 @@ static PyObject *py_stack(PyObject *m, PyObject *args, PyObject *kwds)
             SoTensor *slot = so_tensor_as_strided(st, out, nd - 1, vshape, vstrides,
                                                   out->offset + i * out->strides[w]);
             int rc;
-            if (!slot) goto error;
+            if (!slot) goto done;
             rc = so_copy_(st, slot, t);
             Py_DECREF(slot);
-            if (rc < 0) goto error;
+            if (rc < 0) goto done;
         }
     }
     Py_DECREF(seq);
     return (PyObject *)out;
-error:
+done:
     Py_XDECREF(out);
     Py_DECREF(seq);
     return NULL;

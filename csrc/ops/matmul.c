@@ -54,9 +54,8 @@ static int check_operands(so_state *st, PyObject *a, PyObject *b, const char *fn
     so_device da, db;
     if (!so_tensor_check(st, a) || !so_tensor_check(st, b)) {
         PyObject *bad = so_tensor_check(st, a) ? b : a;
-        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' (position %d) must be Tensor, not %s",
-                     fname, bad == a ? name_a : name_b, bad == a ? 1 : 2, Py_TYPE(bad)->tp_name);
-        return -1;
+        return so_fail(PyExc_TypeError, "%s(): argument '%s' (position %d) must be Tensor, not %s",
+                       fname, bad == a ? name_a : name_b, bad == a ? 1 : 2, Py_TYPE(bad)->tp_name);
     }
     ta = (SoTensor *)a;
     tb = (SoTensor *)b;
@@ -66,24 +65,20 @@ static int check_operands(so_state *st, PyObject *a, PyObject *b, const char *fn
         char s1[32], s2[32];
         device_str(da, s1, sizeof s1);
         device_str(db, s2, sizeof s2);
-        PyErr_Format(PyExc_RuntimeError, "Expected all tensors to be on the same device, but found "
-                     "at least two devices, %s and %s!", s1, s2);
-        return -1;
+        return so_fail(PyExc_RuntimeError,
+                       "Expected all tensors to be on the same device, but found at least two "
+                       "devices, %s and %s!", s1, s2);
     }
     if (ta->dtype != tb->dtype) {
         if (is_dot)
-            PyErr_Format(PyExc_RuntimeError, "dot : expected both vectors to have same dtype, but "
-                         "found %s and %s", scalar_name(ta->dtype), scalar_name(tb->dtype));
-        else
-            PyErr_Format(PyExc_RuntimeError, "expected m1 and m2 to have the same dtype, but got: "
-                         "%s != %s", ctype_name(ta->dtype), ctype_name(tb->dtype));
-        return -1;
+            return so_fail(PyExc_RuntimeError, "dot : expected both vectors to have same dtype, "
+                           "but found %s and %s", scalar_name(ta->dtype), scalar_name(tb->dtype));
+        return so_fail(PyExc_RuntimeError, "expected m1 and m2 to have the same dtype, but got: "
+                       "%s != %s", ctype_name(ta->dtype), ctype_name(tb->dtype));
     }
-    if (ta->dtype == SO_BOOL || (da.type == SO_CUDA && !so_dtype_is_float(ta->dtype))) {
-        PyErr_Format(PyExc_RuntimeError, "\"%s_%s\" not implemented for '%s'", fname,
-                     da.type == SO_CUDA ? "cuda" : "cpu", scalar_name(ta->dtype));
-        return -1;
-    }
+    if (ta->dtype == SO_BOOL || (da.type == SO_CUDA && !so_dtype_is_float(ta->dtype)))
+        return so_fail(PyExc_RuntimeError, "\"%s_%s\" not implemented for '%s'", fname,
+                       da.type == SO_CUDA ? "cuda" : "cpu", scalar_name(ta->dtype));
     return 0;
 }
 
@@ -188,6 +183,7 @@ static PyObject *run_matmul(so_state *st, SoTensor *ta, SoTensor *tb, operand *a
     so_device dev = so_tensor_device(ta);
     SoTensor *out = NULL, *ca = NULL, *cb = NULL;
     so_matmul_plan pl;
+    int rc = -1;
     memset(&pl, 0, sizeof pl);
     pl.dtype = ta->dtype;
     fill_plan(&pl, nb, bshape, a, b);
@@ -196,70 +192,65 @@ static PyObject *run_matmul(so_state *st, SoTensor *ta, SoTensor *tb, operand *a
         int64_t ld;
         if (so_blas_layout(pl.m, pl.k, pl.a_rs, pl.a_cs, &ld) < 0 &&
             make_contiguous(st, &ta, &ca, a) < 0)
-            goto error;
+            goto done;
         if (so_blas_layout(pl.k, pl.n, pl.b_rs, pl.b_cs, &ld) < 0 &&
             make_contiguous(st, &tb, &cb, b) < 0)
-            goto error;
+            goto done;
         memset(&pl, 0, sizeof pl);
         pl.dtype = ta->dtype;
         fill_plan(&pl, nb, bshape, a, b);
     }
     out = so_tensor_empty(st, out_nd, out_shape, ta->dtype, dev);
-    if (!out) goto error;
+    if (!out) goto done;
     pl.a = so_tensor_data(ta);
     pl.b = so_tensor_data(tb);
     pl.c = so_tensor_data(out);
-    if (so_tensor_numel(out) == 0) goto done;
-    if (pl.k == 0) { /* empty inner dim: the sum over nothing */
-        PyObject *zero = PyLong_FromLong(0);
-        int rc = zero ? so_fill_(st, out, zero) : -1;
-        Py_XDECREF(zero);
-        if (rc < 0) goto error;
-        goto done;
-    }
-    if (dev.type == SO_CPU) {
+    if (so_tensor_numel(out) == 0) {
+        /* nothing to compute */
+    } else if (pl.k == 0) { /* empty inner dim: the sum over nothing */
+        PyObject *zero;
+        SO_CHECK_PTR(zero = PyLong_FromLong(0), done);
+        int filled = so_fill_(st, out, zero);
+        Py_DECREF(zero);
+        SO_CHECK_RC(filled, done);
+    } else if (dev.type == SO_CPU) {
         if (so_matmul_cpu(&pl) < 0) {
             PyErr_NoMemory();
-            goto error;
+            goto done;
         }
     } else {
         char err[512];
-        void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
-        if (!stream) goto error;
+        void *stream;
+        SO_CHECK_PTR(stream = so_cuda_stream(st->core.cuda_streams, dev.index), done);
         if (so_matmul_cuda(&pl, stream, dev.index, &st->ops.cublas_handles[dev.index], err,
-                           sizeof err) < 0) {
-            PyErr_SetString(PyExc_RuntimeError, err);
-            goto error;
-        }
+                           sizeof err) < 0)
+            SO_FAIL(done, PyExc_RuntimeError, "%s", err);
     }
+    rc = 0;
 done:
     Py_XDECREF(ca);
     Py_XDECREF(cb);
+    if (rc < 0) Py_CLEAR(out);
     return (PyObject *)out;
-error:
-    Py_XDECREF(ca);
-    Py_XDECREF(cb);
-    Py_XDECREF(out);
-    return NULL;
 }
 
-static int mm_shape_error(int64_t r1, int64_t c1, int64_t r2, int64_t c2)
+static PyObject *mm_shape_error(int64_t r1, int64_t c1, int64_t r2, int64_t c2)
 {
-    PyErr_Format(PyExc_RuntimeError, "mat1 and mat2 shapes cannot be multiplied (%lldx%lld and "
-                 "%lldx%lld)", (long long)r1, (long long)c1, (long long)r2, (long long)c2);
-    return -1;
+    return PyErr_Format(PyExc_RuntimeError,
+                        "mat1 and mat2 shapes cannot be multiplied (%lldx%lld and %lldx%lld)",
+                        (long long)r1, (long long)c1, (long long)r2, (long long)c2);
 }
 
 static PyObject *dot_impl(so_state *st, SoTensor *ta, SoTensor *tb)
 {
     operand a, b;
-    if (ta->shape[0] != tb->shape[0]) {
-        PyErr_Format(PyExc_RuntimeError, "inconsistent tensor size, expected tensor [%lld] and src "
-                     "[%lld] to have the same number of elements, but got %lld and %lld elements "
-                     "respectively", (long long)ta->shape[0], (long long)tb->shape[0],
-                     (long long)ta->shape[0], (long long)tb->shape[0]);
-        return NULL;
-    }
+    if (ta->shape[0] != tb->shape[0])
+        return PyErr_Format(PyExc_RuntimeError,
+                            "inconsistent tensor size, expected tensor [%lld] and src [%lld] to "
+                            "have the same number of elements, but got %lld and %lld elements "
+                            "respectively",
+                            (long long)ta->shape[0], (long long)tb->shape[0],
+                            (long long)ta->shape[0], (long long)tb->shape[0]);
     /* (1, k) @ (k, 1) */
     a.ndim = b.ndim = 2;
     a.shape[0] = 1; a.shape[1] = ta->shape[0];
@@ -274,11 +265,10 @@ static PyObject *matmul_impl(so_state *st, SoTensor *ta, SoTensor *tb)
     operand a, b;
     int64_t bshape[SO_MAX_DIMS], out_shape[SO_MAX_DIMS];
     int da = ta->ndim, db = tb->ndim, nb, out_nd = 0;
-    if (da == 0 || db == 0) {
-        PyErr_Format(PyExc_RuntimeError, "both arguments to matmul need to be at least 1D, but "
-                     "they are %dD and %dD", da, db);
-        return NULL;
-    }
+    if (da == 0 || db == 0)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "both arguments to matmul need to be at least 1D, but they are %dD "
+                            "and %dD", da, db);
     if (da == 1 && db == 1) return dot_impl(st, ta, tb);
     operand_of(ta, &a);
     operand_of(tb, &b);
@@ -291,38 +281,34 @@ static PyObject *matmul_impl(so_state *st, SoTensor *ta, SoTensor *tb)
         b.ndim = 2;
         b.shape[1] = 1; b.strides[1] = 1;
     }
-    if (da == 2 && db == 1 && a.shape[1] != b.shape[0]) {
-        PyErr_Format(PyExc_RuntimeError, "size mismatch, got input (%lld), mat (%lldx%lld), vec "
-                     "(%lld)", (long long)a.shape[0], (long long)a.shape[0],
-                     (long long)a.shape[1], (long long)b.shape[0]);
-        return NULL;
-    }
-    if (da <= 2 && db <= 2 && a.shape[1] != b.shape[0]) {
-        mm_shape_error(a.shape[0], a.shape[1], b.shape[0], b.shape[1]);
-        return NULL;
-    }
+    if (da == 2 && db == 1 && a.shape[1] != b.shape[0])
+        return PyErr_Format(PyExc_RuntimeError,
+                            "size mismatch, got input (%lld), mat (%lldx%lld), vec (%lld)",
+                            (long long)a.shape[0], (long long)a.shape[0], (long long)a.shape[1],
+                            (long long)b.shape[0]);
+    if (da <= 2 && db <= 2 && a.shape[1] != b.shape[0])
+        return mm_shape_error(a.shape[0], a.shape[1], b.shape[0], b.shape[1]);
     /* broadcast the batch dims */
     nb = (a.ndim > b.ndim ? a.ndim : b.ndim) - 2;
     for (int d = 0; d < nb; d++) {
         int ia = d - (nb - (a.ndim - 2)), ib = d - (nb - (b.ndim - 2));
         int64_t sa = ia >= 0 ? a.shape[ia] : 1, sb = ib >= 0 ? b.shape[ib] : 1;
-        if (sa != sb && sa != 1 && sb != 1) {
-            PyErr_Format(PyExc_RuntimeError, "The size of tensor a (%lld) must match the size of "
-                         "tensor b (%lld) at non-singleton dimension %d", (long long)sa,
-                         (long long)sb, d);
-            return NULL;
-        }
+        if (sa != sb && sa != 1 && sb != 1)
+            return PyErr_Format(PyExc_RuntimeError,
+                                "The size of tensor a (%lld) must match the size of tensor b "
+                                "(%lld) at non-singleton dimension %d",
+                                (long long)sa, (long long)sb, d);
         bshape[d] = sa == 1 ? sb : sa;
         out_shape[out_nd++] = bshape[d];
     }
     if (a.shape[a.ndim - 1] != b.shape[b.ndim - 2]) {
         int64_t batch = 1;
         for (int d = 0; d < nb; d++) batch *= bshape[d];
-        PyErr_Format(PyExc_RuntimeError, "Expected size for first two dimensions of batch2 tensor "
-                     "to be: [%lld, %lld] but got: [%lld, %lld].", (long long)batch,
-                     (long long)a.shape[a.ndim - 1], (long long)batch,
-                     (long long)b.shape[b.ndim - 2]);
-        return NULL;
+        return PyErr_Format(PyExc_RuntimeError,
+                            "Expected size for first two dimensions of batch2 tensor to be: "
+                            "[%lld, %lld] but got: [%lld, %lld].",
+                            (long long)batch, (long long)a.shape[a.ndim - 1], (long long)batch,
+                            (long long)b.shape[b.ndim - 2]);
     }
     if (da > 1) out_shape[out_nd++] = a.shape[a.ndim - 2];
     if (db > 1) out_shape[out_nd++] = b.shape[b.ndim - 1];
@@ -354,10 +340,8 @@ static PyObject *py_mm(PyObject *m, PyObject *args)
     tb = (SoTensor *)b;
     if (ta->ndim != 2) return PyErr_Format(PyExc_RuntimeError, "self must be a matrix");
     if (tb->ndim != 2) return PyErr_Format(PyExc_RuntimeError, "mat2 must be a matrix");
-    if (ta->shape[1] != tb->shape[0]) {
-        mm_shape_error(ta->shape[0], ta->shape[1], tb->shape[0], tb->shape[1]);
-        return NULL;
-    }
+    if (ta->shape[1] != tb->shape[0])
+        return mm_shape_error(ta->shape[0], ta->shape[1], tb->shape[0], tb->shape[1]);
     return matmul_impl(st, ta, tb);
 }
 

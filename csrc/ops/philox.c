@@ -60,11 +60,9 @@ static int random_fill_(so_state *st, SoTensor *t, int kind, int affine, double 
     int64_t n = so_tensor_numel(t);
     uint64_t blocks;
     char *data;
-    if (!so_dtype_is_float(t->dtype)) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a floating point tensor, got dtype %s",
-                     opname, dtype_name(t->dtype));
-        return -1;
-    }
+    if (!so_dtype_is_float(t->dtype))
+        return so_fail(PyExc_TypeError, "%s: expected a floating point tensor, got dtype %s",
+                       opname, dtype_name(t->dtype));
     g = so_generator_for(st, gen_obj, dev);
     if (!g) return -1;
     so_tensor_bump_version(t);
@@ -91,30 +89,28 @@ static int random_fill_(so_state *st, SoTensor *t, int kind, int affine, double 
     } else {
         void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
         int err;
-        if (!stream) goto error;
+        if (!stream) goto done;
         err = so_rand_fill_cuda(&p, data, n, stream);
         if (err) {
             so_cuda_raise(err, "random fill kernel launch", __FILE__, __LINE__);
-            goto error;
+            goto done;
         }
     }
     if (tmp) {
-        if (so_copy_(st, t, tmp) < 0) goto error;
+        if (so_copy_(st, t, tmp) < 0) goto done;
         Py_DECREF(tmp);
     }
     return 0;
-error:
+done:
     Py_XDECREF(tmp);
     return -1;
 }
 
 static int parse_double(PyObject *obj, const char *argname, double *out)
 {
-    if (!PyNumber_Check(obj) || PyComplex_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a real number, got %s", argname,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
-    }
+    if (!PyNumber_Check(obj) || PyComplex_Check(obj))
+        return so_fail(PyExc_TypeError, "%s must be a real number, got %s", argname,
+                       Py_TYPE(obj)->tp_name);
     *out = PyFloat_AsDouble(obj);
     return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
@@ -126,18 +122,15 @@ static PyObject *py_uniform_(PyObject *m, PyObject *args)
     PyObject *t, *from_obj, *to_obj, *gen = Py_None;
     double from, to;
     if (!PyArg_ParseTuple(args, "OOO|O:uniform_", &t, &from_obj, &to_obj, &gen)) return NULL;
-    if (!so_tensor_check(st, t)) {
-        PyErr_Format(PyExc_TypeError, "uniform_: self must be a Tensor, got %s", Py_TYPE(t)->tp_name);
-        return NULL;
-    }
+    if (!so_tensor_check(st, t))
+        return PyErr_Format(PyExc_TypeError,
+                            "uniform_: self must be a Tensor, got %s", Py_TYPE(t)->tp_name);
     if (parse_double(from_obj, "from", &from) < 0 || parse_double(to_obj, "to", &to) < 0)
         return NULL;
-    if (!(from <= to)) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "uniform_ expects to return a [from, to) range, but found from=%R > to=%R",
-                     from_obj, to_obj);
-        return NULL;
-    }
+    if (!(from <= to))
+        return PyErr_Format(PyExc_RuntimeError,
+                            "uniform_ expects to return a [from, to) range, but found from=%R > "
+                            "to=%R", from_obj, to_obj);
     if (random_fill_(st, (SoTensor *)t, SO_RAND_UNIFORM, !(from == 0.0 && to == 1.0), from,
                      to - from, gen, "uniform_") < 0)
         return NULL;
@@ -151,16 +144,14 @@ static PyObject *py_normal_(PyObject *m, PyObject *args)
     PyObject *t, *mean_obj, *std_obj, *gen = Py_None;
     double mean, std;
     if (!PyArg_ParseTuple(args, "OOO|O:normal_", &t, &mean_obj, &std_obj, &gen)) return NULL;
-    if (!so_tensor_check(st, t)) {
-        PyErr_Format(PyExc_TypeError, "normal_: self must be a Tensor, got %s", Py_TYPE(t)->tp_name);
-        return NULL;
-    }
+    if (!so_tensor_check(st, t))
+        return PyErr_Format(PyExc_TypeError,
+                            "normal_: self must be a Tensor, got %s", Py_TYPE(t)->tp_name);
     if (parse_double(mean_obj, "mean", &mean) < 0 || parse_double(std_obj, "std", &std) < 0)
         return NULL;
-    if (!(std >= 0.0)) {
-        PyErr_Format(PyExc_RuntimeError, "normal expects std >= 0.0, but found std %R", std_obj);
-        return NULL;
-    }
+    if (!(std >= 0.0))
+        return PyErr_Format(PyExc_RuntimeError,
+                            "normal expects std >= 0.0, but found std %R", std_obj);
     if (random_fill_(st, (SoTensor *)t, SO_RAND_NORMAL, !(mean == 0.0 && std == 1.0), mean, std,
                      gen, "normal_") < 0)
         return NULL;

@@ -27,9 +27,8 @@ static const char *scalar_name(int dt)
 static int check_input(so_state *st, PyObject *obj, const char *fname)
 {
     if (so_tensor_check(st, obj)) return 0;
-    PyErr_Format(PyExc_TypeError, "%s(): argument 'input' (position 1) must be Tensor, not %s",
-                 fname, Py_TYPE(obj)->tp_name);
-    return -1;
+    return so_fail(PyExc_TypeError, "%s(): argument 'input' (position 1) must be Tensor, not %s",
+                   fname, Py_TYPE(obj)->tp_name);
 }
 
 /* dim: None (all), int, or tuple/list of ints (empty = all).  Fills mask[ndim]. */
@@ -62,27 +61,24 @@ static int parse_dims(PyObject *dim, int ndim, unsigned char *mask, int *single)
             int64_t d, w;
             if (!item) return -1;
             if (!PyLong_Check(item) || PyBool_Check(item)) {
-                PyErr_Format(PyExc_TypeError, "dim must be an int or a tuple of ints, got an "
-                             "element of type %s", Py_TYPE(item)->tp_name);
+                int rc = so_fail(PyExc_TypeError, "dim must be an int or a tuple of ints, got an "
+                                 "element of type %s", Py_TYPE(item)->tp_name);
                 Py_DECREF(item);
-                return -1;
+                return rc;
             }
             d = PyLong_AsLongLong(item);
             Py_DECREF(item);
             if (d == -1 && PyErr_Occurred()) return -1;
             if (so_wrap_dim(d, ndim, &w) < 0) return -1;
-            if (mask[w]) {
-                PyErr_Format(PyExc_RuntimeError, "dim %lld appears multiple times in the list "
-                             "of dims", (long long)w);
-                return -1;
-            }
+            if (mask[w])
+                return so_fail(PyExc_RuntimeError, "dim %lld appears multiple times in the list "
+                               "of dims", (long long)w);
             mask[w] = 1;
         }
         return 0;
     }
-    PyErr_Format(PyExc_TypeError, "dim must be None, an int or a tuple of ints, got %s",
-                 Py_TYPE(dim)->tp_name);
-    return -1;
+    return so_fail(PyExc_TypeError, "dim must be None, an int or a tuple of ints, got %s",
+                   Py_TYPE(dim)->tp_name);
 }
 
 /* Output shape: reduced dims dropped, or kept as 1 with keepdim. */
@@ -187,7 +183,7 @@ static SoTensor *reduce_into_new(so_state *st, SoTensor *t, const unsigned char 
     if (!out) return NULL;
     if (idx_out) {
         idx = so_tensor_empty(st, nd, shape, SO_INT64, dev);
-        if (!idx) goto error;
+        if (!idx) goto done;
     }
     memset(&pl, 0, sizeof pl);
     pl.in = so_tensor_data(t);
@@ -199,10 +195,10 @@ static SoTensor *reduce_into_new(so_state *st, SoTensor *t, const unsigned char 
     pl.int_acc = int_acc;
     pl.p = p;
     build_plan(t, mask, !so_red_is_extreme(op), &pl);
-    if (run_plan(st, &pl, dev) < 0) goto error;
+    if (run_plan(st, &pl, dev) < 0) goto done;
     if (idx_out) *idx_out = idx;
     return out;
-error:
+done:
     Py_XDECREF(idx);
     Py_DECREF(out);
     return NULL;
@@ -227,19 +223,17 @@ static PyObject *sum_or_mean(PyObject *m, PyObject *args, PyObject *kwds, int op
     t = (SoTensor *)in;
     if (dtype_obj != Py_None) {
         if (so_parse_dtype(st, dtype_obj, SO_FLOAT32, "dtype", &out_dtype) < 0) return NULL;
-        if (op == SO_RED_MEAN && !so_dtype_is_float(out_dtype)) {
-            PyErr_Format(PyExc_RuntimeError, "mean(): could not infer output dtype. Optional "
-                         "dtype must be either a floating point or complex dtype. Got: %s",
-                         scalar_name(out_dtype));
-            return NULL;
-        }
+        if (op == SO_RED_MEAN && !so_dtype_is_float(out_dtype))
+            return PyErr_Format(PyExc_RuntimeError,
+                                "mean(): could not infer output dtype. Optional dtype must be "
+                                "either a floating point or complex dtype. Got: %s",
+                                scalar_name(out_dtype));
     } else if (op == SO_RED_MEAN) {
-        if (!so_dtype_is_float(t->dtype)) {
-            PyErr_Format(PyExc_RuntimeError, "mean(): could not infer output dtype. Input dtype "
-                         "must be either a floating point or complex dtype. Got: %s",
-                         scalar_name(t->dtype));
-            return NULL;
-        }
+        if (!so_dtype_is_float(t->dtype))
+            return PyErr_Format(PyExc_RuntimeError,
+                                "mean(): could not infer output dtype. Input dtype must be either "
+                                "a floating point or complex dtype. Got: %s",
+                                scalar_name(t->dtype));
         out_dtype = t->dtype;
     } else {
         out_dtype = so_dtype_is_float(t->dtype) ? t->dtype : SO_INT64;
@@ -276,29 +270,24 @@ static PyObject *max_or_min(PyObject *m, PyObject *args, PyObject *kwds, int op)
     if (check_input(st, in, fname) < 0) return NULL;
     t = (SoTensor *)in;
     if (dim == Py_None) {
-        if (so_tensor_numel(t) == 0) {
-            PyErr_Format(PyExc_RuntimeError, "%s(): Expected reduction dim to be specified for "
-                         "input.numel() == 0. Specify the reduction dim with the 'dim' argument.",
-                         fname);
-            return NULL;
-        }
+        if (so_tensor_numel(t) == 0)
+            return PyErr_Format(PyExc_RuntimeError,
+                                "%s(): Expected reduction dim to be specified for input.numel() "
+                                "== 0. Specify the reduction dim with the 'dim' argument.", fname);
         if (parse_dims(Py_None, t->ndim, mask, &single) < 0) return NULL;
         return (PyObject *)reduce_into_new(st, t, mask, 0, op, 0.0, t->dtype,
                                            !so_dtype_is_float(t->dtype), NULL);
     }
-    if (!PyLong_Check(dim) || PyBool_Check(dim)) {
-        PyErr_Format(PyExc_TypeError, "%s(): argument 'dim' must be int, not %s", fname,
-                     Py_TYPE(dim)->tp_name);
-        return NULL;
-    }
+    if (!PyLong_Check(dim) || PyBool_Check(dim))
+        return PyErr_Format(PyExc_TypeError, "%s(): argument 'dim' must be int, not %s", fname,
+                            Py_TYPE(dim)->tp_name);
     if (parse_dims(dim, t->ndim, mask, &single) < 0) return NULL;
     for (int i = 0; i < t->ndim; i++)
         if (mask[i]) d = i;
-    if (t->ndim > 0 && t->shape[d] == 0) {
-        PyErr_Format(PyExc_IndexError, "%s(): Expected reduction dim %lld to have non-zero size.",
-                     fname, (long long)d);
-        return NULL;
-    }
+    if (t->ndim > 0 && t->shape[d] == 0)
+        return PyErr_Format(PyExc_IndexError,
+                            "%s(): Expected reduction dim %lld to have non-zero size.",
+                            fname, (long long)d);
     vals = reduce_into_new(st, t, mask, keepdim, op, 0.0, t->dtype, !so_dtype_is_float(t->dtype),
                            &idx);
     if (!vals) return NULL;
@@ -330,25 +319,21 @@ static PyObject *py_norm(PyObject *m, PyObject *args, PyObject *kwds)
         return NULL;
     if (check_input(st, in, "norm") < 0) return NULL;
     t = (SoTensor *)in;
-    if (!so_dtype_is_float(t->dtype)) {
-        PyErr_Format(PyExc_RuntimeError, "norm(): input dtype should be either floating point or "
-                     "complex. Got %s instead.", scalar_name(t->dtype));
-        return NULL;
-    }
+    if (!so_dtype_is_float(t->dtype))
+        return PyErr_Format(PyExc_RuntimeError,
+                            "norm(): input dtype should be either floating point or complex. Got "
+                            "%s instead.", scalar_name(t->dtype));
     if (so_parse_dtype(st, dtype_obj, t->dtype, "dtype", &out_dtype) < 0) return NULL;
-    if (!so_dtype_is_float(out_dtype)) {
-        PyErr_Format(PyExc_RuntimeError, "norm(): the desired output dtype should be either "
-                     "floating point or complex. Got %s instead.", scalar_name(out_dtype));
-        return NULL;
-    }
+    if (!so_dtype_is_float(out_dtype))
+        return PyErr_Format(PyExc_RuntimeError, "norm(): the desired output dtype should be either "
+                            "floating point or complex. Got %s instead.", scalar_name(out_dtype));
     if (parse_dims(dim, t->ndim, mask, &single) < 0) return NULL;
     if (p == 2.0) op = SO_RED_NORM2;
     else if (p == 1.0) op = SO_RED_NORM1;
     else if (p == 0.0) op = SO_RED_NORM0;
     else if (isinf(p)) op = p > 0 ? SO_RED_NORMINF : SO_RED_NORMNINF;
     else if (p != p) {
-        PyErr_SetString(PyExc_RuntimeError, "norm(): p must not be nan");
-        return NULL;
+        return PyErr_Format(PyExc_RuntimeError, "norm(): p must not be nan");
     } else op = SO_RED_NORMP;
     if (op == SO_RED_NORMINF || op == SO_RED_NORMNINF) {
         int64_t red = 1, outn = 1;
@@ -356,12 +341,11 @@ static PyObject *py_norm(PyObject *m, PyObject *args, PyObject *kwds)
             if (mask[i]) red *= t->shape[i];
             else outn *= t->shape[i];
         }
-        if (red == 0 && (outn != 0 || t->ndim == 0 || dim == Py_None)) {
-            PyErr_Format(PyExc_RuntimeError, "linalg.vector_norm cannot compute the %s norm on an "
-                         "empty tensor because the operation does not have an identity",
-                         p > 0 ? "inf" : "-inf");
-            return NULL;
-        }
+        if (red == 0 && (outn != 0 || t->ndim == 0 || dim == Py_None))
+            return PyErr_Format(PyExc_RuntimeError,
+                                "linalg.vector_norm cannot compute the %s norm on an empty tensor "
+                                "because the operation does not have an identity",
+                                p > 0 ? "inf" : "-inf");
     }
     return (PyObject *)reduce_into_new(st, t, mask, keepdim, op, p, out_dtype, 0, NULL);
 }

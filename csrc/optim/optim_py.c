@@ -44,24 +44,19 @@ static int list_get(const char *fn, PyObject *obj, const char *name, int optiona
     out->tuple = NULL;
     if (obj == Py_None) {
         if (optional) return 0;
-        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be a list of Tensors, not None",
-                     fn, name);
-        return -1;
+        return so_fail(PyExc_TypeError, "%s(): argument '%s' must be a list of Tensors, not None",
+                       fn, name);
     }
-    if (!PyList_Check(obj) && !PyTuple_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be a list of Tensors, not %s",
-                     fn, name, Py_TYPE(obj)->tp_name);
-        return -1;
-    }
+    if (!PyList_Check(obj) && !PyTuple_Check(obj))
+        return so_fail(PyExc_TypeError, "%s(): argument '%s' must be a list of Tensors, not %s",
+                       fn, name, Py_TYPE(obj)->tp_name);
     out->tuple = PySequence_Tuple(obj);
     if (out->tuple == NULL) return -1;
-    if (expect_len >= 0 && PyTuple_GET_SIZE(out->tuple) != expect_len) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s(): argument '%s' has %zd tensors but 'params' has %zd; the lists must "
-                     "have equal lengths",
-                     fn, name, PyTuple_GET_SIZE(out->tuple), expect_len);
-        return -1;
-    }
+    if (expect_len >= 0 && PyTuple_GET_SIZE(out->tuple) != expect_len)
+        return so_fail(PyExc_ValueError,
+                       "%s(): argument '%s' has %zd tensors but 'params' has %zd; the lists must "
+                       "have equal lengths",
+                       fn, name, PyTuple_GET_SIZE(out->tuple), expect_len);
     return 0;
 }
 
@@ -71,37 +66,30 @@ static int check_operand(so_state *st, const char *fn, const tensor_list *l, Py_
 {
     PyObject *o = PyTuple_GET_ITEM(l->tuple, i);
     char b1[256], b2[256];
-    if (!so_tensor_check(st, o)) {
-        PyErr_Format(PyExc_TypeError, "%s(): %s[%zd] must be a Tensor, not %s", fn, l->name, i,
-                     o == Py_None ? "None" : Py_TYPE(o)->tp_name);
-        return -1;
-    }
+    if (!so_tensor_check(st, o))
+        return so_fail(PyExc_TypeError, "%s(): %s[%zd] must be a Tensor, not %s", fn, l->name, i,
+                       o == Py_None ? "None" : Py_TYPE(o)->tp_name);
     SoTensor *t = (SoTensor *)o;
     if (param != NULL && t != param) {
-        if (t->dtype != param->dtype) {
-            PyErr_Format(PyExc_TypeError,
-                         "%s(): %s[%zd] has dtype %s but params[%zd] has dtype %s; they must "
-                         "match", fn, l->name, i, dtype_name(t->dtype), i,
-                         dtype_name(param->dtype));
-            return -1;
-        }
+        if (t->dtype != param->dtype)
+            return so_fail(PyExc_TypeError,
+                           "%s(): %s[%zd] has dtype %s but params[%zd] has dtype %s; they must "
+                           "match", fn, l->name, i, dtype_name(t->dtype), i,
+                           dtype_name(param->dtype));
         if (!so_device_eq(so_tensor_device(t), so_tensor_device(param))) {
             device_str(so_tensor_device(t), b1, sizeof b1);
             device_str(so_tensor_device(param), b2, sizeof b2);
-            PyErr_Format(PyExc_RuntimeError,
-                         "%s(): %s[%zd] is on %s but params[%zd] is on %s; they must be on the "
-                         "same device", fn, l->name, i, b1, i, b2);
-            return -1;
+            return so_fail(PyExc_RuntimeError,
+                           "%s(): %s[%zd] is on %s but params[%zd] is on %s; they must be on the "
+                           "same device", fn, l->name, i, b1, i, b2);
         }
         int same = t->ndim == param->ndim;
         for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == param->shape[d];
-        if (!same) {
-            PyErr_Format(PyExc_ValueError,
-                         "%s(): %s[%zd] has shape %s but params[%zd] has shape %s; they must "
-                         "match", fn, l->name, i, so_shape_str(t->ndim, t->shape, b1, sizeof b1),
-                         i, so_shape_str(param->ndim, param->shape, b2, sizeof b2));
-            return -1;
-        }
+        if (!same)
+            return so_fail(PyExc_ValueError,
+                           "%s(): %s[%zd] has shape %s but params[%zd] has shape %s; they must "
+                           "match", fn, l->name, i, so_shape_str(t->ndim, t->shape, b1, sizeof b1),
+                           i, so_shape_str(param->ndim, param->shape, b2, sizeof b2));
     }
     *out = t;
     return 0;
@@ -113,31 +101,25 @@ static int check_param(so_state *st, const char *fn, const tensor_list *l, Py_ss
 {
     if (check_operand(st, fn, l, i, NULL, out) < 0) return -1;
     SoTensor *p = *out;
-    if (!so_dtype_is_float(p->dtype)) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s(): params[%zd] has dtype %s; optimizers only update floating-point "
-                     "tensors (float32, float64, float16, bfloat16)", fn, i, dtype_name(p->dtype));
-        return -1;
-    }
+    if (!so_dtype_is_float(p->dtype))
+        return so_fail(PyExc_TypeError,
+                       "%s(): params[%zd] has dtype %s; optimizers only update floating-point "
+                       "tensors (float32, float64, float16, bfloat16)",
+                       fn, i, dtype_name(p->dtype));
     so_device d = so_tensor_device(p);
     if (d.type == SO_CUDA) {
 #ifdef SHARDOPT_WITH_CUDA
-        if (!so_tensor_is_contiguous(p)) {
-            PyErr_Format(PyExc_RuntimeError,
-                         "%s(): params[%zd] is a non-contiguous CUDA tensor; the fused CUDA "
-                         "optimizer needs contiguous params, grads and state", fn, i);
-            return -1;
-        }
-        if (so_tensor_numel(p) / 65536 >= INT32_MAX) {
-            PyErr_Format(PyExc_ValueError, "%s(): params[%zd] is too large for the CUDA kernel",
-                         fn, i);
-            return -1;
-        }
+        if (!so_tensor_is_contiguous(p))
+            return so_fail(PyExc_RuntimeError,
+                           "%s(): params[%zd] is a non-contiguous CUDA tensor; the fused CUDA "
+                           "optimizer needs contiguous params, grads and state", fn, i);
+        if (so_tensor_numel(p) / 65536 >= INT32_MAX)
+            return so_fail(PyExc_ValueError, "%s(): params[%zd] is too large for the CUDA kernel",
+                           fn, i);
 #else
-        PyErr_Format(PyExc_RuntimeError,
-                     "%s(): params[%zd] is on cuda:%d, but this build of shardopt has no CUDA "
-                     "support", fn, i, (int)d.index);
-        return -1;
+        return so_fail(PyExc_RuntimeError,
+                       "%s(): params[%zd] is on cuda:%d, but this build of shardopt has no CUDA "
+                       "support", fn, i, (int)d.index);
 #endif
     }
     return 0;
@@ -312,12 +294,9 @@ static PyObject *fused_sgd(PyObject *module, PyObject *args, PyObject *kwargs)
     if (first_o != Py_None) {
         first_t = PySequence_Tuple(first_o);
         if (first_t == NULL) goto done;
-        if (PyTuple_GET_SIZE(first_t) != n) {
-            PyErr_Format(PyExc_ValueError,
-                         "%s(): argument 'first_steps' has %zd entries but 'params' has %zd; "
-                         "the lists must have equal lengths", fn, PyTuple_GET_SIZE(first_t), n);
-            goto done;
-        }
+        SO_CHECK(PyTuple_GET_SIZE(first_t) == n, done, PyExc_ValueError,
+                 "%s(): argument 'first_steps' has %zd entries but 'params' has %zd; "
+                 "the lists must have equal lengths", fn, PyTuple_GET_SIZE(first_t), n);
     }
 
     size_t nn = n > 0 ? (size_t)n : 1;
@@ -335,16 +314,12 @@ static PyObject *fused_sgd(PyObject *module, PyObject *args, PyObject *kwargs)
         SO_CHECK_RC(check_param(st, fn, &P, i, &p), done);
         SO_CHECK_RC(check_operand(st, fn, &G, i, p, &g), done);
         if (has_mom) SO_CHECK_RC(check_operand(st, fn, &B, i, p, &b), done);
-        if (b != NULL && so_tensor_device(p).type == SO_CUDA && !so_tensor_is_contiguous(b)) {
-            PyErr_Format(PyExc_RuntimeError, "%s(): momentum_buffers[%zd] is a non-contiguous "
-                         "CUDA tensor; the fused CUDA optimizer needs contiguous tensors", fn, i);
-            goto done;
-        }
-        if (so_tensor_device(p).type == SO_CUDA && !so_tensor_is_contiguous(g)) {
-            PyErr_Format(PyExc_RuntimeError, "%s(): grads[%zd] is a non-contiguous CUDA tensor; "
-                         "the fused CUDA optimizer needs contiguous tensors", fn, i);
-            goto done;
-        }
+        if (b != NULL && so_tensor_device(p).type == SO_CUDA && !so_tensor_is_contiguous(b))
+            SO_FAIL(done, PyExc_RuntimeError, "%s(): momentum_buffers[%zd] is a non-contiguous "
+                    "CUDA tensor; the fused CUDA optimizer needs contiguous tensors", fn, i);
+        if (so_tensor_device(p).type == SO_CUDA && !so_tensor_is_contiguous(g))
+            SO_FAIL(done, PyExc_RuntimeError, "%s(): grads[%zd] is a non-contiguous CUDA tensor; "
+                    "the fused CUDA optimizer needs contiguous tensors", fn, i);
         int first = 0;
         if (first_t != NULL) {
             first = PyObject_IsTrue(PyTuple_GET_ITEM(first_t, i));
@@ -433,11 +408,10 @@ static int check_step(so_state *st, const char *fn, const tensor_list *l, Py_ssi
         (s->dtype != SO_FLOAT32 && s->dtype != SO_FLOAT64)) {
         char b[64], sh[128];
         device_str(so_tensor_device(s), b, sizeof b);
-        PyErr_Format(PyExc_TypeError,
-                     "%s(): state_steps[%zd] must be a one-element float32 or float64 CPU tensor "
-                     "(torch's `step`), got dtype %s, shape %s on %s", fn, i,
-                     dtype_name(s->dtype), so_shape_str(s->ndim, s->shape, sh, sizeof sh), b);
-        return -1;
+        return so_fail(PyExc_TypeError,
+                       "%s(): state_steps[%zd] must be a one-element float32 or float64 CPU tensor "
+                       "(torch's `step`), got dtype %s, shape %s on %s", fn, i,
+                       dtype_name(s->dtype), so_shape_str(s->ndim, s->shape, sh, sizeof sh), b);
     }
     return 0;
 }
@@ -504,12 +478,10 @@ static PyObject *fused_adam(PyObject *module, PyObject *args, PyObject *kwargs)
             if (l->tuple == NULL) continue; /* max_exp_avg_sqs without amsgrad */
             if (k == 4 && !amsgrad) continue;
             SO_CHECK_RC(check_operand(st, fn, l, i, p, &t), done);
-            if (on_cuda && !so_tensor_is_contiguous(t)) {
-                PyErr_Format(PyExc_RuntimeError, "%s(): %s[%zd] is a non-contiguous CUDA "
-                             "tensor; the fused CUDA optimizer needs contiguous tensors", fn,
-                             l->name, i);
-                goto done;
-            }
+            if (on_cuda && !so_tensor_is_contiguous(t))
+                SO_FAIL(done, PyExc_RuntimeError, "%s(): %s[%zd] is a non-contiguous CUDA "
+                        "tensor; the fused CUDA optimizer needs contiguous tensors", fn,
+                        l->name, i);
             ops[i][k] = t;
             set_slot(&ts[i], k, t, &contig);
         }

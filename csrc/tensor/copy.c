@@ -166,11 +166,10 @@ int so_copy_(so_state *st, SoTensor *dst, SoTensor *src)
     so_tensor_to_view(src, &sv);
     if (so_view_broadcast_to(&sv, dv.ndim, dv.shape) < 0) {
         char a[256], b[256];
-        PyErr_Format(PyExc_RuntimeError,
-                     "copy_: the source of shape %s cannot be broadcast to the destination of "
-                     "shape %s", so_shape_str(src->ndim, src->shape, a, sizeof a),
-                     so_shape_str(dst->ndim, dst->shape, b, sizeof b));
-        return -1;
+        return so_fail(PyExc_RuntimeError,
+                       "copy_: the source of shape %s cannot be broadcast to the destination of "
+                       "shape %s", so_shape_str(src->ndim, src->shape, a, sizeof a),
+                       so_shape_str(dst->ndim, dst->shape, b, sizeof b));
     }
     so_tensor_bump_version(dst);
     if (so_view_numel(&dv) == 0) return 0;
@@ -214,12 +213,11 @@ int so_fill_(so_state *st, SoTensor *t, PyObject *value)
     so_view v;
     if (so_tensor_check(st, value)) {
         SoTensor *vt = (SoTensor *)value;
-        if (so_tensor_numel(vt) != 1) {
-            PyErr_Format(PyExc_RuntimeError,
-                         "fill_ only supports 0-dimension value tensor but got tensor with %d "
-                         "dimensions and %lld elements", vt->ndim, (long long)so_tensor_numel(vt));
-            return -1;
-        }
+        if (so_tensor_numel(vt) != 1)
+            return so_fail(PyExc_RuntimeError,
+                           "fill_ only supports 0-dimension value tensor but got tensor with %d "
+                           "dimensions and %lld elements",
+                           vt->ndim, (long long)so_tensor_numel(vt));
         if (so_tensor_device(vt).type != SO_CPU) {
             SoTensor *host;
             so_device cpu = {SO_CPU, 0};
@@ -238,11 +236,10 @@ int so_fill_(so_state *st, SoTensor *t, PyObject *value)
     } else if (PyLong_Check(value)) {
         int overflow = 0;
         iv = PyLong_AsLongLongAndOverflow(value, &overflow);
-        if (overflow) {
-            PyErr_Format(PyExc_OverflowError, "value %R cannot be converted to %s without overflow",
-                         value, "a 64-bit integer");
-            return -1;
-        }
+        if (overflow)
+            return so_fail(PyExc_OverflowError,
+                           "value %R cannot be converted to %s without overflow",
+                           value, "a 64-bit integer");
         if (iv == -1 && PyErr_Occurred()) return -1;
         fv = (double)iv;
     } else if (PyFloat_Check(value) || PyNumber_Check(value)) {
@@ -252,18 +249,16 @@ int so_fill_(so_state *st, SoTensor *t, PyObject *value)
             if (t->dtype == SO_BOOL) {
                 iv = fv != 0.0;
             } else {
-                if (!(fv > -9.3e18 && fv < 9.3e18)) {
-                    PyErr_Format(PyExc_RuntimeError, "value cannot be converted to type %s "
-                                 "without overflow", t->dtype == SO_INT32 ? "int32" : "int64");
-                    return -1;
-                }
+                if (!(fv > -9.3e18 && fv < 9.3e18))
+                    return so_fail(PyExc_RuntimeError, "value cannot be converted to type %s "
+                                   "without overflow", t->dtype == SO_INT32 ? "int32" : "int64");
                 iv = (int64_t)fv;
             }
         }
     } else {
-        PyErr_Format(PyExc_TypeError, "fill value must be a number or a one-element tensor, got %s",
-                     Py_TYPE(value)->tp_name);
-        return -1;
+        return so_fail(PyExc_TypeError,
+                       "fill value must be a number or a one-element tensor, got %s",
+                       Py_TYPE(value)->tp_name);
     }
     so_tensor_bump_version(t);
     so_tensor_to_view(t, &v);

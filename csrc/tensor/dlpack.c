@@ -112,29 +112,23 @@ static int honour_stream(so_state *st, SoTensor *t, PyObject *stream)
     so_device dev = so_tensor_device(t);
     long long s = 0;
     if (stream != Py_None) {
-        if (!PyLong_Check(stream) || PyBool_Check(stream)) {
-            PyErr_Format(PyExc_TypeError, "__dlpack__: stream must be an int or None, got %s",
-                         Py_TYPE(stream)->tp_name);
-            return -1;
-        }
+        if (!PyLong_Check(stream) || PyBool_Check(stream))
+            return so_fail(PyExc_TypeError, "__dlpack__: stream must be an int or None, got %s",
+                           Py_TYPE(stream)->tp_name);
         s = PyLong_AsLongLong(stream);
         if (s == -1 && PyErr_Occurred()) return -1;
     }
     if (dev.type == SO_CPU) {
-        if (stream != Py_None && s != -1) {
-            PyErr_Format(PyExc_BufferError,
-                         "__dlpack__: stream must be None for a CPU tensor, got %R", stream);
-            return -1;
-        }
+        if (stream != Py_None && s != -1)
+            return so_fail(PyExc_BufferError,
+                           "__dlpack__: stream must be None for a CPU tensor, got %R", stream);
         return 0;
     }
-    if (stream != Py_None && (s == 0 || s < -1)) {
-        PyErr_Format(PyExc_ValueError,
-                     "__dlpack__: invalid CUDA stream %R (0 is ambiguous and disallowed; use 1 for "
-                     "the legacy default stream, 2 for per-thread, -1 for no synchronization)",
-                     stream);
-        return -1;
-    }
+    if (stream != Py_None && (s == 0 || s < -1))
+        return so_fail(PyExc_ValueError,
+                       "__dlpack__: invalid CUDA stream %R (0 is ambiguous and disallowed; use 1 "
+                       "for the legacy default stream, 2 for per-thread, -1 for no "
+                       "synchronization)", stream);
     if (s == -1) return 0;
     {
         void *ours = so_cuda_stream(st->core.cuda_streams, dev.index);
@@ -154,23 +148,20 @@ PyObject *so_t_dlpack(PyObject *self, PyObject *args, PyObject *kwds)
     int versioned = 0, copy = -1, copied = 0;
     export_ctx *ctx = NULL;
     DLTensor *dl;
-    PyObject *cap;
+    PyObject *cap = NULL;
     if (!st) return NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOO:__dlpack__", kwlist, &stream,
                                      &max_version, &dl_device, &copy_obj))
         return NULL;
-    if (t->requires_grad) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "Can't export tensors that require gradient, use tensor.detach()");
-        return NULL;
-    }
+    if (t->requires_grad)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "Can't export tensors that require gradient, use tensor.detach()");
     if (max_version != Py_None) {
         long major;
-        if (!PyTuple_Check(max_version) || PyTuple_GET_SIZE(max_version) != 2) {
-            PyErr_Format(PyExc_TypeError,
-                         "__dlpack__: max_version must be a (major, minor) tuple, got %R", max_version);
-            return NULL;
-        }
+        if (!PyTuple_Check(max_version) || PyTuple_GET_SIZE(max_version) != 2)
+            return PyErr_Format(PyExc_TypeError,
+                                "__dlpack__: max_version must be a (major, minor) tuple, got %R",
+                                max_version);
         major = PyLong_AsLong(PyTuple_GET_ITEM(max_version, 0));
         if (major == -1 && PyErr_Occurred()) return NULL;
         versioned = major >= 1;
@@ -183,42 +174,39 @@ PyObject *so_t_dlpack(PyObject *self, PyObject *args, PyObject *kwds)
     src = (SoTensor *)Py_NewRef(self);
     if (dl_device != Py_None) {
         long dtype_, did;
-        if (!PyTuple_Check(dl_device) || PyTuple_GET_SIZE(dl_device) != 2) {
-            PyErr_Format(PyExc_TypeError,
-                         "__dlpack__: dl_device must be a (device_type, device_id) tuple, got %R",
-                         dl_device);
-            goto error;
-        }
+        if (!PyTuple_Check(dl_device) || PyTuple_GET_SIZE(dl_device) != 2)
+            SO_FAIL(done, PyExc_TypeError,
+                    "__dlpack__: dl_device must be a (device_type, device_id) tuple, got %R",
+                    dl_device);
         dtype_ = PyLong_AsLong(PyTuple_GET_ITEM(dl_device, 0));
         did = PyLong_AsLong(PyTuple_GET_ITEM(dl_device, 1));
-        if (PyErr_Occurred()) goto error;
+        if (PyErr_Occurred()) goto done;
         if ((dtype_ == kDLCPU && dev.type == SO_CPU) ||
             (dtype_ == kDLCUDA && dev.type == SO_CUDA && did == dev.index)) {
             /* same device: nothing to do */
         } else if (dtype_ == kDLCPU && copy != 0) {
             so_device cpu = {SO_CPU, 0};
             Py_SETREF(src, so_tensor_convert(st, t, t->dtype, cpu));
-            if (!src) goto error;
+            if (!src) goto done;
             copied = 1;
         } else {
-            PyErr_Format(PyExc_BufferError,
-                         "__dlpack__: cannot export a tensor on %s to dl_device %R%s",
-                         dev.type == SO_CPU ? "cpu" : "cuda", dl_device,
-                         copy == 0 ? " without a copy (copy=False)" : "");
-            goto error;
+            SO_FAIL(done, PyExc_BufferError,
+                    "__dlpack__: cannot export a tensor on %s to dl_device %R%s",
+                    dev.type == SO_CPU ? "cpu" : "cuda", dl_device,
+                    copy == 0 ? " without a copy (copy=False)" : "");
         }
     }
     if (copy == 1 && !copied) {
         Py_SETREF(src, so_tensor_clone(st, src));
-        if (!src) goto error;
+        if (!src) goto done;
         copied = 1;
     }
-    if (honour_stream(st, src, stream) < 0) goto error;
+    if (honour_stream(st, src, stream) < 0) goto done;
 
     ctx = (export_ctx *)calloc(1, sizeof *ctx);
     if (!ctx) {
         PyErr_NoMemory();
-        goto error;
+        goto done;
     }
     for (int i = 0; i < src->ndim; i++) {
         ctx->shape[i] = src->shape[i];
@@ -249,13 +237,10 @@ PyObject *so_t_dlpack(PyObject *self, PyObject *args, PyObject *kwds)
     if (!cap) {
         Py_DECREF(ctx->owner);
         free(ctx);
-        goto error;
     }
-    Py_DECREF(src);
-    return cap;
-error:
+done:
     Py_XDECREF(src);
-    return NULL;
+    return cap;
 }
 
 /* Tensor.__dlpack_device__() -> (device_type, device_id) */
@@ -299,27 +284,26 @@ static PyObject *py_from_dlpack(PyObject *m, PyObject *cap)
     } else if (PyCapsule_IsValid(cap, NAME)) {
         versioned = 0;
     } else if (PyCapsule_IsValid(cap, USED) || PyCapsule_IsValid(cap, USED_V)) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "from_dlpack received a DLPack capsule that was already consumed: a "
-                        "capsule can be used only once (call __dlpack__() again for a new one)");
-        return NULL;
+        return PyErr_Format(PyExc_RuntimeError,
+                            "from_dlpack received a DLPack capsule that was already consumed: a "
+                            "capsule can be used only once (call __dlpack__() again for a new "
+                            "one)");
     } else {
-        PyErr_Format(PyExc_TypeError,
-                     "from_dlpack expects an object with __dlpack__ or a DLPack capsule named "
-                     "'dltensor' / 'dltensor_versioned', got %s", Py_TYPE(cap)->tp_name);
-        return NULL;
+        return PyErr_Format(PyExc_TypeError,
+                            "from_dlpack expects an object with __dlpack__ or a DLPack capsule "
+                            "named 'dltensor' / 'dltensor_versioned', got %s",
+                            Py_TYPE(cap)->tp_name);
     }
     managed = PyCapsule_GetPointer(cap, versioned ? NAME_V : NAME);
     if (!managed) return NULL;
     if (versioned) {
         DLManagedTensorVersioned *mv = (DLManagedTensorVersioned *)managed;
-        if (mv->version.major > DLPACK_MAJOR_VERSION) {
-            PyErr_Format(PyExc_BufferError,
-                         "from_dlpack: the producer's DLPack version %u.%u is newer than the "
-                         "supported %d.%d", mv->version.major, mv->version.minor,
-                         DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION);
-            return NULL;
-        }
+        if (mv->version.major > DLPACK_MAJOR_VERSION)
+            return PyErr_Format(PyExc_BufferError,
+                                "from_dlpack: the producer's DLPack version %u.%u is newer than "
+                                "the supported %d.%d",
+                                mv->version.major, mv->version.minor, DLPACK_MAJOR_VERSION,
+                                DLPACK_MINOR_VERSION);
         readonly = (mv->flags & DLPACK_FLAG_BITMASK_READ_ONLY) != 0;
         dl = &mv->dl_tensor;
     } else {
@@ -336,41 +320,33 @@ static PyObject *py_from_dlpack(PyObject *m, PyObject *cap)
         dev.index = (int16_t)dl->device.device_id;
         break;
     default:
-        PyErr_Format(PyExc_BufferError,
-                     "from_dlpack: unsupported device type %d (only CPU and CUDA memory)",
-                     (int)dl->device.device_type);
-        return NULL;
+        return PyErr_Format(PyExc_BufferError,
+                            "from_dlpack: unsupported device type %d (only CPU and CUDA memory)",
+                            (int)dl->device.device_type);
     }
     dt = from_dl_dtype(dl->dtype);
-    if (dt < 0) {
-        PyErr_Format(PyExc_TypeError,
-                     "from_dlpack: unsupported dtype (code %d, bits %d, lanes %d); supported: "
-                     "float16/32/64, bfloat16, int32, int64, bool",
-                     (int)dl->dtype.code, (int)dl->dtype.bits, (int)dl->dtype.lanes);
-        return NULL;
-    }
-    if (dl->ndim < 0 || dl->ndim > SO_MAX_DIMS) {
-        PyErr_Format(PyExc_ValueError, "from_dlpack: at most %d dimensions are supported, got %d",
-                     SO_MAX_DIMS, (int)dl->ndim);
-        return NULL;
-    }
+    if (dt < 0)
+        return PyErr_Format(PyExc_TypeError,
+                            "from_dlpack: unsupported dtype (code %d, bits %d, lanes %d); "
+                            "supported: float16/32/64, bfloat16, int32, int64, bool",
+                            (int)dl->dtype.code, (int)dl->dtype.bits, (int)dl->dtype.lanes);
+    if (dl->ndim < 0 || dl->ndim > SO_MAX_DIMS)
+        return PyErr_Format(PyExc_ValueError,
+                            "from_dlpack: at most %d dimensions are supported, got %d",
+                            SO_MAX_DIMS, (int)dl->ndim);
     itemsize = so_dtype_itemsize(dt);
     for (int i = dl->ndim - 1; i >= 0; i--) {
         shape[i] = dl->shape[i];
-        if (shape[i] < 0) {
-            PyErr_Format(PyExc_ValueError, "from_dlpack: negative dimension %lld",
-                         (long long)shape[i]);
-            return NULL;
-        }
+        if (shape[i] < 0)
+            return PyErr_Format(PyExc_ValueError, "from_dlpack: negative dimension %lld",
+                                (long long)shape[i]);
         strides[i] = dl->strides ? dl->strides[i] : (i == dl->ndim - 1 ? 1 : strides[i + 1] * shape[i + 1]);
         numel *= shape[i];
     }
     for (int i = 0; i < dl->ndim; i++) {
-        if (shape[i] > 1 && strides[i] < 0) {
-            PyErr_SetString(PyExc_BufferError,
-                            "from_dlpack: tensors with negative strides are not supported");
-            return NULL;
-        }
+        if (shape[i] > 1 && strides[i] < 0)
+            return PyErr_Format(PyExc_BufferError,
+                                "from_dlpack: tensors with negative strides are not supported");
         if (shape[i] > 0) hi += (shape[i] - 1) * (strides[i] < 0 ? 0 : strides[i]);
     }
     data = (char *)dl->data + dl->byte_offset;

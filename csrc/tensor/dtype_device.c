@@ -112,10 +112,8 @@ static PyType_Spec dtype_spec = {
 
 PyObject *so_dtype_object(so_state *st, int dtype)
 {
-    if (dtype < 0 || dtype >= SO_NUM_DTYPES) {
-        PyErr_Format(PyExc_ValueError, "invalid dtype code %d", dtype);
-        return NULL;
-    }
+    if (dtype < 0 || dtype >= SO_NUM_DTYPES)
+        return PyErr_Format(PyExc_ValueError, "invalid dtype code %d", dtype);
     return Py_NewRef(st->tensor.dtypes[dtype]);
 }
 
@@ -150,9 +148,8 @@ int so_parse_dtype(so_state *st, PyObject *obj, int default_dtype, const char *a
         *out = SO_BOOL;
         return 0;
     }
-    PyErr_Format(PyExc_TypeError,
-                 "%s must be a shardopt dtype (e.g. shardopt.float32), got %R", argname, obj);
-    return -1;
+    return so_fail(PyExc_TypeError,
+                   "%s must be a shardopt dtype (e.g. shardopt.float32), got %R", argname, obj);
 }
 
 /* ------------------------------------------------------------------ device */
@@ -173,26 +170,22 @@ static int parse_device_string(const char *s, int *type, int *index)
     } else if (tlen == 4 && strncmp(s, "cuda", 4) == 0) {
         *type = SO_CUDA;
     } else {
-        PyErr_Format(PyExc_RuntimeError,
-                     "Expected one of cpu, cuda device type at start of device string: %s", s);
-        return -1;
+        return so_fail(PyExc_RuntimeError,
+                       "Expected one of cpu, cuda device type at start of device string: %s", s);
     }
     *index = -1;
     if (colon) {
+        /* the index: digits only, no leading zero, at most 1000000 */
         const char *d = colon + 1;
-        char *end = NULL;
-        long v;
-        if (*d == '\0' || !isdigit((unsigned char)*d) || (d[0] == '0' && d[1] != '\0')) goto bad;
-        for (const char *q = d; *q; q++)
-            if (!isdigit((unsigned char)*q)) goto bad;
-        v = strtol(d, &end, 10);
-        if (v > 1000000) goto bad;
+        long v = -1;
+        int ok = isdigit((unsigned char)d[0]) && !(d[0] == '0' && d[1] != '\0');
+        for (const char *q = d; ok && *q; q++) ok = isdigit((unsigned char)*q) != 0;
+        if (ok) v = strtol(d, NULL, 10);
+        if (!ok || v > 1000000)
+            return so_fail(PyExc_RuntimeError, "Invalid device string: '%s'", s);
         *index = (int)v;
     }
     return 0;
-bad:
-    PyErr_Format(PyExc_RuntimeError, "Invalid device string: '%s'", s);
-    return -1;
 }
 
 static PyObject *device_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -209,10 +202,8 @@ static PyObject *device_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (PyLong_Check(what) && !PyBool_Check(what) && index_obj == Py_None) {
         long v = PyLong_AsLong(what);
         if (v == -1 && PyErr_Occurred()) return NULL;
-        if (v < 0) {
-            PyErr_Format(PyExc_RuntimeError, "Device index must not be negative");
-            return NULL;
-        }
+        if (v < 0)
+            return PyErr_Format(PyExc_RuntimeError, "Device index must not be negative");
         dtype_ = SO_CUDA;
         index = (int)v;
     } else if (PyUnicode_Check(what)) {
@@ -220,28 +211,22 @@ static PyObject *device_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         if (!s || parse_device_string(s, &dtype_, &index) < 0) return NULL;
         if (index_obj != Py_None) {
             long v;
-            if (index != -1) {
-                PyErr_Format(PyExc_RuntimeError,
-                             "type (string) must not include an index because index was passed "
-                             "explicitly: %s", s);
-                return NULL;
-            }
+            if (index != -1)
+                return PyErr_Format(PyExc_RuntimeError,
+                                    "type (string) must not include an index because index was "
+                                    "passed explicitly: %s", s);
             v = PyLong_AsLong(index_obj);
             if (v == -1 && PyErr_Occurred()) return NULL;
-            if (v < 0) {
-                PyErr_Format(PyExc_RuntimeError, "Device index must not be negative");
-                return NULL;
-            }
+            if (v < 0)
+                return PyErr_Format(PyExc_RuntimeError, "Device index must not be negative");
             index = (int)v;
         }
     } else {
-        PyErr_Format(PyExc_TypeError, "device() expects a str or int, got %R", what);
-        return NULL;
+        return PyErr_Format(PyExc_TypeError, "device() expects a str or int, got %R", what);
     }
-    if (dtype_ == SO_CPU && index > 0) {
-        PyErr_Format(PyExc_RuntimeError, "CPU device index must be -1 or zero, got %d", index);
-        return NULL;
-    }
+    if (dtype_ == SO_CPU && index > 0)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "CPU device index must be -1 or zero, got %d", index);
     self = (SoDeviceObj *)type->tp_alloc(type, 0);
     if (!self) return NULL;
     self->type = dtype_;
@@ -358,18 +343,15 @@ int so_parse_device(so_state *st, PyObject *obj, const char *argname, so_device 
     } else if (PyLong_Check(obj) && !PyBool_Check(obj)) {
         long v = PyLong_AsLong(obj);
         if (v == -1 && PyErr_Occurred()) return -1;
-        if (v < 0) {
-            PyErr_Format(PyExc_ValueError, "%s: device index must not be negative, got %ld",
-                         argname, v);
-            return -1;
-        }
+        if (v < 0)
+            return so_fail(PyExc_ValueError, "%s: device index must not be negative, got %ld",
+                           argname, v);
         type = SO_CUDA;
         index = (int)v;
     } else {
-        PyErr_Format(PyExc_TypeError,
-                     "%s must be a shardopt.device, a string like 'cpu' or 'cuda:0', or a CUDA "
-                     "device index, got %R", argname, obj);
-        return -1;
+        return so_fail(PyExc_TypeError,
+                       "%s must be a shardopt.device, a string like 'cpu' or 'cuda:0', or a CUDA "
+                       "device index, got %R", argname, obj);
     }
     if (type == SO_CUDA) {
         if (index < 0) {

@@ -26,10 +26,8 @@ static int slot_of(so_device dev) { return dev.type == SO_CPU ? 0 : 1 + dev.inde
 SoGenerator *so_default_generator(so_state *st, so_device dev)
 {
     int slot = slot_of(dev);
-    if (slot < 0 || slot > SO_MAX_CUDA_DEVICES) {
-        PyErr_Format(PyExc_ValueError, "no default generator for cuda:%d", dev.index);
-        return NULL;
-    }
+    if (slot < 0 || slot > SO_MAX_CUDA_DEVICES)
+        return so_fail_null(PyExc_ValueError, "no default generator for cuda:%d", dev.index);
     if (!st->tensor.default_generators[slot]) {
         SoGenerator *g = generator_alloc(st, dev, SO_DEFAULT_SEED);
         if (!g) return NULL;
@@ -42,18 +40,16 @@ SoGenerator *so_generator_for(so_state *st, PyObject *gen, so_device dev)
 {
     SoGenerator *g;
     if (gen == NULL || gen == Py_None) return so_default_generator(st, dev);
-    if (!PyObject_TypeCheck(gen, st->tensor.generator_type)) {
-        PyErr_Format(PyExc_TypeError, "generator must be a shardopt.Generator or None, got %s",
-                     Py_TYPE(gen)->tp_name);
-        return NULL;
-    }
+    if (!PyObject_TypeCheck(gen, st->tensor.generator_type))
+        return so_fail_null(PyExc_TypeError,
+                            "generator must be a shardopt.Generator or None, got %s",
+                            Py_TYPE(gen)->tp_name);
     g = (SoGenerator *)gen;
-    if (g->device.type != dev.type) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "Expected a '%s' device type for generator but found '%s'",
-                     dev.type == SO_CPU ? "cpu" : "cuda", g->device.type == SO_CPU ? "cpu" : "cuda");
-        return NULL;
-    }
+    if (g->device.type != dev.type)
+        return so_fail_null(PyExc_RuntimeError,
+                            "Expected a '%s' device type for generator but found '%s'",
+                            dev.type == SO_CPU ? "cpu" : "cuda",
+                            g->device.type == SO_CPU ? "cpu" : "cuda");
     return g;
 }
 
@@ -62,10 +58,9 @@ static int parse_seed(PyObject *obj, uint64_t *out)
 {
     PyObject *idx;
     unsigned long long u;
-    if (PyFloat_Check(obj) || !PyIndex_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "seed must be an int, got %s", Py_TYPE(obj)->tp_name);
-        return -1;
-    }
+    int rc = -1;
+    if (PyFloat_Check(obj) || !PyIndex_Check(obj))
+        return so_fail(PyExc_TypeError, "seed must be an int, got %s", Py_TYPE(obj)->tp_name);
     idx = PyNumber_Index(obj);
     if (!idx) return -1;
     u = PyLong_AsUnsignedLongLong(idx);
@@ -75,16 +70,16 @@ static int parse_seed(PyObject *obj, uint64_t *out)
         s = PyLong_AsLongLong(idx);
         if (s == -1 && PyErr_Occurred()) {
             PyErr_Clear();
-            PyErr_Format(PyExc_RuntimeError,
-                         "Overflow when unpacking long: seed %R is outside [-2**63, 2**64)", idx);
-            Py_DECREF(idx);
-            return -1;
+            SO_FAIL(done, PyExc_RuntimeError,
+                    "Overflow when unpacking long: seed %R is outside [-2**63, 2**64)", idx);
         }
         u = (unsigned long long)s;
     }
-    Py_DECREF(idx);
     *out = (uint64_t)u;
-    return 0;
+    rc = 0;
+done:
+    Py_DECREF(idx);
+    return rc;
 }
 
 /* A non-deterministic 64-bit seed from os.urandom (what std::random_device gives torch). */
@@ -97,8 +92,7 @@ static int random_seed(uint64_t *out)
     if (!b) return -1;
     if (!PyBytes_Check(b) || PyBytes_GET_SIZE(b) != 8) {
         Py_DECREF(b);
-        PyErr_SetString(PyExc_RuntimeError, "os.urandom(8) did not return 8 bytes");
-        return -1;
+        return so_fail(PyExc_RuntimeError, "os.urandom(8) did not return 8 bytes");
     }
     memcpy(out, PyBytes_AS_STRING(b), 8);
     Py_DECREF(b);
@@ -194,28 +188,26 @@ static PyObject *gen_set_state(SoGenerator *self, PyObject *state)
         SoTensor *t = (SoTensor *)state, *host;
         so_device cpu = {SO_CPU, 0};
         int64_t nbytes = so_tensor_numel(t) * so_dtype_itemsize(t->dtype);
-        if (nbytes != 16) {
-            PyErr_Format(PyExc_RuntimeError,
-                         "set_state: RNG state must be 16 bytes (an int64 tensor [seed, offset] "
-                         "from get_state()), got a tensor of %lld bytes", (long long)nbytes);
-            return NULL;
-        }
+        if (nbytes != 16)
+            return PyErr_Format(PyExc_RuntimeError,
+                                "set_state: RNG state must be 16 bytes (an int64 tensor [seed, "
+                                "offset] from get_state()), got a tensor of %lld bytes",
+                                (long long)nbytes);
         host = so_tensor_convert(st, t, t->dtype, cpu); /* contiguous host copy */
         if (!host) return NULL;
         memcpy(buf, so_tensor_data(host), 16);
         Py_DECREF(host);
     } else if (PyBytes_Check(state) || PyByteArray_Check(state)) {
         Py_ssize_t n = PyBytes_Check(state) ? PyBytes_GET_SIZE(state) : PyByteArray_GET_SIZE(state);
-        if (n != 16) {
-            PyErr_Format(PyExc_RuntimeError, "set_state: RNG state must be 16 bytes, got %zd", n);
-            return NULL;
-        }
+        if (n != 16)
+            return PyErr_Format(PyExc_RuntimeError,
+                                "set_state: RNG state must be 16 bytes, got %zd", n);
         memcpy(buf, PyBytes_Check(state) ? PyBytes_AS_STRING(state) : PyByteArray_AS_STRING(state),
                16);
     } else {
-        PyErr_Format(PyExc_TypeError, "set_state: new_state must be a Tensor or bytes, got %s",
-                     Py_TYPE(state)->tp_name);
-        return NULL;
+        return PyErr_Format(PyExc_TypeError,
+                            "set_state: new_state must be a Tensor or bytes, got %s",
+                            Py_TYPE(state)->tp_name);
     }
     memcpy(&self->seed, buf, 8);
     memcpy(&self->offset, buf + 8, 8);
@@ -266,10 +258,8 @@ static int parse_device_arg(so_state *st, PyObject *obj, so_device *dev)
     if (PyLong_Check(obj) && !PyBool_Check(obj)) {
         long v = PyLong_AsLong(obj);
         if (v == -1 && PyErr_Occurred()) return -1;
-        if (v < 0 || v >= SO_MAX_CUDA_DEVICES) {
-            PyErr_Format(PyExc_ValueError, "device index %ld out of range", v);
-            return -1;
-        }
+        if (v < 0 || v >= SO_MAX_CUDA_DEVICES)
+            return so_fail(PyExc_ValueError, "device index %ld out of range", v);
         dev->type = SO_CUDA;
         dev->index = (int16_t)v;
         return 0;

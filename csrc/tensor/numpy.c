@@ -47,12 +47,11 @@ PyObject *so_t_numpy(PyObject *self, PyObject *args, PyObject *kwds)
     PyObject *arr;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p:numpy", kwlist, &force)) return NULL;
     if (so_tensor_device(t).type != SO_CPU) {
-        if (!force) {
-            PyErr_Format(PyExc_TypeError,
-                         "can't convert cuda:%d device type tensor to numpy. Use Tensor.cpu() to "
-                         "copy the tensor to host memory first.", so_tensor_device(t).index);
-            return NULL;
-        }
+        if (!force)
+            return PyErr_Format(PyExc_TypeError,
+                                "can't convert cuda:%d device type tensor to numpy. Use "
+                                "Tensor.cpu() to copy the tensor to host memory first.",
+                                so_tensor_device(t).index);
         {
             PyObject *host = PyObject_CallMethod(self, "cpu", NULL), *res;
             if (!host) return NULL;
@@ -61,16 +60,13 @@ PyObject *so_t_numpy(PyObject *self, PyObject *args, PyObject *kwds)
             return res;
         }
     }
-    if (t->requires_grad && !force) {
-        PyErr_SetString(PyExc_RuntimeError, "Can't call numpy() on Tensor that requires grad. Use "
-                                            "tensor.detach().numpy() instead.");
-        return NULL;
-    }
+    if (t->requires_grad && !force)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "Can't call numpy() on Tensor that requires grad. Use "
+                            "tensor.detach().numpy() instead.");
     npy = dtype_to_npy(t->dtype);
-    if (npy < 0) {
-        PyErr_SetString(PyExc_TypeError, "Got unsupported ScalarType BFloat16");
-        return NULL;
-    }
+    if (npy < 0)
+        return PyErr_Format(PyExc_TypeError, "Got unsupported ScalarType BFloat16");
     for (int i = 0; i < t->ndim; i++) {
         dims[i] = (npy_intp)t->shape[i];
         strides[i] = (npy_intp)(t->strides[i] * so_dtype_itemsize(t->dtype));
@@ -98,50 +94,43 @@ static PyObject *py_from_numpy(PyObject *m, PyObject *obj)
     SoStorage *storage;
     SoTensor *t;
     so_device cpu = {SO_CPU, 0};
-    if (!PyArray_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "expected np.ndarray (got %s)", Py_TYPE(obj)->tp_name);
-        return NULL;
-    }
+    if (!PyArray_Check(obj))
+        return PyErr_Format(PyExc_TypeError, "expected np.ndarray (got %s)", Py_TYPE(obj)->tp_name);
     arr = (PyArrayObject *)obj;
     dt = npy_to_dtype(PyArray_TYPE(arr));
     if (dt < 0 || !PyArray_ISNOTSWAPPED(arr)) {
+        /* %S of the dtype (its str), e.g. "complex128" or ">f4" */
         PyObject *tn = PyObject_Str((PyObject *)PyArray_DESCR(arr));
-        PyErr_Format(PyExc_TypeError,
-                     "can't convert np.ndarray of type %S. The only supported types are: float64, "
-                     "float32, float16, int64, int32, and bool (native byte order).",
-                     tn ? tn : Py_None);
+        PyObject *r = PyErr_Format(PyExc_TypeError,
+                                   "can't convert np.ndarray of type %S. The only supported types "
+                                   "are: float64, float32, float16, int64, int32, and bool (native "
+                                   "byte order).", tn ? tn : Py_None);
         Py_XDECREF(tn);
-        return NULL;
+        return r;
     }
     nd = PyArray_NDIM(arr);
-    if (nd > SO_MAX_DIMS) {
-        PyErr_Format(PyExc_ValueError, "at most %d dimensions are supported, got %d", SO_MAX_DIMS, nd);
-        return NULL;
-    }
+    if (nd > SO_MAX_DIMS)
+        return PyErr_Format(PyExc_ValueError,
+                            "at most %d dimensions are supported, got %d", SO_MAX_DIMS, nd);
     itemsize = so_dtype_itemsize(dt);
     for (int i = 0; i < nd; i++) {
         npy_intp s = PyArray_STRIDES(arr)[i];
         shape[i] = PyArray_DIMS(arr)[i];
-        if (s < 0) {
-            PyErr_SetString(PyExc_ValueError,
-                            "At least one stride in the given numpy array is negative, and tensors "
-                            "with negative strides are not currently supported. (You can probably "
-                            "work around this by making a copy of your array  with array.copy().) ");
-            return NULL;
-        }
-        if (s % itemsize != 0) {
-            PyErr_SetString(PyExc_ValueError,
-                            "given numpy array strides not a multiple of the element byte size. "
-                            "Copy the numpy array to reallocate the memory.");
-            return NULL;
-        }
+        if (s < 0)
+            return PyErr_Format(PyExc_ValueError,
+                                "At least one stride in the given numpy array is negative, and "
+                                "tensors with negative strides are not currently supported. (You "
+                                "can probably work around this by making a copy of your array  "
+                                "with array.copy().) ");
+        if (s % itemsize != 0)
+            return PyErr_Format(PyExc_ValueError,
+                                "given numpy array strides not a multiple of the element byte "
+                                "size. Copy the numpy array to reallocate the memory.");
         strides[i] = s / itemsize;
         if (shape[i] > 0) hi += (shape[i] - 1) * strides[i];
     }
-    if (!PyArray_ISALIGNED(arr)) {
-        PyErr_SetString(PyExc_ValueError, "from_numpy: the array's data is not aligned");
-        return NULL;
-    }
+    if (!PyArray_ISALIGNED(arr))
+        return PyErr_Format(PyExc_ValueError, "from_numpy: the array's data is not aligned");
     storage = so_storage_wrap_owner(st, cpu, PyArray_DATA(arr),
                                     PyArray_SIZE(arr) ? (hi + 1) * itemsize : 0, obj);
     if (!storage) return NULL;
@@ -157,10 +146,8 @@ static PyMethodDef numpy_functions[] = {
 
 int so_register_numpy(PyObject *m, so_state *st)
 {
-    if (_import_array() < 0) {
-        PyErr_SetString(PyExc_ImportError, "shardopt._C could not import the NumPy C API");
-        return -1;
-    }
+    if (_import_array() < 0)
+        return so_fail(PyExc_ImportError, "shardopt._C could not import the NumPy C API");
     (void)st;
     return PyModule_AddFunctions(m, numpy_functions);
 }

@@ -108,11 +108,9 @@ static SoStorage *storage_new(so_state *st)
 SoStorage *so_storage_alloc(so_state *st, so_device dev, int64_t nbytes)
 {
     SoStorage *s;
-    if (nbytes < 0) {
-        PyErr_Format(PyExc_ValueError, "storage size must be non-negative, got %lld",
-                     (long long)nbytes);
-        return NULL;
-    }
+    if (nbytes < 0)
+        return so_fail_null(PyExc_ValueError, "storage size must be non-negative, got %lld",
+                            (long long)nbytes);
     s = storage_new(st);
     if (!s) return NULL;
     s->device = dev;
@@ -120,18 +118,18 @@ SoStorage *so_storage_alloc(so_state *st, so_device dev, int64_t nbytes)
     if (dev.type == SO_CPU) {
         s->free_kind = SO_FREE_HOST;
         s->data = so_host_alloc((size_t)nbytes);
-        if (!s->data) goto error;
+        if (!s->data) goto done;
     } else {
         void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
         void *p = NULL;
-        if (!stream) goto error;
+        if (!stream) goto done;
         s->stream = stream;
-        if (so_cuda_malloc(dev.index, stream, (size_t)nbytes, &p) < 0) goto error;
+        if (so_cuda_malloc(dev.index, stream, (size_t)nbytes, &p) < 0) goto done;
         s->free_kind = SO_FREE_CUDA;
         s->data = p;
     }
     return s;
-error:
+done:
     s->free_kind = SO_FREE_OWNER; /* nothing to free */
     s->data = NULL;
     Py_DECREF(s);

@@ -56,12 +56,10 @@ const char *so_shape_str(int ndim, const int64_t *shape, char *buf, size_t bufle
 int so_wrap_dim(int64_t dim, int ndim, int64_t *out)
 {
     int64_t n = ndim > 0 ? ndim : 1;
-    if (dim < -n || dim >= n) {
-        PyErr_Format(PyExc_IndexError,
-                     "Dimension out of range (expected to be in range of [%lld, %lld], but got %lld)",
-                     (long long)-n, (long long)(n - 1), (long long)dim);
-        return -1;
-    }
+    if (dim < -n || dim >= n)
+        return so_fail(PyExc_IndexError,
+                       "Dimension out of range (expected to be in range of [%lld, %lld], but got "
+                       "%lld)", (long long)-n, (long long)(n - 1), (long long)dim);
     *out = dim < 0 ? dim + n : dim;
     return 0;
 }
@@ -69,18 +67,15 @@ int so_wrap_dim(int64_t dim, int ndim, int64_t *out)
 static int parse_one_size(PyObject *item, const char *argname, int64_t *out)
 {
     long long v;
-    if (PyBool_Check(item) || !PyIndex_Check(item)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a sequence of ints, but got an element of type %s",
-                     argname, Py_TYPE(item)->tp_name);
-        return -1;
-    }
+    if (PyBool_Check(item) || !PyIndex_Check(item))
+        return so_fail(PyExc_TypeError,
+                       "%s must be a sequence of ints, but got an element of type %s",
+                       argname, Py_TYPE(item)->tp_name);
     v = PyLong_AsLongLong(item);
     if (v == -1 && PyErr_Occurred()) {
-        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_ValueError, "%s: dimension %R is too large", argname, item);
-        }
-        return -1;
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) return -1;
+        PyErr_Clear();
+        return so_fail(PyExc_ValueError, "%s: dimension %R is too large", argname, item);
     }
     *out = v;
     return 0;
@@ -92,16 +87,14 @@ int so_parse_int_seq(PyObject *obj, const char *argname, int *nd, int64_t *out)
     PyObject *seq = PySequence_Fast(obj, "");
     if (!seq) {
         PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s must be a sequence of ints, got %s", argname,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
+        return so_fail(PyExc_TypeError, "%s must be a sequence of ints, got %s", argname,
+                       Py_TYPE(obj)->tp_name);
     }
     n = PySequence_Fast_GET_SIZE(seq);
     if (n > SO_MAX_DIMS) {
         Py_DECREF(seq);
-        PyErr_Format(PyExc_ValueError, "%s: at most %d dimensions are supported, got %zd", argname,
-                     SO_MAX_DIMS, n);
-        return -1;
+        return so_fail(PyExc_ValueError,
+                       "%s: at most %d dimensions are supported, got %zd", argname, SO_MAX_DIMS, n);
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         if (parse_one_size(PySequence_Fast_GET_ITEM(seq, i), argname, &out[i]) < 0) {
@@ -124,17 +117,14 @@ int so_parse_shape(PyObject *obj, const char *argname, int *ndim_out, int64_t *s
     if (PyLong_Check(obj)) {
         if (parse_one_size(obj, argname, &shape_out[0]) < 0) return -1;
         *ndim_out = 1;
-        goto check;
+    } else if (so_parse_int_seq(obj, argname, ndim_out, shape_out) < 0) {
+        return -1;
     }
-    if (so_parse_int_seq(obj, argname, ndim_out, shape_out) < 0) return -1;
-check:
     for (int i = 0; i < *ndim_out; i++) {
-        if (shape_out[i] < 0) {
-            PyErr_Format(PyExc_RuntimeError,
-                         "%s: negative dimension %lld is not allowed", argname,
-                         (long long)shape_out[i]);
-            return -1;
-        }
+        if (shape_out[i] < 0)
+            return so_fail(PyExc_RuntimeError,
+                           "%s: negative dimension %lld is not allowed", argname,
+                           (long long)shape_out[i]);
     }
     return 0;
 }
@@ -177,23 +167,20 @@ SoTensor *so_tensor_empty(so_state *st, int ndim, const int64_t *shape, int dtyp
     int64_t numel, itemsize = so_dtype_itemsize(dtype);
     SoStorage *storage;
     SoTensor *t;
-    if (ndim < 0 || ndim > SO_MAX_DIMS) {
-        PyErr_Format(PyExc_ValueError, "size: at most %d dimensions are supported", SO_MAX_DIMS);
-        return NULL;
-    }
+    if (ndim < 0 || ndim > SO_MAX_DIMS)
+        return so_fail_null(PyExc_ValueError,
+                            "size: at most %d dimensions are supported", SO_MAX_DIMS);
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) {
-            PyErr_Format(PyExc_RuntimeError, "size: negative dimension %lld is not allowed",
-                         (long long)shape[i]);
-            return NULL;
-        }
+        if (shape[i] < 0)
+            return so_fail_null(PyExc_RuntimeError, "size: negative dimension %lld is not allowed",
+                                (long long)shape[i]);
     }
     numel = contiguous_strides(ndim, shape, strides);
     if (numel < 0 || numel > INT64_MAX / itemsize) {
         char buf[256];
-        PyErr_Format(PyExc_MemoryError, "cannot allocate a tensor of size %s: too many elements",
-                     so_shape_str(ndim, shape, buf, sizeof buf));
-        return NULL;
+        return so_fail_null(PyExc_MemoryError,
+                            "cannot allocate a tensor of size %s: too many elements",
+                            so_shape_str(ndim, shape, buf, sizeof buf));
     }
     storage = so_storage_alloc(st, dev, numel * itemsize);
     if (!storage) return NULL;
@@ -241,10 +228,9 @@ static PyObject *tensor_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     (void)args;
     (void)kwds;
-    PyErr_Format(PyExc_TypeError,
-                 "%s cannot be constructed directly; use shardopt.tensor(), shardopt.empty() or "
-                 "another factory function", type->tp_name);
-    return NULL;
+    return PyErr_Format(PyExc_TypeError,
+                        "%s cannot be constructed directly; use shardopt.tensor(), "
+                        "shardopt.empty() or another factory function", type->tp_name);
 }
 
 static so_state *state_of(PyObject *self) { return so_state_from_type(Py_TYPE(self)); }
@@ -315,24 +301,18 @@ static int t_set_requires_grad(SoTensor *self, PyObject *value, void *c)
 {
     int v;
     (void)c;
-    if (!value) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete requires_grad");
-        return -1;
-    }
+    if (!value)
+        return so_fail(PyExc_AttributeError, "cannot delete requires_grad");
     v = PyObject_IsTrue(value);
     if (v < 0) return -1;
-    if (v && !so_dtype_is_float(self->dtype)) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "only Tensors of floating point dtype can require gradients");
-        return -1;
-    }
-    if (!v && self->grad_fn) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "you can only change requires_grad flags of leaf variables. If you want "
-                        "to use a computed variable in a subgraph that doesn't require "
-                        "differentiation use var_no_grad = var.detach().");
-        return -1;
-    }
+    if (v && !so_dtype_is_float(self->dtype))
+        return so_fail(PyExc_RuntimeError,
+                       "only Tensors of floating point dtype can require gradients");
+    if (!v && self->grad_fn)
+        return so_fail(PyExc_RuntimeError,
+                       "you can only change requires_grad flags of leaf variables. If you want "
+                       "to use a computed variable in a subgraph that doesn't require "
+                       "differentiation use var_no_grad = var.detach().");
     self->requires_grad = (char)v;
     return 0;
 }
@@ -351,32 +331,26 @@ static int t_set_grad(SoTensor *self, PyObject *value, void *c)
     if (!st) return -1;
     if (value && value != Py_None) {
         SoTensor *g;
-        if (!so_tensor_check(st, value)) {
-            PyErr_Format(PyExc_TypeError, "assigned grad expected to be a Tensor or None but got %s",
-                         Py_TYPE(value)->tp_name);
-            return -1;
-        }
+        if (!so_tensor_check(st, value))
+            return so_fail(PyExc_TypeError,
+                           "assigned grad expected to be a Tensor or None but got %s",
+                           Py_TYPE(value)->tp_name);
         g = (SoTensor *)value;
-        if (g == self) {
-            PyErr_SetString(PyExc_RuntimeError, "can't assign Variable as its own grad");
-            return -1;
-        }
-        if (g->dtype != self->dtype) {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "assigned grad has data of a different type");
-            return -1;
-        }
-        if (!so_device_eq(g->storage->device, self->storage->device)) {
-            PyErr_SetString(PyExc_RuntimeError, "assigned grad has data located on a different device");
-            return -1;
-        }
+        if (g == self)
+            return so_fail(PyExc_RuntimeError, "can't assign Variable as its own grad");
+        if (g->dtype != self->dtype)
+            return so_fail(PyExc_RuntimeError,
+                           "assigned grad has data of a different type");
+        if (!so_device_eq(g->storage->device, self->storage->device))
+            return so_fail(PyExc_RuntimeError,
+                           "assigned grad has data located on a different device");
         if (g->ndim != self->ndim ||
             memcmp(g->shape, self->shape, sizeof(int64_t) * (size_t)self->ndim) != 0) {
             char a[256], b[256];
-            PyErr_Format(PyExc_RuntimeError, "assigned grad has data of a different size: grad %s, "
-                         "tensor %s", so_shape_str(g->ndim, g->shape, a, sizeof a),
-                         so_shape_str(self->ndim, self->shape, b, sizeof b));
-            return -1;
+            return so_fail(PyExc_RuntimeError,
+                           "assigned grad has data of a different size: grad %s, tensor %s",
+                           so_shape_str(g->ndim, g->shape, a, sizeof a),
+                           so_shape_str(self->ndim, self->shape, b, sizeof b));
         }
     }
     Py_XSETREF(self->grad, (value && value != Py_None) ? Py_NewRef(value) : NULL);
@@ -454,10 +428,9 @@ static PyObject *t_size_at(SoTensor *self, PyObject *dim_obj)
     int64_t d;
     long long v = PyLong_AsLongLong(dim_obj);
     if (v == -1 && PyErr_Occurred()) return NULL;
-    if (self->ndim == 0) {
-        PyErr_Format(PyExc_IndexError, "dimension specified as %lld but tensor has no dimensions", v);
-        return NULL;
-    }
+    if (self->ndim == 0)
+        return PyErr_Format(PyExc_IndexError,
+                            "dimension specified as %lld but tensor has no dimensions", v);
     if (so_wrap_dim(v, self->ndim, &d) < 0) return NULL;
     return PyLong_FromLongLong(self->shape[d]);
 }
@@ -508,20 +481,16 @@ static PyObject *t_alias(SoTensor *self, PyObject *unused)
 static PyObject *t_raw_bytes(SoTensor *self, PyObject *unused)
 {
     (void)unused;
-    if (so_tensor_device(self).type != SO_CPU || !so_tensor_is_contiguous(self)) {
-        PyErr_SetString(PyExc_RuntimeError, "_raw_bytes needs a contiguous CPU tensor");
-        return NULL;
-    }
+    if (so_tensor_device(self).type != SO_CPU || !so_tensor_is_contiguous(self))
+        return PyErr_Format(PyExc_RuntimeError, "_raw_bytes needs a contiguous CPU tensor");
     return PyBytes_FromStringAndSize(so_tensor_data(self),
                                      (Py_ssize_t)(so_tensor_numel(self) * so_dtype_itemsize(self->dtype)));
 }
 
 static Py_ssize_t t_len(SoTensor *self)
 {
-    if (self->ndim == 0) {
-        PyErr_SetString(PyExc_TypeError, "len() of a 0-d tensor");
-        return -1;
-    }
+    if (self->ndim == 0)
+        return so_fail(PyExc_TypeError, "len() of a 0-d tensor");
     return (Py_ssize_t)self->shape[0];
 }
 
@@ -555,10 +524,8 @@ static PyMemberDef tensor_members[] = {
 static PyObject *set_tensor_class(PyObject *m, PyObject *cls)
 {
     so_state *st = so_state_from_module(m);
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->tensor.tensor_type)) {
-        PyErr_SetString(PyExc_TypeError, "_set_tensor_class expects a subclass of TensorBase");
-        return NULL;
-    }
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->tensor.tensor_type))
+        return PyErr_Format(PyExc_TypeError, "_set_tensor_class expects a subclass of TensorBase");
     Py_XSETREF(st->tensor.tensor_class, (PyTypeObject *)Py_NewRef(cls));
     Py_RETURN_NONE;
 }
@@ -572,20 +539,15 @@ static PyObject *make_subclass(PyObject *m, PyObject *args)
     int requires_grad = 0;
     SoTensor *t, *s;
     if (!PyArg_ParseTuple(args, "OO|p:_make_subclass", &cls, &src, &requires_grad)) return NULL;
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->tensor.tensor_type)) {
-        PyErr_SetString(PyExc_TypeError, "cls must be a subclass of TensorBase");
-        return NULL;
-    }
-    if (!so_tensor_check(st, src)) {
-        PyErr_Format(PyExc_TypeError, "data must be a Tensor, got %s", Py_TYPE(src)->tp_name);
-        return NULL;
-    }
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->tensor.tensor_type))
+        return PyErr_Format(PyExc_TypeError, "cls must be a subclass of TensorBase");
+    if (!so_tensor_check(st, src))
+        return PyErr_Format(PyExc_TypeError,
+                            "data must be a Tensor, got %s", Py_TYPE(src)->tp_name);
     s = (SoTensor *)src;
-    if (requires_grad && !so_dtype_is_float(s->dtype)) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "Only Tensors of floating point dtype can require gradients");
-        return NULL;
-    }
+    if (requires_grad && !so_dtype_is_float(s->dtype))
+        return PyErr_Format(PyExc_RuntimeError,
+                            "Only Tensors of floating point dtype can require gradients");
     t = (SoTensor *)((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, 0);
     if (!t) return NULL;
     t->storage = (SoStorage *)Py_NewRef((PyObject *)s->storage);
@@ -626,16 +588,18 @@ static PyObject *py_from_bytes(PyObject *m, PyObject *args)
     int ndim, dtype;
     so_device cpu = {SO_CPU, 0};
     SoTensor *t = NULL;
+    int64_t numel;
     if (!PyArg_ParseTuple(args, "y*OO:_from_bytes", &buf, &dtype_obj, &shape_obj)) return NULL;
     if (so_parse_dtype(st, dtype_obj, SO_FLOAT32, "dtype", &dtype) < 0) goto done;
     if (so_parse_shape(shape_obj, "shape", &ndim, shape) < 0) goto done;
     t = so_tensor_empty(st, ndim, shape, dtype, cpu);
     if (!t) goto done;
-    if ((int64_t)buf.len != so_tensor_numel(t) * so_dtype_itemsize(dtype)) {
-        PyErr_Format(PyExc_ValueError, "_from_bytes: %zd bytes do not fill a tensor of %lld elements",
-                     buf.len, (long long)so_tensor_numel(t));
+    numel = so_tensor_numel(t);
+    if ((int64_t)buf.len != numel * so_dtype_itemsize(dtype)) {
         Py_CLEAR(t);
-        goto done;
+        SO_FAIL(done, PyExc_ValueError,
+                "_from_bytes: %zd bytes do not fill a tensor of %lld elements", buf.len,
+                (long long)numel);
     }
     if (buf.len) memcpy(so_tensor_data(t), buf.buf, (size_t)buf.len);
 done:

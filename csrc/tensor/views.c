@@ -19,10 +19,9 @@ static PyObject *make_view(PyObject *self, int ndim, const int64_t *shape, const
 static int get_int64(PyObject *obj, const char *argname, int64_t *out)
 {
     long long v;
-    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s must be an int, got %s", argname, Py_TYPE(obj)->tp_name);
-        return -1;
-    }
+    if (PyBool_Check(obj) || !PyIndex_Check(obj))
+        return so_fail(PyExc_TypeError,
+                       "%s must be an int, got %s", argname, Py_TYPE(obj)->tp_name);
     v = PyLong_AsLongLong(obj);
     if (v == -1 && PyErr_Occurred()) return -1;
     *out = v;
@@ -36,14 +35,11 @@ static int infer_size(int ndim, int64_t *shape, int64_t numel)
     int infer = -1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] == -1) {
-            if (infer >= 0) {
-                PyErr_SetString(PyExc_RuntimeError, "only one dimension can be inferred");
-                return -1;
-            }
+            if (infer >= 0)
+                return so_fail(PyExc_RuntimeError, "only one dimension can be inferred");
             infer = i;
         } else if (shape[i] < 0) {
-            PyErr_Format(PyExc_RuntimeError, "invalid shape dimension %lld", (long long)shape[i]);
-            return -1;
+            return so_fail(PyExc_RuntimeError, "invalid shape dimension %lld", (long long)shape[i]);
         } else {
             known *= shape[i];
         }
@@ -57,10 +53,9 @@ static int infer_size(int ndim, int64_t *shape, int64_t numel)
         char buf[256];
         int64_t tmp[SO_MAX_DIMS];
         memcpy(tmp, shape, sizeof(int64_t) * (size_t)ndim);
-        PyErr_Format(PyExc_RuntimeError, "shape '%s' is invalid for input of size %lld",
-                     so_shape_str(ndim, tmp, buf, sizeof buf), (long long)numel);
+        return so_fail(PyExc_RuntimeError, "shape '%s' is invalid for input of size %lld",
+                       so_shape_str(ndim, tmp, buf, sizeof buf), (long long)numel);
     }
-    return -1;
 }
 
 /* torch's computeStride: strides for viewing (oldshape, oldstride) as newshape without a
@@ -123,13 +118,11 @@ PyObject *so_t_view(PyObject *self, PyObject *args)
     int nd;
     if (parse_target_shape(self, args, &nd, shape) < 0) return NULL;
     if (infer_size(nd, shape, so_tensor_numel(t)) < 0) return NULL;
-    if (!compute_view_strides(t, nd, shape, strides)) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "view size is not compatible with input tensor's size and stride (at "
-                        "least one dimension spans across two contiguous subspaces). Use "
-                        ".reshape(...) instead.");
-        return NULL;
-    }
+    if (!compute_view_strides(t, nd, shape, strides))
+        return PyErr_Format(PyExc_RuntimeError,
+                            "view size is not compatible with input tensor's size and stride (at "
+                            "least one dimension spans across two contiguous subspaces). Use "
+                            ".reshape(...) instead.");
     return make_view(self, nd, shape, strides, t->offset);
 }
 
@@ -165,31 +158,24 @@ PyObject *so_t_as_strided(PyObject *self, PyObject *args, PyObject *kwds)
         return NULL;
     if (so_parse_shape(size_obj, "size", &nd, shape) < 0) return NULL;
     if (so_parse_int_seq(stride_obj, "stride", &nds, strides) < 0) return NULL;
-    if (nds != nd) {
-        PyErr_Format(PyExc_RuntimeError, "mismatch in length of strides and shape");
-        return NULL;
-    }
+    if (nds != nd)
+        return PyErr_Format(PyExc_RuntimeError, "mismatch in length of strides and shape");
     if (off_obj != Py_None && get_int64(off_obj, "storage_offset", &offset) < 0) return NULL;
-    if (offset < 0) {
-        PyErr_SetString(PyExc_RuntimeError, "Tensor: invalid storage offset");
-        return NULL;
-    }
+    if (offset < 0)
+        return PyErr_Format(PyExc_RuntimeError, "Tensor: invalid storage offset");
     /* the whole view must lie inside the storage */
     maxoff = offset;
     for (int i = 0; i < nd; i++) {
-        if (strides[i] < 0) {
-            PyErr_SetString(PyExc_RuntimeError, "as_strided: Negative strides are not supported");
-            return NULL;
-        }
+        if (strides[i] < 0)
+            return PyErr_Format(PyExc_RuntimeError,
+                                "as_strided: Negative strides are not supported");
         if (shape[i] == 0) { maxoff = -1; break; }
         maxoff += (shape[i] - 1) * strides[i];
     }
-    if (maxoff >= 0 && (maxoff + 1) * so_dtype_itemsize(t->dtype) > t->storage->nbytes) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "setStorage: sizes and strides are out of bounds for a storage of %lld bytes",
-                     (long long)t->storage->nbytes);
-        return NULL;
-    }
+    if (maxoff >= 0 && (maxoff + 1) * so_dtype_itemsize(t->dtype) > t->storage->nbytes)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "setStorage: sizes and strides are out of bounds for a storage of "
+                            "%lld bytes", (long long)t->storage->nbytes);
     return make_view(self, nd, shape, strides, offset);
 }
 
@@ -206,25 +192,21 @@ PyObject *so_t_narrow(PyObject *self, PyObject *args)
     PyObject *dobj, *sobj, *lobj;
     int64_t dim, start, length, shape[SO_MAX_DIMS];
     if (!PyArg_ParseTuple(args, "OOO:narrow", &dobj, &sobj, &lobj)) return NULL;
-    if (t->ndim == 0) {
-        PyErr_SetString(PyExc_RuntimeError, "narrow() cannot be applied to a 0-dim tensor.");
-        return NULL;
-    }
+    if (t->ndim == 0)
+        return PyErr_Format(PyExc_RuntimeError, "narrow() cannot be applied to a 0-dim tensor.");
     if (wrap_dim_arg(dobj, t->ndim, &dim) < 0) return NULL;
     if (get_int64(sobj, "start", &start) < 0 || get_int64(lobj, "length", &length) < 0)
         return NULL;
     if (start < 0) start += t->shape[dim];
-    if (start < 0 || start > t->shape[dim]) {
-        PyErr_Format(PyExc_IndexError, "start out of range (expected to be in range of [%lld, %lld], "
-                     "but got %lld)", (long long)-t->shape[dim], (long long)t->shape[dim],
-                     (long long)start);
-        return NULL;
-    }
-    if (length < 0 || start + length > t->shape[dim]) {
-        PyErr_Format(PyExc_RuntimeError, "start (%lld) + length (%lld) exceeds dimension size (%lld).",
-                     (long long)start, (long long)length, (long long)t->shape[dim]);
-        return NULL;
-    }
+    if (start < 0 || start > t->shape[dim])
+        return PyErr_Format(PyExc_IndexError,
+                            "start out of range (expected to be in range of [%lld, %lld], but got "
+                            "%lld)",
+                            (long long)-t->shape[dim], (long long)t->shape[dim], (long long)start);
+    if (length < 0 || start + length > t->shape[dim])
+        return PyErr_Format(PyExc_RuntimeError,
+                            "start (%lld) + length (%lld) exceeds dimension size (%lld).",
+                            (long long)start, (long long)length, (long long)t->shape[dim]);
     memcpy(shape, t->shape, sizeof shape);
     shape[dim] = length;
     return make_view(self, t->ndim, shape, t->strides, t->offset + start * t->strides[dim]);
@@ -237,16 +219,13 @@ PyObject *so_t_select(PyObject *self, PyObject *args)
     int64_t dim, index, shape[SO_MAX_DIMS], strides[SO_MAX_DIMS];
     int nd = 0;
     if (!PyArg_ParseTuple(args, "OO:select", &dobj, &iobj)) return NULL;
-    if (t->ndim == 0) {
-        PyErr_SetString(PyExc_IndexError, "select() cannot be applied to a 0-dim tensor.");
-        return NULL;
-    }
+    if (t->ndim == 0)
+        return PyErr_Format(PyExc_IndexError, "select() cannot be applied to a 0-dim tensor.");
     if (wrap_dim_arg(dobj, t->ndim, &dim) < 0 || get_int64(iobj, "index", &index) < 0) return NULL;
-    if (index < -t->shape[dim] || index >= t->shape[dim]) {
-        PyErr_Format(PyExc_IndexError, "index %lld is out of bounds for dimension %lld with size %lld",
-                     (long long)index, (long long)dim, (long long)t->shape[dim]);
-        return NULL;
-    }
+    if (index < -t->shape[dim] || index >= t->shape[dim])
+        return PyErr_Format(PyExc_IndexError,
+                            "index %lld is out of bounds for dimension %lld with size %lld",
+                            (long long)index, (long long)dim, (long long)t->shape[dim]);
     if (index < 0) index += t->shape[dim];
     for (int i = 0; i < t->ndim; i++) {
         if (i == dim) continue;
@@ -277,11 +256,9 @@ PyObject *so_t_t(PyObject *self, PyObject *unused)
 {
     SoTensor *t = (SoTensor *)self;
     (void)unused;
-    if (t->ndim > 2) {
-        PyErr_Format(PyExc_RuntimeError, "t() expects a tensor with <= 2 dimensions, but self is %dD",
-                     t->ndim);
-        return NULL;
-    }
+    if (t->ndim > 2)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "t() expects a tensor with <= 2 dimensions, but self is %dD", t->ndim);
     if (t->ndim < 2) return make_view(self, t->ndim, t->shape, t->strides, t->offset);
     {
         int64_t shape[2] = {t->shape[1], t->shape[0]}, strides[2] = {t->strides[1], t->strides[0]};
@@ -295,20 +272,16 @@ PyObject *so_t_permute(PyObject *self, PyObject *args)
     int64_t dims[SO_MAX_DIMS], shape[SO_MAX_DIMS], strides[SO_MAX_DIMS];
     int nd, seen[SO_MAX_DIMS] = {0};
     if (parse_target_shape(self, args, &nd, dims) < 0) return NULL;
-    if (nd != t->ndim) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "permute(sparse_coo): number of dimensions in the tensor input does not match "
-                     "the length of the desired ordering of dimensions i.e. input.dim() = %d is "
-                     "not equal to len(dims) = %d", t->ndim, nd);
-        return NULL;
-    }
+    if (nd != t->ndim)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "permute(sparse_coo): number of dimensions in the tensor input does "
+                            "not match the length of the desired ordering of dimensions i.e. "
+                            "input.dim() = %d is not equal to len(dims) = %d", t->ndim, nd);
     for (int i = 0; i < nd; i++) {
         int64_t d;
         if (so_wrap_dim(dims[i], t->ndim, &d) < 0) return NULL;
-        if (seen[d]++) {
-            PyErr_SetString(PyExc_RuntimeError, "permute(): duplicate dims are not allowed.");
-            return NULL;
-        }
+        if (seen[d]++)
+            return PyErr_Format(PyExc_RuntimeError, "permute(): duplicate dims are not allowed.");
         shape[i] = t->shape[d];
         strides[i] = t->strides[d];
     }
@@ -322,10 +295,8 @@ PyObject *so_t_unsqueeze(PyObject *self, PyObject *arg)
     int nd = 0;
     if (get_int64(arg, "dim", &d) < 0) return NULL;
     if (so_wrap_dim(d, t->ndim + 1, &d) < 0) return NULL;
-    if (t->ndim + 1 > SO_MAX_DIMS) {
-        PyErr_Format(PyExc_ValueError, "at most %d dimensions are supported", SO_MAX_DIMS);
-        return NULL;
-    }
+    if (t->ndim + 1 > SO_MAX_DIMS)
+        return PyErr_Format(PyExc_ValueError, "at most %d dimensions are supported", SO_MAX_DIMS);
     for (int i = 0; i <= t->ndim; i++) {
         if (i == d) {
             shape[nd] = 1;
@@ -380,21 +351,17 @@ PyObject *so_t_expand(PyObject *self, PyObject *args)
     int64_t sizes[SO_MAX_DIMS], shape[SO_MAX_DIMS], strides[SO_MAX_DIMS];
     int nd;
     if (parse_target_shape(self, args, &nd, sizes) < 0) return NULL;
-    if (nd < t->ndim) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "expand(*sizes): the number of sizes provided (%d) must be greater or equal "
-                     "to the number of dimensions in the tensor (%d)", nd, t->ndim);
-        return NULL;
-    }
+    if (nd < t->ndim)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "expand(*sizes): the number of sizes provided (%d) must be greater or "
+                            "equal to the number of dimensions in the tensor (%d)", nd, t->ndim);
     for (int i = nd - 1; i >= 0; i--) {
         int ti = i - (nd - t->ndim);
         if (ti < 0) {
-            if (sizes[i] < 0) {
-                PyErr_Format(PyExc_RuntimeError,
-                             "The expanded size of the tensor (%lld) isn't allowed in a leading, "
-                             "non-existing dimension %d", (long long)sizes[i], i);
-                return NULL;
-            }
+            if (sizes[i] < 0)
+                return PyErr_Format(PyExc_RuntimeError,
+                                    "The expanded size of the tensor (%lld) isn't allowed in a "
+                                    "leading, non-existing dimension %d", (long long)sizes[i], i);
             shape[i] = sizes[i];
             strides[i] = 0;
         } else if (sizes[i] == -1 || sizes[i] == t->shape[ti]) {
@@ -405,13 +372,13 @@ PyObject *so_t_expand(PyObject *self, PyObject *args)
             strides[i] = 0;
         } else {
             char a[256], b[256];
-            PyErr_Format(PyExc_RuntimeError,
-                         "The expanded size of the tensor (%lld) must match the existing size "
-                         "(%lld) at non-singleton dimension %d.  Target sizes: %s.  Tensor sizes: %s",
-                         (long long)sizes[i], (long long)t->shape[ti], i,
-                         so_shape_str(nd, sizes, a, sizeof a),
-                         so_shape_str(t->ndim, t->shape, b, sizeof b));
-            return NULL;
+            return PyErr_Format(PyExc_RuntimeError,
+                                "The expanded size of the tensor (%lld) must match the existing "
+                                "size (%lld) at non-singleton dimension %d.  Target sizes: %s.  "
+                                "Tensor sizes: %s",
+                                (long long)sizes[i], (long long)t->shape[ti], i,
+                                so_shape_str(nd, sizes, a, sizeof a),
+                                so_shape_str(t->ndim, t->shape, b, sizeof b));
         }
     }
     return make_view(self, nd, shape, strides, t->offset);
@@ -433,11 +400,9 @@ PyObject *so_t_flatten(PyObject *self, PyObject *args, PyObject *kwds)
         return res;
     }
     if (so_wrap_dim(s, t->ndim, &sd) < 0 || so_wrap_dim(e, t->ndim, &ed) < 0) return NULL;
-    if (sd > ed) {
-        PyErr_SetString(PyExc_RuntimeError, "flatten() has invalid args: start_dim cannot come "
-                                            "after end_dim");
-        return NULL;
-    }
+    if (sd > ed)
+        return PyErr_Format(PyExc_RuntimeError, "flatten() has invalid args: start_dim cannot come "
+                                                "after end_dim");
     for (int i = 0; i < sd; i++) shape[nd++] = t->shape[i];
     {
         int64_t p = 1;
@@ -486,11 +451,9 @@ PyObject *so_t_copy_(PyObject *self, PyObject *args, PyObject *kwds)
     if (!st) return NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:copy_", kwlist, &src, &non_blocking))
         return NULL;
-    if (!so_tensor_check(st, src)) {
-        PyErr_Format(PyExc_TypeError, "copy_(): argument 'src' must be Tensor, not %s",
-                     Py_TYPE(src)->tp_name);
-        return NULL;
-    }
+    if (!so_tensor_check(st, src))
+        return PyErr_Format(PyExc_TypeError, "copy_(): argument 'src' must be Tensor, not %s",
+                            Py_TYPE(src)->tp_name);
     if (so_copy_(st, (SoTensor *)self, (SoTensor *)src) < 0) return NULL;
     return Py_NewRef(self);
 }
@@ -550,25 +513,19 @@ PyObject *so_tensor_getitem(PyObject *self, PyObject *index)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *it = PyTuple_GET_ITEM(items, i);
         if (it == Py_Ellipsis) {
-            if (have_ellipsis) {
-                PyErr_SetString(PyExc_IndexError, "an index can only have a single ellipsis ('...')");
-                goto error;
-            }
+            if (have_ellipsis)
+                SO_FAIL(done, PyExc_IndexError, "an index can only have a single ellipsis ('...')");
             have_ellipsis = 1;
         } else if (it != Py_None) {
             consumed++;
         }
     }
-    if (consumed > t->ndim) {
-        PyErr_Format(PyExc_IndexError, "too many indices for tensor of dimension %d", t->ndim);
-        goto error;
-    }
+    SO_CHECK(consumed <= t->ndim, done, PyExc_IndexError,
+             "too many indices for tensor of dimension %d", t->ndim);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *it = PyTuple_GET_ITEM(items, i);
-        if (nd >= SO_MAX_DIMS) {
-            PyErr_Format(PyExc_IndexError, "at most %d dimensions are supported", SO_MAX_DIMS);
-            goto error;
-        }
+        SO_CHECK(nd < SO_MAX_DIMS, done, PyExc_IndexError,
+                 "at most %d dimensions are supported", SO_MAX_DIMS);
         if (it == Py_None) {
             shape[nd] = 1;
             strides[nd] = 1;
@@ -582,11 +539,8 @@ PyObject *so_tensor_getitem(PyObject *self, PyObject *index)
             }
         } else if (PySlice_Check(it)) {
             Py_ssize_t start, stop, step, len;
-            if (PySlice_Unpack(it, &start, &stop, &step) < 0) goto error;
-            if (step <= 0) {
-                PyErr_SetString(PyExc_ValueError, "step must be greater than zero");
-                goto error;
-            }
+            if (PySlice_Unpack(it, &start, &stop, &step) < 0) goto done;
+            SO_CHECK(step > 0, done, PyExc_ValueError, "step must be greater than zero");
             len = PySlice_AdjustIndices((Py_ssize_t)t->shape[src_dim], &start, &stop, step);
             shape[nd] = len;
             strides[nd] = t->strides[src_dim] * step;
@@ -596,35 +550,30 @@ PyObject *so_tensor_getitem(PyObject *self, PyObject *index)
         } else if (!PyBool_Check(it) && PyIndex_Check(it)) {
             Py_ssize_t v = PyNumber_AsSsize_t(it, PyExc_IndexError);
             int64_t size = t->shape[src_dim];
-            if (v == -1 && PyErr_Occurred()) goto error;
-            if (v < -size || v >= size) {
-                PyErr_Format(PyExc_IndexError,
-                             "index %zd is out of bounds for dimension %d with size %lld", v,
-                             src_dim, (long long)size);
-                goto error;
-            }
+            if (v == -1 && PyErr_Occurred()) goto done;
+            if (v < -size || v >= size)
+                SO_FAIL(done, PyExc_IndexError,
+                        "index %zd is out of bounds for dimension %d with size %lld", v,
+                        src_dim, (long long)size);
             if (v < 0) v += size;
             offset += v * t->strides[src_dim];
             src_dim++;
         } else {
-            PyErr_Format(PyExc_IndexError,
-                         "only integers, slices (`:`), ellipsis (`...`) and None are valid "
-                         "indices, got %s", Py_TYPE(it)->tp_name);
-            goto error;
+            SO_FAIL(done, PyExc_IndexError,
+                    "only integers, slices (`:`), ellipsis (`...`) and None are valid "
+                    "indices, got %s", Py_TYPE(it)->tp_name);
         }
     }
     for (; src_dim < t->ndim; src_dim++) {
-        if (nd >= SO_MAX_DIMS) {
-            PyErr_Format(PyExc_IndexError, "at most %d dimensions are supported", SO_MAX_DIMS);
-            goto error;
-        }
+        SO_CHECK(nd < SO_MAX_DIMS, done, PyExc_IndexError,
+                 "at most %d dimensions are supported", SO_MAX_DIMS);
         shape[nd] = t->shape[src_dim];
         strides[nd] = t->strides[src_dim];
         nd++;
     }
     Py_DECREF(items);
     return make_view(self, nd, shape, strides, offset);
-error:
+done:
     Py_DECREF(items);
     return NULL;
 }
@@ -635,10 +584,8 @@ int so_tensor_setitem(PyObject *self, PyObject *index, PyObject *value)
     PyObject *view;
     int rc;
     if (!st) return -1;
-    if (!value) {
-        PyErr_SetString(PyExc_TypeError, "tensor elements cannot be deleted");
-        return -1;
-    }
+    if (!value)
+        return so_fail(PyExc_TypeError, "tensor elements cannot be deleted");
     view = so_tensor_getitem(self, index);
     if (!view) return -1;
     if (so_tensor_check(st, value)) {
