@@ -4,7 +4,12 @@ The C base holds storage, geometry and the autograd slots; this class adds torch
 spelling (``shape`` as a Size, ``size(dim)``, ``to``/``cpu``/``cuda``), and receives the
 op methods of every area in ``shardopt._ops`` at import time.
 """
+
+from __future__ import annotations
+
+import builtins
 import copy as _copy
+from typing import Any, Iterator
 
 from . import _C
 
@@ -12,12 +17,12 @@ from . import _C
 class Size(tuple):
     """torch.Size: a tuple of ints with torch's repr and numel()."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"shardopt.Size({list(self)!r})"
 
     __str__ = __repr__
 
-    def numel(self):
+    def numel(self) -> int:
         n = 1
         for s in self:
             n *= s
@@ -28,20 +33,20 @@ class Tensor(_C.TensorBase):
     """A strided, typed view of CPU or CUDA memory (see issue 2 for the full surface)."""
 
     @property
-    def shape(self):
+    def shape(self) -> Size:
         return Size(self._shape)
 
-    def size(self, dim=None):
+    def size(self, dim=None) -> Size | builtins.int:
         if dim is None:
             return Size(self._shape)
         return self._size_at(dim)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         if self.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(len(self)))
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo) -> Tensor:
         if id(self) in memo:
             return memo[id(self)]
         new = self.clone()
@@ -58,17 +63,17 @@ class Tensor(_C.TensorBase):
                 setattr(new, k, _copy.deepcopy(v, memo))
         return new
 
-    def __reduce_ex__(self, protocol):
+    def __reduce_ex__(self, protocol) -> tuple[Any, ...]:
         # Pickled as host bytes + dtype + device; bfloat16 travels as its raw uint16 bits.
         host = self.detach().cpu() if hasattr(self, "detach") else self._alias().cpu()
         return (_rebuild_tensor, (bytes(host.contiguous()._raw_bytes()), self.dtype._name,
                                   tuple(self.shape), str(self.device), self.requires_grad,
                                   type(self)))
 
-    def cpu(self):
+    def cpu(self) -> Tensor:
         return self if self.device.type == "cpu" else self._convert(None, "cpu")
 
-    def cuda(self, device=None, non_blocking=False):
+    def cuda(self, device=None, non_blocking=False) -> Tensor:
         from . import cuda as _cuda
         if device is None:
             device = _cuda.current_device()
@@ -77,7 +82,7 @@ class Tensor(_C.TensorBase):
             return self
         return self._convert(None, dev)
 
-    def to(self, *args, **kwargs):
+    def to(self, *args, **kwargs) -> Tensor:
         """to(device=None, dtype=None, non_blocking=False, copy=False) | to(dtype) | to(other)."""
         dtype = kwargs.pop("dtype", None)
         device = kwargs.pop("device", None)
@@ -108,31 +113,31 @@ class Tensor(_C.TensorBase):
             return self
         return self._convert(dtype, device)
 
-    def type_as(self, other):
+    def type_as(self, other) -> Tensor:
         return self.to(other.dtype)
 
-    def float(self):
+    def float(self) -> Tensor:
         return self.to(_C.float32)
 
-    def double(self):
+    def double(self) -> Tensor:
         return self.to(_C.float64)
 
-    def half(self):
+    def half(self) -> Tensor:
         return self.to(_C.float16)
 
-    def bfloat16(self):
+    def bfloat16(self) -> Tensor:
         return self.to(_C.bfloat16)
 
-    def long(self):
+    def long(self) -> Tensor:
         return self.to(_C.int64)
 
-    def int(self):
+    def int(self) -> Tensor:
         return self.to(_C.int32)
 
-    def bool(self):
+    def bool(self) -> Tensor:
         return self.to(_C.bool)
 
-    def is_floating_point(self):
+    def is_floating_point(self) -> builtins.bool:
         return self.dtype.is_floating_point
 
 

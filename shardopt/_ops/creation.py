@@ -6,12 +6,20 @@ csrc/ops/philox.h).  ``tensor()`` parses nested Python data through NumPy, then 
 with our own copy kernel so dtype rounding is the same as every other cast.
 Sizes are accepted as varargs, a list, a tuple or a Size, as torch does.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import math
 import numbers
 
 import numpy as np
 
 from .. import _C
+
+if TYPE_CHECKING:
+    from .._tensor import Tensor
 
 __all__ = [
     "tensor", "as_tensor", "from_numpy", "empty", "zeros", "ones", "full", "rand", "randn",
@@ -29,12 +37,12 @@ from_numpy = _C.from_numpy
 _default_dtype = [_C.float32]
 
 
-def get_default_dtype():
+def get_default_dtype() -> _C.dtype:
     """The dtype of floating tensors made from Python floats and of float factories."""
     return _default_dtype[0]
 
 
-def set_default_dtype(d):
+def set_default_dtype(d) -> None:
     if not isinstance(d, _C.dtype) or not d.is_floating_point:
         raise TypeError(f"only floating-point types are supported as the default type, got {d!r}")
     _default_dtype[0] = d
@@ -46,29 +54,29 @@ def _float_dtype(dtype):
 
 # ------------------------------------------------------------------ RNG front end
 
-def manual_seed(seed):
+def manual_seed(seed) -> _C.Generator:
     """Seed every device's default generator (CUDA ones lazily: CUDA is not initialised)."""
     _C._seed_default_generators(seed, 0)
     return default_generator
 
 
-def seed():
+def seed() -> int:
     """Seed every default generator with a non-deterministic seed and return it."""
     s = _C._random_seed()
     _C._seed_default_generators(s, 0)
     return s
 
 
-def initial_seed():
+def initial_seed() -> int:
     return default_generator.initial_seed()
 
 
-def get_rng_state():
+def get_rng_state() -> Tensor:
     """The CPU default generator's state (int64 tensor [seed, offset])."""
     return default_generator.get_state()
 
 
-def set_rng_state(new_state):
+def set_rng_state(new_state) -> None:
     default_generator.set_state(new_state)
 
 
@@ -97,19 +105,19 @@ def _new(size, dtype, device):
 # ------------------------------------------------------------------ factories
 
 def empty(*args, size=None, dtype=None, device=None, requires_grad=False, layout=None,
-          pin_memory=False, memory_format=None):
+          pin_memory=False, memory_format=None) -> Tensor:
     return _finish(_new(_size_arg(args, size, "empty"), _float_dtype(dtype), device), requires_grad)
 
 
 def zeros(*args, size=None, dtype=None, device=None, requires_grad=False, layout=None,
-          pin_memory=False):
+          pin_memory=False) -> Tensor:
     t = _new(_size_arg(args, size, "zeros"), _float_dtype(dtype), device)
     t.zero_()
     return _finish(t, requires_grad)
 
 
 def ones(*args, size=None, dtype=None, device=None, requires_grad=False, layout=None,
-         pin_memory=False):
+         pin_memory=False) -> Tensor:
     t = _new(_size_arg(args, size, "ones"), _float_dtype(dtype), device)
     t.fill_(1)
     return _finish(t, requires_grad)
@@ -132,7 +140,7 @@ def _scalar_dtype(value, argname):
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None,
-         pin_memory=False):
+         pin_memory=False) -> Tensor:
     if dtype is None:
         dtype = _scalar_dtype(fill_value, "fill_value")
     t = _new(size, dtype, device)
@@ -141,7 +149,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, layo
 
 
 def rand(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False,
-         layout=None, pin_memory=False):
+         layout=None, pin_memory=False) -> Tensor:
     """Uniform [0, 1) from the Philox stream of `generator` (default: the device's)."""
     t = _new(_size_arg(args, size, "rand"), _float_dtype(dtype), device)
     _C._uniform_(t, 0.0, 1.0, generator)
@@ -149,7 +157,7 @@ def rand(*args, size=None, generator=None, dtype=None, device=None, requires_gra
 
 
 def randn(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False,
-          layout=None, pin_memory=False):
+          layout=None, pin_memory=False) -> Tensor:
     """Standard normal (Box-Muller over Philox) from `generator` (default: the device's)."""
     t = _new(_size_arg(args, size, "randn"), _float_dtype(dtype), device)
     _C._normal_(t, 0.0, 1.0, generator)
@@ -165,7 +173,7 @@ def _scalar_value(x, argname):
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False, layout=None,
-           pin_memory=False):
+           pin_memory=False) -> Tensor:
     """torch.arange: int arguments give int64, any float gives the default dtype; the length
     is ceil((end - start) / step) and element i is start + i * step (computed in float64
     for floating results, exactly for integer ones)."""
@@ -197,7 +205,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, layout=None,
-        pin_memory=False):
+        pin_memory=False) -> Tensor:
     if m is None:
         m = n
     for name, v in (("n", n), ("m", m)):
@@ -222,34 +230,34 @@ def _like(input, dtype, device):
 
 
 def empty_like(input, *, dtype=None, device=None, requires_grad=False, layout=None,
-               memory_format=None):
+               memory_format=None) -> Tensor:
     return _finish(_like(input, dtype, device), requires_grad)
 
 
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False, layout=None,
-               memory_format=None):
+               memory_format=None) -> Tensor:
     return _finish(_like(input, dtype, device).zero_(), requires_grad)
 
 
 def ones_like(input, *, dtype=None, device=None, requires_grad=False, layout=None,
-              memory_format=None):
+              memory_format=None) -> Tensor:
     return _finish(_like(input, dtype, device).fill_(1), requires_grad)
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None,
-              memory_format=None):
+              memory_format=None) -> Tensor:
     return _finish(_like(input, dtype, device).fill_(fill_value), requires_grad)
 
 
 def rand_like(input, *, generator=None, dtype=None, device=None, requires_grad=False,
-              layout=None, memory_format=None):
+              layout=None, memory_format=None) -> Tensor:
     t = _like(input, dtype, device)
     _C._uniform_(t, 0.0, 1.0, generator)
     return _finish(t, requires_grad)
 
 
 def randn_like(input, *, generator=None, dtype=None, device=None, requires_grad=False,
-               layout=None, memory_format=None):
+               layout=None, memory_format=None) -> Tensor:
     t = _like(input, dtype, device)
     _C._normal_(t, 0.0, 1.0, generator)
     return _finish(t, requires_grad)
@@ -305,7 +313,7 @@ def _parse_data(data):
                     "(only bool, int and float data)")
 
 
-def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False):
+def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     """A new tensor holding a copy of `data` (nested lists/tuples of numbers, an ndarray,
     a scalar, or a tensor)."""
     if isinstance(data, _C.TensorBase):
@@ -335,7 +343,7 @@ def _is_cpu(device):
     return False
 
 
-def as_tensor(data, dtype=None, device=None):
+def as_tensor(data, dtype=None, device=None) -> Tensor:
     """Like tensor() but shares memory when it can: a tensor (no copy if dtype/device match)
     or a CPU-bound ndarray of a supported dtype."""
     if isinstance(data, _C.TensorBase):

@@ -6,12 +6,20 @@ negotiates the protocol on the consumer side (max_version, CUDA stream) and hand
 capsule to ``_C._from_dlpack``.  ``__array_interface__`` returns a dict whose memory belongs
 to the tensor: NumPy keeps the tensor (hence its storage) alive as the array's base.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import sys
 
 import numpy as np
 
 from .. import _C
 from .. import _formatting
+
+if TYPE_CHECKING:
+    from .._tensor import Tensor
 
 __all__ = ["from_dlpack", "set_printoptions"]
 
@@ -25,7 +33,7 @@ _TYPESTR = {
 _ENDIAN = "<" if sys.byteorder == "little" else ">"
 
 
-def from_dlpack(ext_tensor):
+def from_dlpack(ext_tensor) -> Tensor:
     """A tensor sharing memory with `ext_tensor`: any object with ``__dlpack__`` (NumPy,
     CuPy, PyTorch, JAX, shardopt) or a DLPack capsule (consumed: usable once)."""
     if hasattr(ext_tensor, "__dlpack__"):

@@ -6,10 +6,18 @@ Argument checking and torch's error messages live in C; this module only maps to
 overloads (``max(input, dim)`` vs ``max(input, other)``, ``norm(p='fro')``) and wraps
 ``(values, indices)`` pairs in a named tuple like ``torch.return_types.max``.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import builtins as _builtins
 import collections as _collections
 
 from .. import _C
+
+if TYPE_CHECKING:
+    from .._tensor import Tensor
 
 __all__ = ["sum", "mean", "max", "min", "norm", "matmul", "mm", "bmm", "dot", "cat",
            "concat", "concatenate", "stack", "return_types"]
@@ -27,13 +35,13 @@ for _cls in (return_types.max, return_types.min):
 del _cls
 
 
-def sum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A001
+def sum(input, dim=None, keepdim=False, *, dtype=None) -> Tensor:  # noqa: A001
     """Sum over all elements or over ``dim`` (int or tuple).  Integer and bool inputs sum
     to int64 unless ``dtype`` says otherwise; float inputs accumulate in float64."""
     return _C._sum(input, dim, keepdim, dtype)
 
 
-def mean(input, dim=None, keepdim=False, *, dtype=None):
+def mean(input, dim=None, keepdim=False, *, dtype=None) -> Tensor:
     """Mean over all elements or over ``dim``; floating dtypes only (or pass ``dtype``)."""
     return _C._mean(input, dim, keepdim, dtype)
 
@@ -46,7 +54,7 @@ def _elementwise(name, a, b):
     return fn(a, b)
 
 
-def max(input, dim=None, keepdim=False):  # noqa: A001
+def max(input, dim=None, keepdim=False) -> Tensor | return_types.max:  # noqa: A001
     """max(input) -> 0-d tensor; max(input, dim, keepdim=False) -> (values, indices);
     max(input, other) -> elementwise maximum."""
     if isinstance(dim, _C.TensorBase):
@@ -55,7 +63,7 @@ def max(input, dim=None, keepdim=False):  # noqa: A001
     return r if dim is None else return_types.max(*r)
 
 
-def min(input, dim=None, keepdim=False):  # noqa: A001
+def min(input, dim=None, keepdim=False) -> Tensor | return_types.min:  # noqa: A001
     """min(input) -> 0-d tensor; min(input, dim, keepdim=False) -> (values, indices);
     min(input, other) -> elementwise minimum."""
     if isinstance(dim, _C.TensorBase):
@@ -64,7 +72,7 @@ def min(input, dim=None, keepdim=False):  # noqa: A001
     return r if dim is None else return_types.min(*r)
 
 
-def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None) -> Tensor:
     """Vector p-norm over all elements or ``dim``: p = 2 ('fro', the default), 1, inf,
     -inf, 0 (count of non-zeros) or any other real p."""
     if p is None or (isinstance(p, str) and p == "fro"):
@@ -78,27 +86,27 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     return _C._norm(input, float(p), dim, keepdim, dtype)
 
 
-def matmul(input, other):
+def matmul(input, other) -> Tensor:
     """torch.matmul: dot, matrix-vector, matrix-matrix or broadcast batched product."""
     return _C._matmul(input, other)
 
 
-def mm(input, mat2):
+def mm(input, mat2) -> Tensor:
     """Product of two 2-D tensors."""
     return _C._mm(input, mat2)
 
 
-def bmm(input, mat2):
+def bmm(input, mat2) -> Tensor:
     """Product of two batches of matrices, (b, n, m) @ (b, m, p); no broadcasting."""
     return _C._bmm(input, mat2)
 
 
-def dot(input, tensor):
+def dot(input, tensor) -> Tensor:
     """Inner product of two 1-D tensors (a 0-d tensor)."""
     return _C._dot(input, tensor)
 
 
-def cat(tensors, dim=0):
+def cat(tensors, dim=0) -> Tensor:
     """Concatenate along an existing dim (dtype promoted across inputs; 1-D empty tensors
     are skipped, as in torch)."""
     return _C._cat(tensors, dim)
@@ -108,7 +116,7 @@ concat = cat
 concatenate = cat
 
 
-def stack(tensors, dim=0):
+def stack(tensors, dim=0) -> Tensor:
     """Join equally shaped tensors along a new dim."""
     return _C._stack(tensors, dim)
 

@@ -4,12 +4,20 @@ Recording happens in the differentiable op wrappers installed on ``shardopt.Tens
 (``_math``, ``_views``, ``_inplace``); ``graph`` holds the nodes and saved tensors; ``engine``
 runs backward. Higher-order gradients (create_graph=True) and hooks are not supported.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from . import grad_mode
 from .engine import run_backward
 from .function import Function, FunctionCtx
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .graph import Node
 from ._setup import _install  # noqa: F401  (called by shardopt/_tensor.py)
+
+if TYPE_CHECKING:
+    from .._tensor import Tensor
 
 __all__ = ["Function", "FunctionCtx", "Node", "backward", "grad", "no_grad", "enable_grad",
            "set_grad_enabled", "is_grad_enabled", "grad_mode"]
@@ -24,7 +32,8 @@ def _as_list(x):
     return list(x)
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
+             inputs=None) -> None:
     """Sum the gradients of ``tensors`` w.r.t. the graph leaves into their ``.grad``."""
     if create_graph:
         raise NotImplementedError("create_graph=True: higher-order gradients are not supported")
@@ -42,7 +51,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
+         only_inputs=True, allow_unused=None, is_grads_batched=False,
+         materialize_grads=False) -> tuple[Tensor | None, ...]:
     """Gradients of ``outputs`` w.r.t. ``inputs``, returned (``.grad`` is not touched)."""
     if create_graph:
         raise NotImplementedError("create_graph=True: higher-order gradients are not supported")

@@ -6,9 +6,17 @@ the raw op and returns (one check); otherwise it calls the raw op, then records 
 backward formula uses the public (wrapped) ops, which run raw because the engine turns grad
 mode off.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .. import _C
 from . import grad_mode
 from .graph import Node, edge, needs_grad, save, set_history, unpack  # noqa: F401
+
+if TYPE_CHECKING:
+    from .._tensor import Tensor
 
 _TensorBase = _C.TensorBase
 _state = grad_mode._state
@@ -25,7 +33,7 @@ class OpNode(Node):
     __slots__ = ("_ctx",)
 
 
-def node_type(name, bw):
+def node_type(name, bw) -> type[OpNode]:
     """A Node subclass named like torch's (``MulBackward0``) whose backward is ``bw(node, g)``
     returning one gradient (or None) per input edge."""
 
@@ -35,7 +43,7 @@ def node_type(name, bw):
     return type(name, (OpNode,), {"__slots__": (), "_apply": _apply})
 
 
-def record(cls, out, inputs, ctx=None, saved=()):
+def record(cls, out, inputs, ctx=None, saved=()) -> Any:
     """Attach a new ``cls`` node as ``out``'s history; inputs are the differentiable operands."""
     if not out.dtype.is_floating_point:
         return out
@@ -47,18 +55,18 @@ def record(cls, out, inputs, ctx=None, saved=()):
     return set_history(out, node)
 
 
-def meta(x):
+def meta(x) -> tuple[tuple[int, ...], _C.dtype, _C.device] | None:
     """(shape, dtype, device) of an operand that needs a gradient, else None."""
     if isinstance(x, _TensorBase) and x.requires_grad:
         return (x._shape, x.dtype, x.device)
     return None
 
 
-def zeros(m):
+def zeros(m) -> Tensor:
     return _C.empty(m[0], m[1], m[2]).zero_()
 
 
-def sum_to(g, shape):
+def sum_to(g, shape) -> Tensor:
     """Reduce a broadcast gradient back to ``shape`` (sum over the broadcast dimensions)."""
     gs = g._shape
     if gs == shape:
@@ -71,7 +79,7 @@ def sum_to(g, shape):
     return g.reshape(shape)
 
 
-def fit(g, m):
+def fit(g, m) -> Tensor | None:
     """Gradient ``g`` reshaped/cast to the operand described by meta ``m``."""
     if g is None:
         return None
@@ -83,20 +91,20 @@ def fit(g, m):
     return g
 
 
-def arg(args, kw, i, name, default=None):
+def arg(args, kw, i, name, default=None) -> Any:
     """Positional-or-keyword argument i/name of a wrapped call."""
     if len(args) > i:
         return args[i]
     return kw.get(name, default)
 
 
-def check_out(kw, name):
+def check_out(kw, name) -> None:
     if kw.get("out") is not None:
         raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
                            "differentiation, but one of the arguments requires grad.")
 
 
-def norm_dims(dim, ndim):
+def norm_dims(dim, ndim) -> list[int] | None:
     """A reduction's dim argument as a sorted tuple of non-negative dims (None: all dims)."""
     if dim is None:
         return None
@@ -106,14 +114,14 @@ def norm_dims(dim, ndim):
     return dims if dims or ndim == 0 else None
 
 
-def any_grad(*xs):
+def any_grad(*xs) -> bool:
     for x in xs:
         if isinstance(x, _TensorBase) and x.requires_grad:
             return True
     return False
 
 
-def where(cond, a, value):
+def where(cond, a, value) -> Tensor:
     """``a`` where ``cond`` else the Python scalar ``value`` (backward formulas only)."""
     w = RAW_F.get("where")
     if w is not None:

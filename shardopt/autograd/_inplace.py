@@ -16,6 +16,9 @@ While recording:
 - in-place writes through a recorded view of a non-leaf are refused (torch's CopySlices is not
   implemented), so the base's gradient cannot silently go wrong.
 """
+
+from __future__ import annotations
+
 from . import _common as c
 from ._views import AliasBackward0
 from .graph import edge, output_nr, set_history
@@ -223,7 +226,7 @@ def _wrap_unsupported(raw, name):
     return method
 
 
-def build(methods):
+def build(methods) -> None:
     for name, (outplace, snapshot) in _REBASE.items():
         if name in c.RAW_M and _NEEDS.get(name, name) in c.RAW_M:
             methods[name] = _wrap_rebase(c.RAW_M[name], name, outplace, snapshot)

@@ -4,10 +4,18 @@ Each ``_rec_*`` records the node for an already computed output; each ``_bw_*`` 
 backward formula (torch's derivatives.yaml formulas, in our own code). ``build()`` turns the
 raw ops present in RAW_M / RAW_F into wrapped methods and functions.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import math
 
 from . import _common as c
 from ._common import fit, meta, node_type, record, unpack, zeros
+
+if TYPE_CHECKING:
+    from .._tensor import Tensor
 
 _TB = c._TensorBase
 _state = c._state
@@ -324,7 +332,7 @@ def _bw_linear(node, g):
 LinearBackward0 = node_type("LinearBackward0", _bw_linear)
 
 
-def linear(input, weight, bias=None):
+def linear(input, weight, bias=None) -> Tensor:
     """y = input @ weight.T + bias (torch.nn.functional.linear)."""
     if not isinstance(input, _TB) or not isinstance(weight, _TB):
         raise TypeError(f"linear(): argument 'input' and 'weight' must be Tensors, got "
@@ -502,7 +510,7 @@ _BINARY = {
 }
 
 
-def build(methods, functions):
+def build(methods, functions) -> None:
     """Fill ``methods``/``functions`` (name -> differentiable callable) from the raw tables."""
     for name, (rec, reverse) in _BINARY.items():
         if name in c.RAW_M:

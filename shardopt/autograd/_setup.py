@@ -5,11 +5,19 @@ Called once from the end of ``shardopt/_tensor.py``, after the raw ops of every 
 installed; ``FUNCTIONS`` then holds the differentiable module-level functions that
 ``shardopt/__init__.py`` re-exports over the raw ones.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .. import _C
 from . import _common as c
 from . import _inplace, _math, _views, grad_mode
 from .engine import run_backward
 from .graph import output_nr
+
+if TYPE_CHECKING:
+    from .._tensor import Tensor
 
 _TB = _C.TensorBase
 
@@ -25,7 +33,7 @@ _METHOD_NAMES = (
 )
 
 
-def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
     """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (torch's Tensor.backward)."""
     if create_graph:
         raise NotImplementedError("backward(create_graph=True): higher-order gradients are not "
@@ -39,12 +47,12 @@ def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=
     run_backward([self], [gradient], retain_graph, inputs=inputs, accumulate=True)
 
 
-def detach(self):
+def detach(self) -> Tensor:
     """A tensor sharing this one's storage, with no history and requires_grad=False."""
     return self._alias()
 
 
-def detach_(self):
+def detach_(self) -> Tensor:
     if self.__dict__.get("_ag_base") is not None:
         raise RuntimeError("Can't detach views in-place. Use detach() instead. If you are using "
                            "DistributedDataParallel (DDP) for training, and gradient_as_bucket_"
@@ -60,12 +68,12 @@ def detach_(self):
     return self
 
 
-def requires_grad_(self, requires_grad=True):
+def requires_grad_(self, requires_grad=True) -> Tensor:
     self.requires_grad = requires_grad
     return self
 
 
-def retain_grad(self):
+def retain_grad(self) -> None:
     """Keep ``.grad`` for this non-leaf tensor on the next backward passes."""
     if not self.requires_grad:
         raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")

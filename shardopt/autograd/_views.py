@@ -6,6 +6,9 @@ is a zero tensor of the input's shape with the gradient written into the same re
 made while recording remembers its base (``_ag_base``) so that in-place writes through it can
 be refused instead of silently losing the base's gradient.
 """
+
+from __future__ import annotations
+
 from . import _common as c
 from ._common import meta, node_type, record, sum_to, zeros
 
@@ -211,7 +214,7 @@ _VIEWS = {
 }
 
 
-def build(methods, functions):
+def build(methods, functions) -> None:
     for name, (cls, ctx_fn, is_view) in _VIEWS.items():
         if name in c.RAW_M:
             methods[name] = _view_wrapper(c.RAW_M[name], name, cls, ctx_fn or (lambda *a: None),

@@ -7,9 +7,17 @@ is off while nodes run. Unless ``retain_graph``, each node's saved tensors are f
 runs, so a second backward through it raises torch's "backward through the graph a second
 time" error.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .. import _C
 from . import grad_mode
 from .graph import AccumulateGrad, edge
+
+if TYPE_CHECKING:
+    from .._tensor import Tensor
 
 _TensorBase = _C.TensorBase
 
@@ -50,7 +58,7 @@ def _add(a, b):
 
 
 def run_backward(outputs, grads, retain_graph, inputs=None, allow_unused=False,
-                 accumulate=True):
+                 accumulate=True) -> tuple[Tensor | None, ...] | None:
     """Backpropagate ``grads`` from ``outputs``.
 
     accumulate=True (``Tensor.backward``): gradients land in the leaves' ``.grad`` (only the

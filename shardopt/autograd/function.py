@@ -5,9 +5,17 @@ The ctx passed to forward is the graph node itself (a ``<Name>Backward`` instanc
 ``save_for_backward``/``saved_tensors`` go through the same version-checked saved tensors as the
 built-in ops. forward runs with grad mode off.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .. import _C
 from . import grad_mode
 from .graph import Node, SavedTensor, _NONE_SAVED, edge
+
+if TYPE_CHECKING:
+    from .._tensor import Tensor
 
 _TensorBase = _C.TensorBase
 
@@ -17,7 +25,7 @@ __all__ = ["Function", "FunctionCtx"]
 class FunctionCtx:
     """What ``forward`` and ``backward`` see as ``ctx``."""
 
-    def save_for_backward(self, *tensors):
+    def save_for_backward(self, *tensors) -> None:
         for t in tensors:
             if t is not None and not isinstance(t, _TensorBase):
                 raise TypeError("save_for_backward can only save variables, but argument "
@@ -25,18 +33,18 @@ class FunctionCtx:
         self._to_save = tensors
 
     @property
-    def saved_tensors(self):
+    def saved_tensors(self) -> tuple[Tensor | None, ...]:
         if self._saved is None:
             return self._to_save
         return tuple(s.unpack() for s in self._saved)
 
-    def mark_dirty(self, *tensors):
+    def mark_dirty(self, *tensors) -> None:
         self._dirty = tensors
 
-    def mark_non_differentiable(self, *tensors):
+    def mark_non_differentiable(self, *tensors) -> None:
         self._non_diff = tensors
 
-    def set_materialize_grads(self, value):
+    def set_materialize_grads(self, value) -> None:
         self.materialize_grads = bool(value)
 
 
@@ -45,7 +53,7 @@ class BackwardCFunction(FunctionCtx, Node):
 
     _function = None
 
-    def __init__(self):
+    def __init__(self) -> None:
         Node.__init__(self)
         self._saved = None
         self._to_save = ()
@@ -85,22 +93,22 @@ class _FunctionMeta(type):
 class Function(metaclass=_FunctionMeta):
     """Base class of custom autograd functions (static forward/backward, called via apply)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, **kwargs) -> None:
         raise RuntimeError("Function objects are not meant to be instantiated; call the "
                            "staticmethod apply() instead")
 
     @staticmethod
-    def forward(ctx, *args, **kwargs):
+    def forward(ctx, *args, **kwargs) -> Any:
         raise NotImplementedError("You must implement the forward function for custom "
                                   "autograd.Function.")
 
     @staticmethod
-    def backward(ctx, *grad_outputs):
+    def backward(ctx, *grad_outputs) -> Any:
         raise NotImplementedError("You must implement the backward function for custom "
                                   "autograd.Function.")
 
     @classmethod
-    def apply(cls, *args, **kwargs):
+    def apply(cls, *args, **kwargs) -> Any:
         ctx = cls._backward_cls()
         ctx.needs_input_grad = tuple(isinstance(a, _TensorBase) and a.requires_grad
                                      for a in args)

@@ -4,6 +4,11 @@ Thread-local like torch's (a worker thread starts with grad mode on). ``no_grad`
 ``enable_grad`` and ``set_grad_enabled`` work as context managers and as decorators;
 ``set_grad_enabled(mode)`` also takes effect immediately when called as a function.
 """
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
 import functools
 import threading
 
@@ -17,7 +22,7 @@ class _GradState(threading.local):
 _state = _GradState()
 
 
-def is_grad_enabled():
+def is_grad_enabled() -> bool:
     """True when operations on tensors that require grad are recorded."""
     return _state.enabled
 
@@ -47,35 +52,35 @@ class _DecoratorContextManager:
 class no_grad(_DecoratorContextManager):
     """Disable gradient recording inside the block (results have requires_grad=False)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.prev = False
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.prev = _state.enabled
         _state.enabled = False
 
-    def __exit__(self, exc_type, exc_value, traceback):
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
         _state.enabled = self.prev
 
 
 class enable_grad(_DecoratorContextManager):
     """Enable gradient recording inside the block (e.g. inside a no_grad region)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.prev = False
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.prev = _state.enabled
         _state.enabled = True
 
-    def __exit__(self, exc_type, exc_value, traceback):
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
         _state.enabled = self.prev
 
 
 class set_grad_enabled(_DecoratorContextManager):
     """``set_grad_enabled(mode)``: sets grad mode now; as a context manager, restores it on exit."""
 
-    def __init__(self, mode):
+    def __init__(self, mode) -> None:
         if not isinstance(mode, bool):
             raise TypeError("set_grad_enabled(): argument 'mode' must be bool, not "
                             f"{type(mode).__name__}")
@@ -83,16 +88,16 @@ class set_grad_enabled(_DecoratorContextManager):
         self.mode = mode
         _state.enabled = mode
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         pass
 
-    def __exit__(self, exc_type, exc_value, traceback):
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
         _state.enabled = self.prev
 
-    def __call__(self, func):
+    def __call__(self, func) -> Callable[..., Any]:
         # as a decorator the mode applies while func runs, not from decoration time on
         _state.enabled = self.prev
         return super().__call__(func)
 
-    def clone(self):
+    def clone(self) -> set_grad_enabled:
         return type(self)(self.mode)

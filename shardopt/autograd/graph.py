@@ -11,10 +11,18 @@ Saved tensors are stored as storage-sharing aliases without history (no referenc
 through an output's own grad_fn) together with the storage version at save time; unpacking
 checks the version (in-place modification error) and whether the graph was already freed.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import re
 import weakref
 
 from .. import _C
+
+if TYPE_CHECKING:
+    from .._tensor import Tensor
 
 _TensorBase = _C.TensorBase
 
@@ -31,13 +39,13 @@ _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "
                "bool": "BoolTensor"}
 
 
-def type_string(t):
+def type_string(t) -> str:
     """torch's ``Tensor.type()`` spelling: shardopt.FloatTensor / shardopt.cuda.FloatTensor."""
     name = _TYPE_NAMES.get(str(t.dtype).rsplit(".", 1)[-1], "Tensor")
     return f"shardopt.cuda.{name}" if t.device.type == "cuda" else f"shardopt.{name}"
 
 
-def output_nr(t):
+def output_nr(t) -> int:
     """Which output of its grad_fn a tensor is (only custom Functions have several)."""
     d = t.__dict__
     return d.get("_output_nr", 0) if d else 0
@@ -50,18 +58,18 @@ class Node:
     __slots__ = ("next_functions", "_saved", "_retain", "__weakref__")
     _num_outputs = 1
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.next_functions = ()
         self._saved = ()
         self._retain = None
 
-    def name(self):
+    def name(self) -> str:
         return type(self).__name__
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{self.name()} object at {hex(id(self))}>"
 
-    def __call__(self, *grads):
+    def __call__(self, *grads) -> Any:
         """Apply the node by hand (as torch allows): gradients in, input gradients out."""
         out = self._apply(list(grads))
         return out[0] if len(out) == 1 else tuple(out)
@@ -84,7 +92,7 @@ class SavedTensor:
 
     __slots__ = ("data", "version", "producer", "output_nr", "shape", "tstr")
 
-    def __init__(self, t, producer=None):
+    def __init__(self, t, producer=None) -> None:
         self.data = t._alias()
         self.version = t._version
         # name of the node that made the tensor (None for leaves), for the in-place error
@@ -94,7 +102,7 @@ class SavedTensor:
         self.shape = None
         self.tstr = None
 
-    def unpack(self):
+    def unpack(self) -> Tensor | None:
         d = self.data
         if d is None:
             raise RuntimeError(_FREED_MSG)
@@ -114,7 +122,7 @@ class SavedTensor:
         return d
 
 
-def save(node, *tensors):
+def save(node, *tensors) -> None:
     """Save tensors (None allowed) on ``node``; returns nothing. Unpack with ``unpack(node)``."""
     node._saved = tuple(SavedTensor(t) if t is not None else _NONE_SAVED for t in tensors)
 
@@ -132,7 +140,7 @@ class _NoneSaved:
 _NONE_SAVED = _NoneSaved()
 
 
-def unpack(node):
+def unpack(node) -> list[Tensor | None]:
     return [s.unpack() for s in node._saved]
 
 
@@ -141,7 +149,7 @@ class AccumulateGrad(Node):
 
     __slots__ = ("variable",)
 
-    def __init__(self, variable):
+    def __init__(self, variable) -> None:
         Node.__init__(self)
         self.variable = variable
 
@@ -177,7 +185,7 @@ def _drop_acc(key):
     return cb
 
 
-def grad_accumulator(t):
+def grad_accumulator(t) -> AccumulateGrad:
     key = id(t)
     ref = _acc_cache.get(key)
     if ref is not None:
@@ -192,7 +200,7 @@ def grad_accumulator(t):
 _NO_EDGE = (None, 0)
 
 
-def edge(x):
+def edge(x) -> tuple[Node | None, int]:
     """The graph edge through which gradient flows back to ``x`` (a tensor or anything)."""
     if not isinstance(x, _TensorBase) or not x.requires_grad:
         return _NO_EDGE
@@ -202,11 +210,11 @@ def edge(x):
     return (gf, output_nr(x))
 
 
-def needs_grad(x):
+def needs_grad(x) -> bool:
     return isinstance(x, _TensorBase) and x.requires_grad
 
 
-def set_history(out, node):
+def set_history(out, node) -> Tensor:
     """Make ``out`` the (only) output of ``node``."""
     out.grad_fn = node
     out.requires_grad = True

@@ -1,5 +1,10 @@
 """shardopt.optim.Adam: torch.optim.Adam's signature, defaults, validation and formulas; the
 update of a whole param group is one call to the fused C kernel (``_C._fused_adam_``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
 from .. import _C
 from .._tensor import Tensor
 from .optimizer import Optimizer, _scalar, _step_tensor, _zeros_like
@@ -23,7 +28,7 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, capturable=False,
-                 differentiable=False, fused=None, decoupled_weight_decay=False):
+                 differentiable=False, fused=None, decoupled_weight_decay=False) -> None:
         if isinstance(lr, Tensor):
             if foreach and not capturable:
                 raise ValueError(
@@ -78,7 +83,7 @@ class Adam(Optimizer):
             if foreach:
                 raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
 
-    def __setstate__(self, state):
+    def __setstate__(self, state) -> None:
         super().__setstate__(state)
         for group in self.param_groups:
             group.setdefault("amsgrad", False)
@@ -94,7 +99,7 @@ class Adam(Optimizer):
                     # old checkpoints stored the step as a Python number
                     p_state["step"] = _step_tensor(float(p_state["step"]))
 
-    def step(self, closure=None):
+    def step(self, closure=None) -> Any:
         """Perform a single optimization step; returns the closure's loss (or None)."""
         loss = self._run_closure(closure)
         for group in self.param_groups:

@@ -8,6 +8,11 @@ Deliberate difference from torch: the ``step`` counters of Adam/AdamW always liv
 the param's device.  Bias corrections are computed on the host from them, so ``step()``
 never waits for a GPU.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from copy import deepcopy
@@ -101,7 +106,7 @@ class Optimizer:
             not set them.
     """
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs) -> None:
         # Wrap each subclass's own step() so registered step hooks run around it.
         super().__init_subclass__(**kwargs)
         impl = cls.__dict__.get("step")
@@ -118,7 +123,7 @@ class Optimizer:
         step._so_hooked = True
         cls.step = step
 
-    def __init__(self, params, defaults):
+    def __init__(self, params, defaults) -> None:
         self.defaults = defaults
         self._optimizer_step_pre_hooks = OrderedDict()
         self._optimizer_step_post_hooks = OrderedDict()
@@ -143,14 +148,14 @@ class Optimizer:
 
     # ---- pickling / repr ----
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         return {
             "defaults": self.defaults,
             "state": self.state,
             "param_groups": self.param_groups,
         }
 
-    def __setstate__(self, state):
+    def __setstate__(self, state) -> None:
         self.__dict__.update(state)
         if "_optimizer_step_pre_hooks" not in self.__dict__:
             self._optimizer_step_pre_hooks = OrderedDict()
@@ -158,7 +163,7 @@ class Optimizer:
             self._optimizer_step_post_hooks = OrderedDict()
         self.defaults.setdefault("differentiable", False)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         format_string = self.__class__.__name__ + " ("
         for i, group in enumerate(self.param_groups):
             format_string += "\n"
@@ -171,7 +176,7 @@ class Optimizer:
 
     # ---- state dict ----
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """The optimizer state as ``{"state": {index: {...}}, "param_groups": [...]}``.
 
         Params are numbered sequentially across groups in group order (a repeated param
@@ -215,7 +220,7 @@ class Optimizer:
             return value.to(dtype=param.dtype, device=param.device)
         return value.to(device=param.device)
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict) -> None:
         """Load a state dict made by :meth:`state_dict` (torch's checks and casts)."""
         state_dict = state_dict.copy()
         groups = self.param_groups
@@ -277,7 +282,7 @@ class Optimizer:
 
     # ---- gradients and groups ----
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none=True) -> None:
         """Reset the gradients of all optimized tensors (to None by default, as torch >= 2.0)."""
         for group in self.param_groups:
             for p in group["params"]:
@@ -294,7 +299,7 @@ class Optimizer:
                         g.requires_grad = False
                     g.zero_()
 
-    def step(self, closure=None):
+    def step(self, closure=None) -> Any:
         """Perform a single optimization step (subclasses implement it)."""
         raise NotImplementedError
 
@@ -304,11 +309,11 @@ class Optimizer:
         with _enable_grad():
             return closure()
 
-    def register_step_pre_hook(self, hook):
+    def register_step_pre_hook(self, hook) -> _Handle:
         """hook(optimizer, args, kwargs) runs before each step(); returns a removable handle."""
         return _Handle(self._optimizer_step_pre_hooks, hook)
 
-    def register_step_post_hook(self, hook):
+    def register_step_post_hook(self, hook) -> _Handle:
         """hook(optimizer, args, kwargs) runs after each step(); returns a removable handle."""
         return _Handle(self._optimizer_step_post_hooks, hook)
 
@@ -328,7 +333,7 @@ class Optimizer:
             hook(self, args, kwargs)
         return out
 
-    def add_param_group(self, param_group):
+    def add_param_group(self, param_group) -> None:
         """Add a param group (a dict with "params" and optional per-group options)."""
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(param_group)}")

@@ -1,5 +1,10 @@
 """shardopt.optim.SGD: torch.optim.SGD's signature, defaults, validation and formulas; the
 update of a whole param group is one call to the fused C kernel (``_C._fused_sgd_``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
 from .. import _C
 from .optimizer import Optimizer, _empty_like, _scalar
 
@@ -20,7 +25,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False, foreach=None, differentiable=False,
-                 fused=None):
+                 fused=None) -> None:
         if hasattr(lr, "numel") and lr.numel() != 1:
             raise ValueError("Tensor lr must be 1-element")
         if lr < 0.0:
@@ -52,7 +57,7 @@ class SGD(Optimizer):
             if foreach:
                 raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
 
-    def __setstate__(self, state):
+    def __setstate__(self, state) -> None:
         super().__setstate__(state)
         for group in self.param_groups:
             group.setdefault("nesterov", False)
@@ -61,7 +66,7 @@ class SGD(Optimizer):
             group.setdefault("differentiable", False)
             group.setdefault("fused", False)
 
-    def step(self, closure=None):
+    def step(self, closure=None) -> Any:
         """Perform a single optimization step; returns the closure's loss (or None)."""
         loss = self._run_closure(closure)
         for group in self.param_groups:
