@@ -3,7 +3,7 @@
 #include "module.h"
 #include "tensor/interop.h"
 #include "ops/matmul.h"
-#include "dist/dist.h"
+#include "distributed/dist.h"
 
 /* ---- shardopt.cuda queries (never called at import) ---- */
 

@@ -1,5 +1,5 @@
 /* nccl_impl.h — what nccl.c (the NCCL process group) and nccl_work.c (its Work) share.
- * Private to csrc/dist; only meaningful under SHARDOPT_WITH_NCCL. */
+ * Private to csrc/distributed; only meaningful under SHARDOPT_WITH_NCCL. */
 #ifndef SO_DIST_NCCL_IMPL_H
 #define SO_DIST_NCCL_IMPL_H
 

@@ -14,10 +14,10 @@
 extern "C" {
 #endif
 
-int so_register_dist(PyObject *m, so_state *st);      /* dist/dist.c */
-int so_register_store(PyObject *m, so_state *st);     /* dist/store_py.c */
-int so_register_pg(PyObject *m, so_state *st);        /* dist/process_group.c */
-int so_register_nccl(PyObject *m, so_state *st);      /* dist/nccl.c */
+int so_register_dist(PyObject *m, so_state *st);      /* distributed/dist.c */
+int so_register_store(PyObject *m, so_state *st);     /* distributed/store_py.c */
+int so_register_pg(PyObject *m, so_state *st);        /* distributed/process_group.c */
+int so_register_nccl(PyObject *m, so_state *st);      /* distributed/nccl.c */
 
 /* Parse a timeout given as datetime.timedelta or a number of seconds into milliseconds
  * (>= 0).  Raises TypeError/ValueError naming `argname`. */
