@@ -12,6 +12,7 @@
 #include <Python.h>
 #include "core/common.h"
 #include "core/device.h"
+#include "distributed/dist_state.h" /* [distributed] so_dist_state, the one member below */
 
 typedef struct so_state {
     /* heap types */
@@ -35,6 +36,8 @@ typedef struct so_state {
     PyObject *dist_timeout_error;
     PyObject *dist_backend_error;
     PyObject *dist_store_error;
+    /* [distributed] the distributed layer's typed state (distributed/dist_state.h) */
+    so_dist_state dist;
     /* extension slots for later layers (dist/, shard/) to hang types on */
     PyObject *extra;               /* dict */
 } so_state;

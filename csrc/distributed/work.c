@@ -1,153 +1,114 @@
-/* work.c — shardopt._C.GlooWork: torch's Work for an async op on a Gloo process group.
+/* work.c — shardopt._C.Work: torch's Work, the handle of an async op, for every backend.
  *
- * wait(timeout=None) blocks (without the GIL) until the op is done and raises its error;
- * for send/recv the wait also finishes the transfer (Gloo's waitSend/waitRecv), so, as in
- * torch, their is_completed() turns True only after a wait.  The Work holds the tensors
- * the op reads and writes; the process group keeps unfinished Works alive, so a dropped
- * Work never frees a buffer Gloo still uses.
+ * It holds the backend's handle, the tensors the op reads and writes, and the group (whose
+ * backend answers for the handle).  wait(timeout=None) raises the op's error; for Gloo it
+ * blocks (without the GIL) until the op is done -- for send/recv the wait also finishes the
+ * transfer, so, as in torch, their is_completed() turns True only after a wait; for NCCL,
+ * as in torch, wait() orders the compute stream after the op and wait(timeout) blocks the
+ * host.  A handle of NULL is an op that completed when issued.
  */
-#include "work.h"
-
-#ifdef SHARDOPT_WITH_GLOO
-
-#include <string.h>
+#include "backend.h"
 
 typedef struct {
     PyObject_HEAD
-    so_job *job;
+    so_pg *pg;      /* strong reference */
+    void *h;        /* the backend's handle, or NULL: completed */
     PyObject *keep; /* tuple of tensors, or NULL */
-    int rank, size;
+    int is_recv;
 } WorkObject;
 
-PyObject *so_dist_gloo_exception(so_state *st, int rc, const char *err, int rank, int size)
+PyObject *so_work_new(so_pg *pg, void *h, PyObject *keep, int is_recv)
 {
-    PyObject *type = rc == SO_GLOO_TIMEOUT ? st->dist_timeout_error : st->dist_backend_error;
-    PyObject *msg = PyUnicode_FromFormat("%s (rank %d of %d)", err, rank, size);
-    if (!msg) return NULL;
-    PyObject *e = PyObject_CallOneArg(type, msg);
-    Py_DECREF(msg);
-    return e;
-}
-
-int so_dist_raise_gloo(so_state *st, int rc, const char *err, int rank, int size)
-{
-    PyObject *e = so_dist_gloo_exception(st, rc, err, rank, size);
-    if (e) {
-        PyErr_SetObject((PyObject *)Py_TYPE(e), e);
-        Py_DECREF(e);
-    }
-    return -1;
-}
-
-PyObject *so_gloo_work_new(so_state *st, so_job *j, PyObject *keep, int rank, int size)
-{
-    PyObject *tp = PyDict_GetItemString(st->extra, "GlooWork");  /* borrowed */
-    WorkObject *w = tp ? PyObject_GC_New(WorkObject, (PyTypeObject *)tp) : NULL;
+    so_state *st = so_state_from_type(Py_TYPE(pg));
+    WorkObject *w = st ? PyObject_GC_New(WorkObject, st->dist.work_type) : NULL;
     if (!w) {
-        if (!tp && !PyErr_Occurred())
-            PyErr_SetString(PyExc_RuntimeError, "GlooWork type not registered");
-        /* The job is queued: its buffers must outlive it. */
-        Py_BEGIN_ALLOW_THREADS
-        so_job_wait_ran(j);
-        Py_END_ALLOW_THREADS
-        so_job_unref(j);
+        if (h) pg->be->work_release(pg, h);  /* waits for the op: its buffers outlive it */
         Py_XDECREF(keep);
         return NULL;
     }
-    w->job = j;
+    w->pg = (so_pg *)Py_NewRef((PyObject *)pg);
+    w->h = h;
     w->keep = keep;
-    w->rank = rank;
-    w->size = size;
+    w->is_recv = is_recv;
     PyObject_GC_Track(w);
     return (PyObject *)w;
 }
 
-int so_gloo_work_done(PyObject *w) { return so_job_completed(((WorkObject *)w)->job); }
-
-static void Work_dealloc(PyObject *op)
+static int work_state(WorkObject *w)
 {
-    WorkObject *self = (WorkObject *)op;
-    PyTypeObject *tp = Py_TYPE(op);
-    PyObject_GC_UnTrack(op);
-    if (self->job) {
-        /* Normally done already (the group held us until then); never free buffers under
-         * a running op. */
-        so_job *j = self->job;
-        self->job = NULL;
-        Py_BEGIN_ALLOW_THREADS
-        so_job_wait_ran(j);
-        so_job_unref(j);  /* frees a posted p2p transfer: Gloo then drops it */
-        Py_END_ALLOW_THREADS
+    return w->h ? w->pg->be->work_state(w->pg, w->h) : SO_WORK_DONE;
+}
+
+int so_work_completed(PyObject *w) { return work_state((WorkObject *)w) != SO_WORK_PENDING; }
+
+static void Work_dealloc(PyObject *self)
+{
+    WorkObject *w = (WorkObject *)self;
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (w->h) {
+        void *h = w->h;
+        w->h = NULL;
+        w->pg->be->work_release(w->pg, h);
     }
-    Py_CLEAR(self->keep);
-    PyObject_GC_Del(op);
+    Py_CLEAR(w->keep);
+    Py_CLEAR(w->pg);
+    PyObject_GC_Del(self);
     Py_DECREF(tp);
 }
 
-static int Work_traverse(PyObject *op, visitproc visit, void *arg)
+static int Work_traverse(PyObject *self, visitproc visit, void *arg)
 {
-    Py_VISIT(Py_TYPE(op));
-    Py_VISIT(((WorkObject *)op)->keep);
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(((WorkObject *)self)->keep);
+    Py_VISIT((PyObject *)((WorkObject *)self)->pg);
     return 0;
 }
 
-static PyObject *Work_wait(PyObject *op, PyObject *args, PyObject *kw)
+static PyObject *Work_wait(PyObject *self, PyObject *args, PyObject *kw)
 {
-    WorkObject *self = (WorkObject *)op;
+    WorkObject *w = (WorkObject *)self;
     static char *kwlist[] = {"timeout", NULL};
     PyObject *timeout = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &timeout)) return NULL;
     int64_t ms = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &timeout)) return NULL;
     if (timeout != Py_None && so_parse_timeout_ms(timeout, "timeout", &ms) < 0) return NULL;
-    so_state *st = so_state_from_type(Py_TYPE(op));
-    if (!st) return NULL;
-    char err[SO_GLOO_ERRLEN] = "";
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = so_job_wait(self->job, ms, err);
-    Py_END_ALLOW_THREADS
-    if (rc) return so_dist_raise_gloo(st, rc, err, self->rank, self->size), NULL;
+    if (w->h && w->pg->be->work_wait(w->pg, w->h, ms) < 0) return NULL;
     Py_RETURN_TRUE;
 }
 
-static PyObject *Work_is_completed(PyObject *op, PyObject *unused)
+static PyObject *Work_is_completed(PyObject *self, PyObject *unused)
 {
-    return PyBool_FromLong(so_job_completed(((WorkObject *)op)->job));
+    return PyBool_FromLong(work_state((WorkObject *)self) != SO_WORK_PENDING);
 }
 
-static PyObject *Work_is_success(PyObject *op, PyObject *unused)
+static PyObject *Work_is_success(PyObject *self, PyObject *unused)
 {
-    so_job *j = ((WorkObject *)op)->job;
-    return PyBool_FromLong(so_job_completed(j) && j->rc == SO_GLOO_OK);
+    return PyBool_FromLong(work_state((WorkObject *)self) == SO_WORK_DONE);
 }
 
-static PyObject *Work_exception(PyObject *op, PyObject *unused)
+static PyObject *Work_exception(PyObject *self, PyObject *unused)
 {
-    WorkObject *self = (WorkObject *)op;
-    so_job *j = self->job;
-    if (!so_job_completed(j) || j->rc == SO_GLOO_OK) Py_RETURN_NONE;
-    so_state *st = so_state_from_type(Py_TYPE(op));
-    return st ? so_dist_gloo_exception(st, j->rc, j->err, self->rank, self->size) : NULL;
+    WorkObject *w = (WorkObject *)self;
+    if (work_state(w) != SO_WORK_FAILED) Py_RETURN_NONE;
+    return w->pg->be->work_exception(w->pg, w->h);
 }
 
-static PyObject *Work_source_rank(PyObject *op, PyObject *unused)
+static PyObject *Work_source_rank(PyObject *self, PyObject *unused)
 {
-    so_job *j = ((WorkObject *)op)->job;
-    if (j->kind != SO_JOB_RECV) {
-        PyErr_SetString(PyExc_ValueError, "source_rank() is only defined for recv");
-        return NULL;
-    }
-    if (!so_job_completed(j) || j->rc != SO_GLOO_OK) {
-        PyErr_SetString(PyExc_RuntimeError, "source_rank(): the recv has not completed "
-                        "(call wait() first)");
-        return NULL;
-    }
-    return PyLong_FromLong(j->peer);
+    WorkObject *w = (WorkObject *)self;
+    if (!w->is_recv)
+        return PyErr_Format(PyExc_ValueError, "source_rank() is only defined for recv");
+    if (work_state(w) != SO_WORK_DONE)
+        return PyErr_Format(PyExc_RuntimeError, "source_rank(): the recv has not completed "
+                            "(call wait() first)");
+    return PyLong_FromLong(w->h ? w->pg->be->work_source(w->h) : -1);
 }
 
 static PyMethodDef Work_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))Work_wait, METH_VARARGS | METH_KEYWORDS,
-     "wait(timeout=None): block until the op is done; raise its error; return True"},
+     "wait(timeout=None): wait for the op (NCCL without a timeout: order the compute stream "
+     "after it); raise its error; return True"},
     {"is_completed", Work_is_completed, METH_NOARGS, "True once the op has finished"},
     {"is_success", Work_is_success, METH_NOARGS, "True once the op has finished without error"},
     {"exception", Work_exception, METH_NOARGS, "the op's error (an exception object) or None"},
@@ -159,25 +120,21 @@ static PyType_Slot Work_slots[] = {
     {Py_tp_dealloc, Work_dealloc},
     {Py_tp_traverse, Work_traverse},
     {Py_tp_methods, Work_methods},
-    {Py_tp_doc, "Handle of an async op on a ProcessGroupGloo."},
+    {Py_tp_doc, "Handle of an async op on a process group."},
     {0, NULL},
 };
 
 static PyType_Spec Work_spec = {
-    .name = "shardopt._C.GlooWork",
+    .name = "shardopt._C.Work",
     .basicsize = sizeof(WorkObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = Work_slots,
 };
 
-int so_register_gloo_work(PyObject *m, so_state *st)
+int so_register_work(PyObject *m, so_state *st)
 {
     PyObject *t = PyType_FromModuleAndSpec(m, &Work_spec, NULL);
     if (!t) return -1;
-    int rc = PyDict_SetItemString(st->extra, "GlooWork", t);
-    if (rc == 0) rc = PyModule_AddObjectRef(m, "GlooWork", t);
-    Py_DECREF(t);
-    return rc;
+    st->dist.work_type = (PyTypeObject *)t;  /* the module state's reference */
+    return PyModule_AddObjectRef(m, "Work", t);
 }
-
-#endif /* SHARDOPT_WITH_GLOO */
