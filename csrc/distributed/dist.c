@@ -1,4 +1,5 @@
-/* dist.c — the distributed exception hierarchy and shared argument helpers (see dist.h). */
+/* dist.c — the distributed exception hierarchy, the layer's registration and the argument
+ * helpers its files share (see dist.h). */
 #include "dist.h"
 
 #include <math.h>
@@ -14,22 +15,25 @@ static PyObject *new_exc(PyObject *m, const char *name, PyObject *base, const ch
 
 int so_register_dist(PyObject *m, so_state *st)
 {
-    st->dist_error = new_exc(m, "DistError", PyExc_RuntimeError,
-                             "Base class of every shardopt.distributed failure.");
-    if (!st->dist_error) return -1;
-    st->dist_timeout_error = new_exc(m, "DistTimeoutError", st->dist_error,
-                                     "A collective or rendezvous did not finish in time.");
-    st->dist_backend_error = new_exc(m, "DistBackendError", st->dist_error,
-                                     "The communication backend (Gloo/NCCL) failed.");
-    st->dist_store_error = new_exc(m, "DistStoreError", st->dist_error,
-                                   "The key-value store failed or timed out.");
-    if (!st->dist_timeout_error || !st->dist_backend_error || !st->dist_store_error) return -1;
-    if (so_register_store(m, st) < 0) return -1;
-#ifndef SO_DIST_NO_PG
-    if (so_register_pg(m, st) < 0) return -1;
-#endif
-    if (so_register_nccl(m, st) < 0) return -1;
-    return 0;
+    int rc = -1;
+    SO_CHECK_PTR(st->dist_error = new_exc(m, "DistError", PyExc_RuntimeError,
+                                          "Base class of every shardopt.distributed failure."),
+                 done);
+    SO_CHECK_PTR(st->dist_timeout_error =
+                     new_exc(m, "DistTimeoutError", st->dist_error,
+                             "A collective or rendezvous did not finish in time."), done);
+    SO_CHECK_PTR(st->dist_backend_error =
+                     new_exc(m, "DistBackendError", st->dist_error,
+                             "The communication backend (Gloo/NCCL) failed."), done);
+    SO_CHECK_PTR(st->dist_store_error =
+                     new_exc(m, "DistStoreError", st->dist_error,
+                             "The key-value store failed or timed out."), done);
+    SO_CHECK_RC(so_register_store(m, st), done);
+    SO_CHECK_RC(so_register_pg(m, st), done);
+    SO_CHECK_RC(so_register_nccl(m, st), done);
+    rc = 0;
+done:
+    return rc;
 }
 
 int so_parse_timeout_ms(PyObject *obj, const char *argname, int64_t *out)
@@ -42,36 +46,33 @@ int so_parse_timeout_ms(PyObject *obj, const char *argname, int64_t *out)
         PyObject *r = PyObject_CallMethod(obj, "total_seconds", NULL);
         if (!r) {
             PyErr_Clear();
-            PyErr_Format(PyExc_TypeError,
-                         "%s must be a datetime.timedelta or a number of seconds, got %.100s",
-                         argname, Py_TYPE(obj)->tp_name);
-            return -1;
+            return so_fail(PyExc_TypeError,
+                           "%s must be a datetime.timedelta or a number of seconds, got %.100s",
+                           argname, Py_TYPE(obj)->tp_name);
         }
         secs = PyFloat_AsDouble(r);
         Py_DECREF(r);
         if (secs == -1.0 && PyErr_Occurred()) return -1;
     }
-    if (!(secs >= 0) || !isfinite(secs) || secs > 1e9) {
-        PyErr_Format(PyExc_ValueError, "%s must be a finite, non-negative duration, got %R",
-                     argname, obj);
-        return -1;
-    }
+    if (!(secs >= 0) || !isfinite(secs) || secs > 1e9)
+        return so_fail(PyExc_ValueError, "%s must be a finite, non-negative duration, got %R",
+                       argname, obj);
     *out = (int64_t)(secs * 1000.0 + 0.5);
     return 0;
 }
 
 PyObject *so_timedelta_from_ms(int64_t ms)
 {
-    PyObject *dt = PyImport_ImportModule("datetime");
-    if (!dt) return NULL;
-    PyObject *td = PyObject_GetAttrString(dt, "timedelta");
-    Py_DECREF(dt);
-    if (!td) return NULL;
-    PyObject *args = PyTuple_New(0);
-    PyObject *kw = args ? Py_BuildValue("{s:L}", "milliseconds", (long long)ms) : NULL;
-    PyObject *r = kw ? PyObject_Call(td, args, kw) : NULL;
+    PyObject *dt = NULL, *td = NULL, *args = NULL, *kw = NULL, *r = NULL;
+    SO_CHECK_PTR(dt = PyImport_ImportModule("datetime"), done);
+    SO_CHECK_PTR(td = PyObject_GetAttrString(dt, "timedelta"), done);
+    SO_CHECK_PTR(args = PyTuple_New(0), done);
+    SO_CHECK_PTR(kw = Py_BuildValue("{s:L}", "milliseconds", (long long)ms), done);
+    r = PyObject_Call(td, args, kw);
+done:
+    Py_XDECREF(dt);
+    Py_XDECREF(td);
     Py_XDECREF(args);
     Py_XDECREF(kw);
-    Py_DECREF(td);
     return r;
 }

@@ -9,6 +9,7 @@
 #ifndef SO_DIST_H
 #define SO_DIST_H
 
+#include "../core/errors.h"
 #include "../module.h"
 
 #ifdef __cplusplus

@@ -136,10 +136,9 @@ int so_nccl_raise_broken(NPG *s, const char *op)
 {
     so_state *st = so_nccl_state(s);
     if (!st) return -1;
-    PyErr_Format(s->broken_timeout && !op ? st->dist_timeout_error : st->dist_backend_error,
-                 "%s%s%s (rank %d of %d)", op ? op : "", op ? ": the process group is unusable "
-                 "after an earlier failure: " : "", s->broken, s->rank, s->size);
-    return -1;
+    return so_fail(s->broken_timeout && !op ? st->dist_timeout_error : st->dist_backend_error,
+                   "%s%s%s (rank %d of %d)", op ? op : "", op ? ": the process group is "
+                   "unusable after an earlier failure: " : "", s->broken, s->rank, s->size);
 }
 
 int so_nccl_raise_at(NPG *s, ncclResult_t r, const char *expr, const char *file, int line)
@@ -159,17 +158,14 @@ int so_nccl_ensure_comm(NPG *s, int device)
 {
     if (s->destroyed) {
         so_state *st = so_nccl_state(s);
-        PyErr_SetString(st ? st->dist_error : PyExc_RuntimeError,
-                        "the process group has been destroyed");
-        return -1;
+        return so_fail(st ? st->dist_error : PyExc_RuntimeError,
+                       "the process group has been destroyed");
     }
     if (s->broken[0]) return so_nccl_raise_broken(s, "NCCL");
     if (s->comm) {
-        if (device != s->device) {
-            PyErr_Format(PyExc_ValueError, "tensor is on cuda:%d but this process group's NCCL "
-                         "communicator is on cuda:%d", device, s->device);
-            return -1;
-        }
+        if (device != s->device)
+            return so_fail(PyExc_ValueError, "tensor is on cuda:%d but this process group's "
+                           "NCCL communicator is on cuda:%d", device, s->device);
         return 0;
     }
     ncclUniqueId id;
