@@ -136,14 +136,15 @@ struct so_gloo_io {
 // of I/O-thread CPU and 4 involuntary context switches per 8 KiB all_reduce, the median
 // landing on the 4 ms tick.  So the loop sleeps on the pair's mutex instead (a futex wait:
 // the holder's unlock wakes it) -- but only briefly, because a holder may be waiting for this
-// thread's next tick (Gloo's unregisterDescriptor), which is why Gloo never blocks there.
-static void wait_for_pair(tcp::Pair *p, std::condition_variable &tick) {
+// thread's next tick (Gloo's unregisterDescriptor, as a pair closes), which is why Gloo never
+// blocks there.  The tick is not signalled here: a closing pair is freed once its closer sees
+// the tick, and the handlers of the current batch must stay valid until the batch is done.
+static void wait_for_pair(tcp::Pair *p) {
     std::mutex &m = p->*get(PairMutex());
     if (m.try_lock()) {
         m.unlock();
         return;
     }
-    tick.notify_all();  // a holder waiting for a tick can go on
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_nsec += 2 * 1000 * 1000;
@@ -172,7 +173,7 @@ static void run_loop(tcp::Loop *loop, std::shared_ptr<so_gloo_io> io) {
         }
         for (int i = 0; i < n; i++) {
             auto *h = static_cast<tcp::Handler *>(events[i].data.ptr);
-            wait_for_pair(static_cast<tcp::Pair *>(h), tick);
+            wait_for_pair(static_cast<tcp::Pair *>(h));
             try {
                 h->handleEvents((int)events[i].events);
             } catch (const std::exception &e) {
