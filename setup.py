@@ -341,6 +341,8 @@ def configure():
         cfg["sources"] += _sources("*.cc")
         cfg["define_macros"].append(("SHARDOPT_WITH_GLOO", "1"))
         add_dir("include_dirs", gloo["include"])
+        # gloo/common/memory.h, which Debian's libgloo-dev omits (csrc/distributed/gloo_io.cc).
+        add_dir("include_dirs", os.path.join(CSRC, "distributed", "third_party"))
         add_dir("library_dirs", gloo["libdir"])
         add_dir("runtime_library_dirs", gloo["libdir"])
         cfg["libraries"] += [gloo["lib"], "stdc++"]

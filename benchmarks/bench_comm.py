@@ -16,8 +16,15 @@ the full input, then copy this rank's slice).  Targets: all_reduce and all_gathe
 emulation.  The ranks oversubscribe the cores when there are more ranks than cores (4 ranks
 on a 2-core machine), which the output notes.
 
+Latency (issue 13): all_reduce and all_gather_into_tensor at S = 8 KiB, 64 KiB and 1 MiB on
+2 ranks, shardopt and torch-gloo interleaved iteration by iteration (each started by a
+barrier), 300 timed iterations each; per iteration the slowest rank's time; reported as
+median and p90 (and p10).  Targets: median <= 1.1x torch-gloo's, p90 no worse than torch's.
+
 Usage: python benchmarks/bench_comm.py [--worlds 2,4] [--sizes 1,16,64] [--iters N]
-Prints a table and writes benchmarks/results/bench_comm.json.
+                                       [--lat-sizes 8,64,1024] [--lat-iters 300]
+(--sizes '' or --lat-sizes '' skips that part.)
+Prints tables and writes benchmarks/results/bench_comm.json.
 """
 import argparse
 import json
@@ -33,6 +40,8 @@ from datetime import timedelta
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OPS = ["all_reduce", "all_gather_into_tensor", "reduce_scatter_tensor", "broadcast"]
+LAT_OPS = ["all_reduce", "all_gather_into_tensor"]
+LAT_WORLD = 2
 BUS = {"all_reduce": lambda n: 2 * (n - 1) / n, "all_gather_into_tensor": lambda n: (n - 1) / n,
        "reduce_scatter_tensor": lambda n: (n - 1) / n, "broadcast": lambda n: 1.0}
 RS_EMUL = "reduce_scatter_tensor (all_reduce+slice)"
@@ -108,7 +117,37 @@ class Lib:
         self.d.destroy_process_group()
 
 
-def _rank_main(rank, world, ports, sizes, base_iters, conn):
+def _quantile(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def _latency_rows(libs, world, kibs, iters):
+    """Median / p90 of small collectives, every variant interleaved iteration by iteration."""
+    rows = []
+    for op in LAT_OPS:
+        for kib in kibs:
+            fns = [lib.op(op, kib << 10) for lib in libs]
+            warmup = 20
+            times = [[] for _ in libs]
+            for i in range(warmup + iters):
+                for k, lib in enumerate(libs):
+                    t = lib.timed(fns[k])
+                    if i >= warmup:
+                        times[k].append(t)
+            del fns
+            for lib, ts in zip(libs, times):
+                allt = [None] * world
+                libs[0].d.all_gather_object(allt, ts)
+                slowest = [max(x[i] for x in allt) for i in range(iters)]
+                rows.append({"lib": lib.name, "op": op, "world": world, "kib": kib,
+                             "median_us": statistics.median(slowest) * 1e6,
+                             "p90_us": _quantile(slowest, 0.9) * 1e6,
+                             "p10_us": _quantile(slowest, 0.1) * 1e6, "iters": iters})
+    return rows
+
+
+def _rank_main(rank, world, ports, sizes, base_iters, conn, kibs=(), lat_iters=0):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     sys.path.insert(0, ROOT)
     libs = [Lib("shardopt", rank, world, ports[0])]
@@ -141,6 +180,8 @@ def _rank_main(rank, world, ports, sizes, base_iters, conn):
                 rows.append({"lib": lib.name, "op": o, "world": world, "mib": mib,
                              "seconds": statistics.median(slowest), "best_seconds": min(slowest),
                              "iters": iters})
+    if kibs:
+        rows += _latency_rows(libs, world, kibs, lat_iters)
     for lib in libs:
         lib.close()
     if rank == 0:
@@ -148,11 +189,12 @@ def _rank_main(rank, world, ports, sizes, base_iters, conn):
     conn.close()
 
 
-def run_world(world, sizes, base_iters):
+def run_world(world, sizes, base_iters, kibs=(), lat_iters=0):
     ctx = multiprocessing.get_context("spawn")
     ports = [_free_port(), _free_port()]
     parent, child = ctx.Pipe(duplex=False)
-    procs = [ctx.Process(target=_rank_main, args=(r, world, ports, sizes, base_iters, child))
+    procs = [ctx.Process(target=_rank_main,
+                         args=(r, world, ports, sizes, base_iters, child, kibs, lat_iters))
              for r in range(world)]
     for p in procs:
         p.start()
@@ -173,29 +215,35 @@ def main():
     ap.add_argument("--sizes", default="1,16,64", help="MiB")
     ap.add_argument("--iters", type=int, default=5, help="timed iterations at >= 16 MiB "
                     "(more for smaller sizes)")
+    ap.add_argument("--lat-sizes", default="8,64,1024", help="KiB, on 2 ranks")
+    ap.add_argument("--lat-iters", type=int, default=300)
     ap.add_argument("--out", default=os.path.join(HERE, "results", "bench_comm.json"))
     args = ap.parse_args()
-    worlds = [int(w) for w in args.worlds.split(",")]
-    sizes = [int(s) for s in args.sizes.split(",")]
+    worlds = [int(w) for w in args.worlds.split(",") if w]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    kibs = [int(s) for s in args.lat_sizes.split(",") if s]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     t_start = time.monotonic()
     rows = []
-    for w in worlds:
-        rows += run_world(w, sizes, args.iters)
+    if sizes:
+        for w in worlds:
+            rows += run_world(w, sizes, args.iters)
+    lat = run_world(LAT_WORLD, [], 0, kibs, args.lat_iters) if kibs else []
     for row in rows:
         n = row["world"]
         op = "reduce_scatter_tensor" if row["op"] == RS_EMUL else row["op"]
         row["algbw_GBps"] = (row["mib"] << 20) / row["seconds"] / 1e9
         row["busbw_GBps"] = row["algbw_GBps"] * BUS[op](n)
     key = {(r["lib"], r["op"], r["world"], r["mib"]): r for r in rows}
-    have_torch = any(r["lib"] == "torch" for r in rows)
+    have_torch = any(r["lib"] == "torch" for r in rows + lat)
 
     print(f"bench_comm: Gloo over loopback TCP, float32, {cores} cores"
           + (f"; {max(worlds)} ranks oversubscribe {cores} cores" if max(worlds) > cores else ""))
     hdr = f"{'op':<24}{'ranks':>6}{'MiB':>5}{'ms':>9}{'busbw GB/s':>12}"
     if have_torch:
         hdr += f"{'torch ms':>10}{'torch busbw':>12}{'ratio':>7}"
-    print(hdr)
+    if sizes:
+        print(hdr)
     checks = []
     for w in worlds:
         for op in OPS:
@@ -219,11 +267,36 @@ def main():
                         checks.append({"target": "reduce_scatter >= 1.5x torch all_reduce+slice",
                                        "world": w, "mib": mib, "value": r2, "ok": r2 >= 1.5})
                 print(line)
+    if lat:
+        lkey = {(r["lib"], r["op"], r["kib"]): r for r in lat}
+        print(f"\nlatency, {LAT_WORLD} ranks, {args.lat_iters} iterations (slowest rank), us")
+        hdr = f"{'op':<24}{'KiB':>6}{'median':>9}{'p90':>9}{'p10':>9}"
+        if have_torch:
+            hdr += f"{'torch med':>11}{'torch p90':>11}{'med ratio':>11}{'p90 ratio':>11}"
+        print(hdr)
+        for op in LAT_OPS:
+            for kib in kibs:
+                so = lkey[("shardopt", op, kib)]
+                line = (f"{op:<24}{kib:>6}{so['median_us']:>9.0f}{so['p90_us']:>9.0f}"
+                        f"{so['p10_us']:>9.0f}")
+                th = lkey.get(("torch", op, kib))
+                if th:
+                    # time ratios shardopt / torch: <= 1.1 (median) and <= 1.0 (p90) wanted
+                    rm, rp = so["median_us"] / th["median_us"], so["p90_us"] / th["p90_us"]
+                    so["median_vs_torch"], so["p90_vs_torch"] = rm, rp
+                    line += (f"{th['median_us']:>11.0f}{th['p90_us']:>11.0f}{rm:>11.2f}"
+                             f"{rp:>11.2f}")
+                    checks.append({"target": f"{op} latency median <= 1.1x torch-gloo",
+                                   "world": LAT_WORLD, "kib": kib, "value": rm, "ok": rm <= 1.1})
+                    checks.append({"target": f"{op} latency p90 <= torch-gloo's",
+                                   "world": LAT_WORLD, "kib": kib, "value": rp, "ok": rp <= 1.0})
+                print(line)
     if checks:
         bad = [c for c in checks if not c["ok"]]
         print(f"targets: {len(checks) - len(bad)}/{len(checks)} met"
-              + "".join(f"\n  MISSED {c['target']} at {c['world']} ranks, {c['mib']} MiB: "
-                        f"{c['value']:.2f}" for c in bad))
+              + "".join(f"\n  MISSED {c['target']} at {c['world']} ranks, "
+                        + (f"{c['mib']} MiB" if "mib" in c else f"{c['kib']} KiB")
+                        + f": {c['value']:.2f}" for c in bad))
     else:
         print("torch is not importable: no comparison (pip install torch==2.13.0 for it)")
     took = time.monotonic() - t_start
@@ -238,7 +311,11 @@ def main():
                             if max(worlds) > cores else ""),
                    "conventions": "nccl-tests busbw; median over iterations of the slowest "
                                   "rank; ratio = torch time / shardopt time",
-                   "rows": rows, "targets": checks, "seconds": took}, f, indent=1)
+                   "latency_conventions": "median / p90 / p10 over iterations of the "
+                                          "slowest rank, microseconds; *_vs_torch = shardopt "
+                                          "time / torch time",
+                   "rows": rows, "latency_rows": lat, "targets": checks,
+                   "date": time.strftime("%Y-%m-%d"), "seconds": took}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 #include "module.h"
 #include "tensor/interop.h"
 #include "ops/matmul.h"
-#include "dist/dist.h"
+#include "distributed/dist.h"
 
 #ifdef SHARDOPT_NCCL_MISSING
 #define SO_NCCL_MISSING SHARDOPT_NCCL_MISSING /* set by setup.py */
@@ -97,6 +97,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->dist_timeout_error);
     Py_VISIT(st->dist_backend_error);
     Py_VISIT(st->dist_store_error);
+    if (so_dist_state_traverse(&st->dist, visit, arg)) return -1;  /* distributed/dist_state.h */
     Py_VISIT(st->extra);
     return 0;
 }
@@ -109,6 +110,7 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->dist_timeout_error);
     Py_CLEAR(st->dist_backend_error);
     Py_CLEAR(st->dist_store_error);
+    so_dist_state_clear(&st->dist);  /* distributed/dist_state.h */
     Py_CLEAR(st->extra);
     so_tensor_state_clear(&st->tensor);
     return 0;

@@ -14,6 +14,7 @@
 #include "core/device.h"
 #include "tensor/tensor_state.h"
 #include "ops/ops_state.h"
+#include "distributed/dist_state.h" /* [distributed] so_dist_state, the one member below */
 
 /* One typed part per layer, each defined in that layer's header (bottom to top); a layer
  * reaches its own part as st->core, st->tensor, st->ops... (optim keeps no state). */
@@ -27,6 +28,8 @@ typedef struct so_state {
     PyObject *dist_timeout_error;
     PyObject *dist_backend_error;
     PyObject *dist_store_error;
+    /* [distributed] the distributed layer's typed state (distributed/dist_state.h) */
+    so_dist_state dist;
     /* extension slots for later layers (dist/, shard/) to hang types on */
     PyObject *extra;               /* dict */
 } so_state;

@@ -99,7 +99,7 @@ class Work:
     """
 
     def __init__(self, impl=None, finish=(), result=None, ranks=None, src=None):
-        self._impl = impl          # _C.GlooWork / _C.NCCLWork; None: completed at the call
+        self._impl = impl          # _C.Work; None: completed at the call
         self._finish = list(finish)  # copy-backs, run once after success
         self._result = [] if result is None else result
         self._ranks = ranks        # group -> global rank map (recv's source)

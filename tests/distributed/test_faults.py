@@ -135,3 +135,70 @@ class TestBadInput(MultiProcessTestCase):
         self.assertEqual(t.numpy(), np.array([2.0, 4.0], np.float32))
         dist.destroy_process_group()
         assert not dist.is_initialized()
+
+
+def _rows(rank, big):
+    return 12 if rank == big else 8
+
+
+def _disagree_gather(rank, g, big):
+    t = T(np.ones((_rows(rank, big), 4)))
+    out = [T(np.zeros((8, 4))) for _ in range(4)] if rank == 0 else None
+    dist.gather(t, out, dst=0, group=g)
+
+
+def _disagree_all_gather_into_tensor(rank, g, big):
+    n = _rows(rank, big)
+    dist.all_gather_into_tensor(T(np.zeros((4 * n, 4))), T(np.ones((n, 4))), group=g)
+
+
+def _disagree_all_gather(rank, g, big):
+    n = _rows(rank, big)
+    dist.all_gather([T(np.zeros((n, 4))) for _ in range(4)], T(np.ones((n, 4))), group=g)
+
+
+def _disagree_broadcast(rank, g, big):
+    dist.broadcast(T(np.ones((_rows(rank, big), 4))), src=big, group=g)
+
+
+def _disagree_scatter(rank, g, big):
+    n = _rows(rank, big)
+    src = [T(np.ones((n, 4))) for _ in range(4)] if rank == big else None
+    dist.scatter(T(np.zeros((n, 4))), src, src=big, group=g)
+
+
+def _disagree_all_reduce(rank, g, big):
+    dist.all_reduce(T(np.ones((_rows(rank, big) * 1024, 4))), group=g)
+
+
+@requires_gloo()
+class TestDisagreeingSizes(MultiProcessTestCase):
+    """Ranks that disagree on a collective's size: rank 2 passes 12 x 4 where the others pass
+    8 x 4, so a peer's message outgrows the posted receive.  Gloo's I/O thread used to throw
+    gloo::EnforceNotMet ("op.preamble.length <= op.nbytes") out of the thread and the process
+    died with SIGABRT.  Now every rank raises DistBackendError -- from the collective, or at
+    the latest from the barrier after it -- well within the group timeout."""
+    TIMEOUT = 120
+
+    @property
+    def world_size(self):
+        return 4
+
+    def test_every_rank_raises_backend_error(self):
+        timeout = timedelta(seconds=15)
+        _init(self, timedelta(seconds=30))
+        for case in (_disagree_gather, _disagree_all_gather_into_tensor, _disagree_broadcast,
+                     _disagree_scatter, _disagree_all_gather, _disagree_all_reduce):
+            g = dist.new_group(timeout=timeout)
+            t0 = time.monotonic()
+            try:
+                case(self.rank, g, 2)
+                dist.barrier(group=g)
+            except dist.DistBackendError as e:
+                elapsed = time.monotonic() - t0
+                assert elapsed < timeout.total_seconds() / 2, (case.__name__, elapsed, e)
+            else:
+                raise AssertionError(f"{case.__name__}: rank {self.rank} did not raise")
+            dist.destroy_process_group(g)
+            dist.barrier()  # the default group is untouched by the broken one
+        dist.destroy_process_group()

@@ -13,15 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reduce_op.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define SO_GLOO_ERRLEN 1024
 enum { SO_GLOO_OK = 0, SO_GLOO_ERR = -1, SO_GLOO_TIMEOUT = -2 };
-/* Reduction ops (values match shardopt.distributed.ReduceOp); AVG is SUM here, the caller
- * divides. */
-enum { SO_RED_SUM = 0, SO_RED_AVG = 1, SO_RED_PRODUCT = 2, SO_RED_MIN = 3, SO_RED_MAX = 4 };
+/* Reductions are SO_RED_* (reduce_op.h); AVG is SUM here, the caller divides. */
 
 /* The rendezvous store, as callbacks (process_group.c implements them over a Python store
  * object, taking the GIL inside).  Each returns 0, or -1 / -2 (timeout) with err set.

@@ -1,8 +1,6 @@
-/* pg_queue.c — ordered execution of a Gloo process group's ops (see pg_queue.h). */
+/* work_queue.c — ordered execution of a process group's ops (see work_queue.h). */
 #define _GNU_SOURCE /* pthread_condattr_setclock, pthread_sigmask, clock_gettime under -std=c11 */
-#include "pg_queue.h"
-
-#ifdef SHARDOPT_WITH_GLOO
+#include "work_queue.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -12,22 +10,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "../core/common.h"
 
-static const char *const JOB_NAMES[] = {
-    "all_reduce", "reduce", "broadcast", "all_gather", "reduce_scatter", "gather", "scatter",
-    "all_to_all", "barrier", "send", "recv",
-};
-
-static int is_p2p(const so_job *j) { return j->kind == SO_JOB_SEND || j->kind == SO_JOB_RECV; }
+static int is_p2p(const so_job *j) { return j->op.kind == SO_OP_SEND || j->op.kind == SO_OP_RECV; }
 
 /* ---- refcounts (atomic: the GIL-holding caller and the worker both drop references) -- */
 
-so_job *so_job_new(so_job_kind kind)
+so_job *so_job_new(const so_op *op)
 {
     so_job *j = calloc(1, sizeof *j);
     if (!j) return NULL;
-    j->kind = kind;
+    j->op = *op;
+    j->op.splits = NULL;  /* the backend sets its own copy when it needs one */
     j->peer = -1;
     atomic_init((_Atomic int *)&j->refs, 1);
     return j;
@@ -36,19 +29,18 @@ so_job *so_job_new(so_job_kind kind)
 void so_job_unref(so_job *j)
 {
     if (!j || atomic_fetch_sub((_Atomic int *)&j->refs, 1) != 1) return;
-    free(j->in_bytes);
-    free(j->out_bytes);
+    free(j->op.splits);
     free(j->peers);
-    so_gloo_p2p_free(j->p2p);
-    if (j->q) so_pgq_unref(j->q);
+    if (j->xfer && j->q) j->q->ops->free_xfer(j->xfer);
+    if (j->q) so_wq_unref(j->q);
     free(j);
 }
 
 static void job_ref(so_job *j) { atomic_fetch_add((_Atomic int *)&j->refs, 1); }
 
-so_pg_queue *so_pgq_new(so_gloo_ctx *ctx, int rank, int size, int64_t timeout_ms)
+so_work_queue *so_wq_new(const so_queue_ops *ops, void *ctx, int64_t timeout_ms)
 {
-    so_pg_queue *q = calloc(1, sizeof *q);
+    so_work_queue *q = calloc(1, sizeof *q);
     if (!q) return NULL;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -57,121 +49,30 @@ so_pg_queue *so_pgq_new(so_gloo_ctx *ctx, int rank, int size, int64_t timeout_ms
     pthread_cond_init(&q->cv_work, &ca);
     pthread_cond_init(&q->cv_done, &ca);
     pthread_condattr_destroy(&ca);
+    q->ops = ops;
     q->ctx = ctx;
-    q->rank = rank;
-    q->size = size;
     q->timeout_ms = timeout_ms;
     atomic_init((_Atomic int *)&q->refs, 1);
     return q;
 }
 
-static void pgq_ref(so_pg_queue *q) { atomic_fetch_add((_Atomic int *)&q->refs, 1); }
+static void wq_ref(so_work_queue *q) { atomic_fetch_add((_Atomic int *)&q->refs, 1); }
 
-void so_pgq_unref(so_pg_queue *q)
+void so_wq_unref(so_work_queue *q)
 {
     if (!q || atomic_fetch_sub((_Atomic int *)&q->refs, 1) != 1) return;
-    so_pgq_shutdown(q);  /* normally done already by the owner */
+    so_wq_shutdown(q);  /* normally done already by the owner */
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv_work);
     pthread_cond_destroy(&q->cv_done);
     free(q);
 }
 
-/* ---- running one job ------------------------------------------------------------------ */
-
-/* ReduceOp.AVG = SUM / size, done here on the host (Gloo has no average). */
-static void divide_by(void *p, size_t cnt, int dtype, int n)
-{
-    for (size_t i = 0; i < cnt; i++) {
-        switch (dtype) {
-        case SO_FLOAT32: ((float *)p)[i] /= (float)n; break;
-        case SO_FLOAT64: ((double *)p)[i] /= n; break;
-        case SO_FLOAT16:
-            ((uint16_t *)p)[i] = so_float_to_fp16(so_fp16_to_float(((uint16_t *)p)[i]) / n);
-            break;
-        case SO_BFLOAT16:
-            ((uint16_t *)p)[i] = so_float_to_bf16(so_bf16_to_float(((uint16_t *)p)[i]) / n);
-            break;
-        case SO_INT32: ((int32_t *)p)[i] /= n; break;
-        case SO_INT64: ((int64_t *)p)[i] /= n; break;
-        default: break;
-        }
-    }
-}
-
-/* Execute j on q's context (the caller holds the runner slot, not the mutex).  Zero-size
- * work never reaches Gloo, and a 1-rank group only copies locally. */
-static void run_job(so_pg_queue *q, so_job *j)
-{
-    so_gloo_ctx *c = q->ctx;
-    int64_t to = q->timeout_ms;
-    int multi = q->size > 1, rc = SO_GLOO_OK;
-    char *err = j->err;
-    switch (j->kind) {
-    case SO_JOB_ALLREDUCE:
-        if (j->count && multi)
-            rc = so_gloo_allreduce(c, j->out, j->count, j->dtype, j->op, to, err);
-        if (!rc && j->avg && multi) divide_by(j->out, j->count, j->dtype, q->size);
-        break;
-    case SO_JOB_REDUCE:
-        if (j->count && multi)
-            rc = so_gloo_reduce(c, j->out, j->count, j->dtype, j->op, j->root, to, err);
-        if (!rc && j->avg && multi && q->rank == j->root)
-            divide_by(j->out, j->count, j->dtype, q->size);
-        break;
-    case SO_JOB_BROADCAST:
-        if (j->nbytes && multi) rc = so_gloo_broadcast(c, j->out, j->nbytes, j->root, to, err);
-        break;
-    case SO_JOB_ALLGATHER:
-        if (j->nbytes && multi)
-            rc = so_gloo_allgather(c, j->in, j->out, j->nbytes, to, err);
-        else if (j->nbytes)
-            memmove(j->out, j->in, j->nbytes);
-        break;
-    case SO_JOB_REDUCE_SCATTER:
-        if (j->count && multi) {
-            rc = so_gloo_reduce_scatter(c, j->in, j->out, j->count, j->dtype, j->op, to, err);
-        } else if (j->count)
-            memmove(j->out, j->in, j->nbytes);
-        if (!rc && j->avg && multi) divide_by(j->out, j->count, j->dtype, q->size);
-        break;
-    case SO_JOB_GATHER:
-        if (j->nbytes && multi)
-            rc = so_gloo_gather(c, j->in, j->out, j->nbytes, j->root, to, err);
-        else if (j->nbytes)
-            memmove(j->out, j->in, j->nbytes);
-        break;
-    case SO_JOB_SCATTER:
-        if (j->nbytes && multi)
-            rc = so_gloo_scatter(c, j->in, j->out, j->nbytes, j->root, to, err);
-        else if (j->nbytes)
-            memmove(j->out, j->in, j->nbytes);
-        break;
-    case SO_JOB_ALLTOALL:
-        if (!multi) {
-            if (j->nbytes) memmove(j->out, j->in, j->nbytes);
-        } else if (j->in || j->out) {
-            rc = so_gloo_alltoallv(c, j->in, j->in_bytes, j->out, j->out_bytes, to, err);
-        }
-        break;
-    case SO_JOB_BARRIER:
-        if (multi) rc = so_gloo_barrier(c, to, err);
-        break;
-    case SO_JOB_SEND:
-        rc = so_gloo_post_send(c, j->in, j->nbytes, j->root, j->tag, &j->p2p, err);
-        break;
-    case SO_JOB_RECV:
-        rc = so_gloo_post_recv(c, j->out, j->nbytes, j->peers, j->npeers, j->tag, &j->p2p, err);
-        break;
-    }
-    j->rc = rc;
-}
-
 static void fail_destroyed(so_job *j)
 {
-    snprintf(j->err, SO_GLOO_ERRLEN, "%s: the process group was destroyed before the op ran",
-             JOB_NAMES[j->kind]);
-    j->rc = SO_GLOO_ERR;
+    snprintf(j->err, SO_DIST_ERRLEN, "%s: the process group was destroyed before the op ran",
+             SO_OP_NAMES[j->op.kind]);
+    j->rc = SO_Q_ERR;
     j->state = SO_JOB_DONE;
     j->p2p_state = SO_P2P_FINISHED;
 }
@@ -180,7 +81,7 @@ static void fail_destroyed(so_job *j)
 
 static void *worker_main(void *arg)
 {
-    so_pg_queue *q = arg;
+    so_work_queue *q = arg;
     pthread_mutex_lock(&q->mu);
     for (;;) {
         while (!q->stop && (!q->head || q->busy)) pthread_cond_wait(&q->cv_work, &q->mu);
@@ -195,7 +96,7 @@ static void *worker_main(void *arg)
         q->busy = 1;
         j->state = SO_JOB_RUNNING;
         pthread_mutex_unlock(&q->mu);
-        run_job(q, j);
+        q->ops->run(q->ctx, j);
         pthread_mutex_lock(&q->mu);
         j->state = SO_JOB_DONE;
         q->busy = 0;
@@ -209,7 +110,7 @@ static void *worker_main(void *arg)
 }
 
 /* Under q->mu. */
-static int start_worker(so_pg_queue *q, char *err)
+static int start_worker(so_work_queue *q, char *err)
 {
     if (q->has_thread) return 0;
     sigset_t all, old;
@@ -218,21 +119,21 @@ static int start_worker(so_pg_queue *q, char *err)
     int e = pthread_create(&q->thread, NULL, worker_main, q);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e) {
-        snprintf(err, SO_GLOO_ERRLEN, "cannot start the process group's worker thread: %s",
+        snprintf(err, SO_DIST_ERRLEN, "cannot start the process group's worker thread: %s",
                  strerror(e));
-        return SO_GLOO_ERR;
+        return SO_Q_ERR;
     }
     q->has_thread = 1;
     return 0;
 }
 
 /* Under q->mu: append j (taking a reference for the queue). */
-static int enqueue(so_pg_queue *q, so_job *j)
+static int enqueue(so_work_queue *q, so_job *j)
 {
     if (start_worker(q, j->err)) {
-        j->rc = SO_GLOO_ERR;
+        j->rc = SO_Q_ERR;
         j->state = SO_JOB_DONE;
-        return SO_GLOO_ERR;
+        return SO_Q_ERR;
     }
     job_ref(j);
     j->state = SO_JOB_QUEUED;
@@ -245,15 +146,15 @@ static int enqueue(so_pg_queue *q, so_job *j)
     return 0;
 }
 
-static void attach(so_pg_queue *q, so_job *j)
+static void attach(so_work_queue *q, so_job *j)
 {
     if (!j->q) {
-        pgq_ref(q);
+        wq_ref(q);
         j->q = q;
     }
 }
 
-int so_pgq_run(so_pg_queue *q, so_job *j)
+int so_wq_run(so_work_queue *q, so_job *j)
 {
     attach(q, j);
     pthread_mutex_lock(&q->mu);
@@ -264,7 +165,7 @@ int so_pgq_run(so_pg_queue *q, so_job *j)
         q->busy = 1;
         j->state = SO_JOB_RUNNING;
         pthread_mutex_unlock(&q->mu);
-        run_job(q, j);
+        q->ops->run(q->ctx, j);
         pthread_mutex_lock(&q->mu);
         j->state = SO_JOB_DONE;
         q->busy = 0;
@@ -277,14 +178,14 @@ int so_pgq_run(so_pg_queue *q, so_job *j)
     return j->rc;
 }
 
-int so_pgq_submit(so_pg_queue *q, so_job *j)
+int so_wq_submit(so_work_queue *q, so_job *j)
 {
     attach(q, j);
     pthread_mutex_lock(&q->mu);
     int rc = 0;
     if (!q->ctx || q->stop) {
         fail_destroyed(j);
-        rc = SO_GLOO_ERR;
+        rc = SO_Q_ERR;
     } else {
         rc = enqueue(q, j);
     }
@@ -316,7 +217,7 @@ static int64_t ms_left(const struct timespec *dl)
 
 void so_job_wait_ran(so_job *j)
 {
-    so_pg_queue *q = j->q;
+    so_work_queue *q = j->q;
     if (!q) return;
     pthread_mutex_lock(&q->mu);
     while (j->state != SO_JOB_DONE) pthread_cond_wait(&q->cv_done, &q->mu);
@@ -325,7 +226,7 @@ void so_job_wait_ran(so_job *j)
 
 int so_job_completed(so_job *j)
 {
-    so_pg_queue *q = j->q;
+    so_work_queue *q = j->q;
     pthread_mutex_lock(&q->mu);
     int done = j->state == SO_JOB_DONE &&
                (!is_p2p(j) || j->rc || j->p2p_state == SO_P2P_FINISHED);
@@ -335,14 +236,14 @@ int so_job_completed(so_job *j)
 
 int so_job_wait(so_job *j, int64_t timeout_ms, char *err)
 {
-    so_pg_queue *q = j->q;
+    so_work_queue *q = j->q;
     struct timespec dl = deadline_in(timeout_ms < 0 ? 0 : timeout_ms);
     pthread_mutex_lock(&q->mu);
     for (;;) {
         if (j->state == SO_JOB_DONE &&
             (!is_p2p(j) || j->rc || j->p2p_state == SO_P2P_FINISHED)) {
             int rc = j->rc;
-            if (rc && err != j->err) snprintf(err, SO_GLOO_ERRLEN, "%s", j->err);
+            if (rc && err != j->err) snprintf(err, SO_DIST_ERRLEN, "%s", j->err);
             pthread_mutex_unlock(&q->mu);
             return rc;
         }
@@ -358,9 +259,9 @@ int so_job_wait(so_job *j, int64_t timeout_ms, char *err)
             int64_t to = q->timeout_ms;
             if (timeout_ms >= 0 && ms_left(&dl) < to) to = ms_left(&dl);
             pthread_mutex_unlock(&q->mu);
-            char e[SO_GLOO_ERRLEN] = "";
+            char e[SO_DIST_ERRLEN] = "";
             int peer = -1;
-            int rc = so_gloo_p2p_wait(q->ctx, j->p2p, to, &peer, e);
+            int rc = q->ops->finish(q->ctx, j, to, &peer, e);
             pthread_mutex_lock(&q->mu);
             j->rc = rc;
             if (rc) memcpy(j->err, e, sizeof e);
@@ -375,15 +276,15 @@ int so_job_wait(so_job *j, int64_t timeout_ms, char *err)
         } else if (pthread_cond_timedwait(&q->cv_done, &q->mu, &dl) == ETIMEDOUT &&
                    !(j->state == SO_JOB_DONE && (!is_p2p(j) || j->rc ||
                                                  j->p2p_state == SO_P2P_FINISHED))) {
-            snprintf(err, SO_GLOO_ERRLEN, "Work.wait: %s did not complete within %lld ms",
-                     JOB_NAMES[j->kind], (long long)timeout_ms);
+            snprintf(err, SO_DIST_ERRLEN, "Work.wait: %s did not complete within %lld ms",
+                     SO_OP_NAMES[j->op.kind], (long long)timeout_ms);
             pthread_mutex_unlock(&q->mu);
-            return SO_GLOO_TIMEOUT;
+            return SO_Q_TIMEOUT;
         }
     }
 }
 
-void so_pgq_shutdown(so_pg_queue *q)
+void so_wq_shutdown(so_work_queue *q)
 {
     pthread_mutex_lock(&q->mu);
     if (!q->ctx) {
@@ -397,7 +298,7 @@ void so_pgq_shutdown(so_pg_queue *q)
     pthread_cond_broadcast(&q->cv_done);
     pthread_cond_broadcast(&q->cv_work);
     while (q->busy || q->p2p_waiters) pthread_cond_wait(&q->cv_done, &q->mu);
-    so_gloo_ctx *ctx = q->ctx;
+    void *ctx = q->ctx;
     q->ctx = NULL;
     int joined = q->has_thread;
     q->has_thread = 0;
@@ -409,7 +310,6 @@ void so_pgq_shutdown(so_pg_queue *q)
         so_job_unref(cancelled);
         cancelled = next;
     }
-    so_gloo_free(ctx);
+    q->ops->free_ctx(ctx);
 }
 
-#endif /* SHARDOPT_WITH_GLOO */

@@ -31,6 +31,7 @@
 #include <gloo/transport/tcp/device.h>
 
 #include "../core/common.h"
+#include "gloo_io.h"
 
 namespace {
 
@@ -206,6 +207,7 @@ constexpr size_t kRSCacheBytes = size_t(256) << 20;
 
 struct so_gloo_ctx {
     std::shared_ptr<gloo::rendezvous::Context> ctx;
+    std::shared_ptr<so_gloo_io> io;  // the device's exception-safe I/O thread (gloo_io.h)
     std::mutex mu;       // guards broken (collectives and p2p waits run on different threads)
     std::string broken;  // non-empty once a failure made the context unusable
     uint32_t tag = 0;    // collective tags: only the one thread running collectives uses it
@@ -272,6 +274,7 @@ int so_gloo_connect(const so_gloo_store *store, int rank, int size, int64_t time
         const char *addr = getenv("GLOO_SOCKET_IFADDR");
         attr.hostname = addr && *addr ? addr : "127.0.0.1";
         auto dev = gloo::transport::tcp::CreateDevice(attr);
+        c->io = so_gloo_io_take_over(dev);
         StoreAdapter adapter(*store, timeout_ms);
         auto ctx = std::make_shared<gloo::rendezvous::Context>(rank, size);
         ctx->setTimeout(ms(timeout_ms));
@@ -285,6 +288,11 @@ int so_gloo_connect(const so_gloo_store *store, int rank, int size, int64_t time
         for (int r = 0; r < size; r++) connected.push_back("shardopt_connected/" + std::to_string(r));
         adapter.wait(connected);
         c->ctx = ctx;
+        // An exception on the I/O thread breaks this group (every pair is closed by then).
+        so_gloo_io_attach(c->io.get(), ctx.get(), [c](const std::string &why) {
+            std::lock_guard<std::mutex> g(c->mu);
+            if (c->broken.empty()) c->broken = why;
+        });
     });
     if (rc) {
         delete c;
@@ -297,6 +305,7 @@ int so_gloo_connect(const so_gloo_store *store, int rank, int size, int64_t time
 void so_gloo_free(so_gloo_ctx *c) {
     if (!c) return;
     try {
+        if (c->io) so_gloo_io_detach(c->io.get());
         c->rs_cache.clear();  // the algorithms hold the context's buffers
         c->ctx.reset();
     } catch (...) {

@@ -1,12 +1,11 @@
-/* nccl_engine.c — the NCCL process group's engine: lazy communicator creation (unique id
- * through the store, non-blocking init polled against the group timeout), ordering of ops
- * between the compute and communication streams with events, the watchdog that aborts the
- * communicator on an asynchronous error or timeout, and the error path into Python.
- * nccl.c holds the ProcessGroupNCCL type and its argument-checking methods (see its header
- * comment for the whole design); nccl_impl.h is what the two share.
- * Compiled only under SHARDOPT_WITH_NCCL. */
+/* nccl_engine.c — the NCCL backend's engine: lazy communicator creation (unique id through
+ * the store, non-blocking init polled against the group timeout), ordering of ops between
+ * the compute and communication streams with events, the watchdog that aborts the
+ * communicator on an asynchronous error or timeout, shutdown, and the error path into
+ * Python.  nccl.c holds the backend table (see its header comment for the whole design);
+ * nccl_impl.h is what the two share.  Compiled only under SHARDOPT_WITH_NCCL. */
 #define _GNU_SOURCE /* pthread_condattr_setclock, clock_gettime, nanosleep under -std=c11 */
-#include "dist.h"
+#include "nccl_impl.h"
 #include "../core/device.h"
 #include "../tensor/tensor.h"
 
@@ -24,11 +23,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "nccl_impl.h"
-
-static const char *const KNAMES[] = {"all_reduce", "reduce", "broadcast", "all_gather",
-                                     "reduce_scatter", "gather", "scatter", "all_to_all",
-                                     "barrier", "send", "recv"};
+#define KNAMES SO_OP_NAMES
 
 int64_t so_nccl_now_ms(void)
 {
@@ -65,8 +60,6 @@ void so_nccl_pending_unref_locked(pending *p)
 }
 
 /* Under mu: abort the communicator, fail every in-flight op, remember why. */
-void so_nccl_abort_locked(NPG *s, int is_timeout, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 void so_nccl_abort_locked(NPG *s, int is_timeout, const char *fmt, ...)
 {
     if (!s->broken[0]) {
@@ -139,69 +132,69 @@ static void *watchdog_main(void *arg)
 /* ---- errors ----------------------------------------------------------------------------- */
 
 
-PyObject *so_nccl_raise_broken(NPG *s, const char *op)
+int so_nccl_raise_broken(NPG *s, const char *op)
 {
-    so_state *st = so_nccl_state((PyObject *)s);
-    if (!st) return NULL;
-    PyErr_Format(s->broken_timeout && !op ? st->dist_timeout_error : st->dist_backend_error,
-                 "%s%s%s (rank %d of %d)", op ? op : "", op ? ": the process group is unusable "
-                 "after an earlier failure: " : "", s->broken, s->rank, s->size);
-    return NULL;
+    so_state *st = so_nccl_state(s);
+    if (!st) return -1;
+    return so_fail(s->broken_timeout && !op ? st->dist_timeout_error : st->dist_backend_error,
+                   "%s%s%s (rank %d of %d)", op ? op : "", op ? ": the process group is "
+                   "unusable after an earlier failure: " : "", s->broken, s->rank, s->size);
 }
 
-PyObject *so_nccl_raise(NPG *s, int is_timeout, const char *msg)
+int so_nccl_raise_at(NPG *s, ncclResult_t r, const char *expr, const char *file, int line)
 {
-    so_state *st = so_nccl_state((PyObject *)s);
-    if (!st) return NULL;
-    PyErr_Format(is_timeout ? st->dist_timeout_error : st->dist_backend_error,
-                 "%s (rank %d of %d)", msg, s->rank, s->size);
-    return NULL;
+    so_state *st = so_nccl_state(s);
+    if (!st) return -1;
+    return so_raise_at(st->dist_backend_error, file, line, "%s failed: %s (rank %d of %d)", expr,
+                       ncclGetErrorString(r), s->rank, s->size);
 }
 
 /* ---- communicator ------------------------------------------------------------------------ */
+
+static int init_comm(NPG *s, int device, const ncclUniqueId *idp);
 
 /* Create the communicator on `device` (GIL held on entry and exit). */
 int so_nccl_ensure_comm(NPG *s, int device)
 {
     if (s->destroyed) {
-        so_state *st = so_nccl_state((PyObject *)s);
-        PyErr_SetString(st ? st->dist_error : PyExc_RuntimeError,
-                        "the process group has been destroyed");
-        return -1;
+        so_state *st = so_nccl_state(s);
+        return so_fail(st ? st->dist_error : PyExc_RuntimeError,
+                       "the process group has been destroyed");
     }
-    if (s->broken[0]) return so_nccl_raise_broken(s, "NCCL"), -1;
+    if (s->broken[0]) return so_nccl_raise_broken(s, "NCCL");
     if (s->comm) {
-        if (device != s->device) {
-            PyErr_Format(PyExc_ValueError, "tensor is on cuda:%d but this process group's NCCL "
-                         "communicator is on cuda:%d", device, s->device);
-            return -1;
-        }
+        if (device != s->device)
+            return so_fail(PyExc_ValueError, "tensor is on cuda:%d but this process group's "
+                           "NCCL communicator is on cuda:%d", device, s->device);
         return 0;
     }
     ncclUniqueId id;
     memset(&id, 0, sizeof id);
     static const char key[] = "nccl_unique_id";
+    PyObject *v = NULL;
     if (s->rank == 0) {
-        ncclResult_t r = ncclGetUniqueId(&id);
-        if (r != ncclSuccess) {
-            char m[ERRLEN];
-            snprintf(m, sizeof m, "ncclGetUniqueId failed: %s", ncclGetErrorString(r));
-            return so_nccl_raise(s, 0, m), -1;
-        }
-        PyObject *v = PyObject_CallMethod(s->store, "set", "sy#", key, (const char *)&id,
-                                          (Py_ssize_t)sizeof id);
-        if (!v) return -1;
-        Py_DECREF(v);
+        SO_CHECK_NCCL(s, ncclGetUniqueId(&id), done);
+        SO_CHECK_PTR(v = PyObject_CallMethod(s->pg->store, "set", "sy#", key, (const char *)&id,
+                                             (Py_ssize_t)sizeof id), done);
     } else {
-        PyObject *v = PyObject_CallMethod(s->store, "get", "s", key);
-        if (!v) return -1;
+        SO_CHECK_PTR(v = PyObject_CallMethod(s->pg->store, "get", "s", key), done);
         if (!PyBytes_Check(v) || PyBytes_GET_SIZE(v) != (Py_ssize_t)sizeof id) {
-            Py_DECREF(v);
-            return so_nccl_raise(s, 0, "the store holds a malformed NCCL unique id"), -1;
+            so_dist_raise(s->pg, 0, "the store holds a malformed NCCL unique id");
+            goto done;
         }
         memcpy(&id, PyBytes_AS_STRING(v), sizeof id);
-        Py_DECREF(v);
     }
+    Py_CLEAR(v);
+    return init_comm(s, device, &id);
+done:
+    Py_XDECREF(v);
+    return -1;
+}
+
+/* Create the communicator from id (GIL held on entry and exit). */
+static int init_comm(NPG *s, int device, const ncclUniqueId *idp)
+{
+    ncclUniqueId id = *idp;
     char m[ERRLEN] = "";
     int is_timeout = 0, prev = 0;
     ncclComm_t comm = NULL;
@@ -258,7 +251,7 @@ int so_nccl_ensure_comm(NPG *s, int device)
         snprintf(s->broken, sizeof s->broken, "%s", m);
         s->broken_timeout = is_timeout;
         pthread_mutex_unlock(&s->mu);
-        return so_nccl_raise(s, is_timeout, m), -1;
+        return so_dist_raise(s->pg, is_timeout, m);
     }
     pthread_mutex_lock(&s->mu);
     s->comm = comm;
@@ -276,7 +269,7 @@ int so_nccl_ensure_comm(NPG *s, int device)
     pthread_mutex_unlock(&s->mu);
     if (e) {
         snprintf(m, sizeof m, "cannot start the NCCL watchdog thread: %s", strerror(e));
-        return so_nccl_raise(s, 0, m), -1;
+        return so_dist_raise(s->pg, 0, m);
     }
     return 0;
 }
@@ -288,15 +281,15 @@ static ncclResult_t enqueue(NPG *s, const nop *o)
     ncclComm_t c = s->comm;
     cudaStream_t st = s->stream;
     switch (o->kind) {
-    case K_ALLREDUCE: return ncclAllReduce(o->in, o->out, o->count, o->dt, o->op, c, st);
-    case K_REDUCE: return ncclReduce(o->in, o->out, o->count, o->dt, o->op, o->root, c, st);
-    case K_BROADCAST: return ncclBroadcast(o->in, o->out, o->count, o->dt, o->root, c, st);
-    case K_ALLGATHER: return ncclAllGather(o->in, o->out, o->count, o->dt, c, st);
-    case K_REDUCE_SCATTER:
+    case SO_OP_ALLREDUCE: return ncclAllReduce(o->in, o->out, o->count, o->dt, o->op, c, st);
+    case SO_OP_REDUCE: return ncclReduce(o->in, o->out, o->count, o->dt, o->op, o->root, c, st);
+    case SO_OP_BROADCAST: return ncclBroadcast(o->in, o->out, o->count, o->dt, o->root, c, st);
+    case SO_OP_ALLGATHER: return ncclAllGather(o->in, o->out, o->count, o->dt, c, st);
+    case SO_OP_REDUCE_SCATTER:
         return ncclReduceScatter(o->in, o->out, o->count, o->dt, o->op, c, st);
-    case K_BARRIER: return ncclAllReduce(s->scratch, s->scratch, 1, ncclInt32, ncclSum, c, st);
-    case K_SEND: return ncclSend(o->in, o->count, o->dt, o->root, c, st);
-    case K_RECV: return ncclRecv(o->out, o->count, o->dt, o->root, c, st);
+    case SO_OP_BARRIER: return ncclAllReduce(s->scratch, s->scratch, 1, ncclInt32, ncclSum, c, st);
+    case SO_OP_SEND: return ncclSend(o->in, o->count, o->dt, o->root, c, st);
+    case SO_OP_RECV: return ncclRecv(o->out, o->count, o->dt, o->root, c, st);
     default: break;
     }
     /* Grouped point-to-point work; this rank's own chunk is a device copy. */
@@ -316,7 +309,7 @@ static ncclResult_t enqueue(NPG *s, const nop *o)
     } while (0)
     char *in = o->in, *out = o->out;
     size_t bytes = o->count * o->esize;
-    if (o->kind == K_GATHER) {
+    if (o->kind == SO_OP_GATHER) {
         if (s->rank == o->root) {
             for (int q = 0; q < s->size; q++) {
                 if (q == s->rank) CP(out + (size_t)q * bytes, in, bytes);
@@ -325,7 +318,7 @@ static ncclResult_t enqueue(NPG *s, const nop *o)
         } else {
             NC(ncclSend(in, o->count, o->dt, o->root, c, st));
         }
-    } else if (o->kind == K_SCATTER) {
+    } else if (o->kind == SO_OP_SCATTER) {
         if (s->rank == o->root) {
             for (int q = 0; q < s->size; q++) {
                 if (q == s->rank) CP(out, in + (size_t)q * bytes, bytes);
@@ -334,7 +327,7 @@ static ncclResult_t enqueue(NPG *s, const nop *o)
         } else {
             NC(ncclRecv(out, o->count, o->dt, o->root, c, st));
         }
-    } else { /* K_ALLTOALL */
+    } else { /* SO_OP_ALLTOALL */
         size_t ioff = 0, ooff = 0, my_in = 0, my_out = 0;
         for (int q = 0; q < s->size; q++) {
             if (q == s->rank) {
@@ -359,17 +352,25 @@ static ncclResult_t enqueue(NPG *s, const nop *o)
     return res != ncclSuccess ? res : r;
 }
 
+/* Under mu, after so_nccl_abort_locked: report why into m. */
+static void take_broken(NPG *s, char *m, int *is_timeout)
+{
+    snprintf(m, ERRLEN, "%s", s->broken);
+    *is_timeout = s->broken_timeout;
+}
+
 /* Issue o on the communication stream, ordered with `compute` (GIL released, mu not held).
  * Returns 0 and (if want) a pending with a reference for the caller; or -1 with m set. */
 static int issue_nogil(NPG *s, const nop *o, cudaStream_t compute, pending **want, char *m,
                        int *is_timeout)
 {
-    int rc = -1, prev = 0;
+    int rc = -1, prev = -1;
+    pending *p = NULL;
     pthread_mutex_lock(&s->mu);
     if (s->broken[0] || !s->comm) {
         snprintf(m, ERRLEN, "%s: the process group is unusable after an earlier failure: %.900s",
                  KNAMES[o->kind], s->broken[0] ? s->broken : "destroyed");
-        goto out_unlocked;
+        goto done;
     }
     cudaGetDevice(&prev);
     if (prev != s->device) cudaSetDevice(s->device);
@@ -377,27 +378,31 @@ static int issue_nogil(NPG *s, const nop *o, cudaStream_t compute, pending **wan
     if (!ce) ce = cudaStreamWaitEvent(s->stream, s->ev_pre, 0);
     if (ce) {
         (void)cudaGetLastError();
-        so_nccl_abort_locked(s, 0, "%s: ordering with the compute stream failed: %s", KNAMES[o->kind],
-                     cudaGetErrorString(ce));
-        goto fail;
+        so_nccl_abort_locked(s, 0, "%s: ordering with the compute stream failed: %s",
+                             KNAMES[o->kind], cudaGetErrorString(ce));
+        take_broken(s, m, is_timeout);
+        goto done;
     }
     int64_t deadline = so_nccl_now_ms() + s->timeout_ms;
     ncclResult_t r = enqueue(s, o);
     while (r == ncclInProgress) { /* non-blocking communicator: wait until enqueued */
         if (so_nccl_now_ms() > deadline) {
             so_nccl_abort_locked(s, 1, "%s timed out after %lld ms while being enqueued; the "
-                         "communicator was aborted", KNAMES[o->kind], (long long)s->timeout_ms);
-            goto fail;
+                                 "communicator was aborted", KNAMES[o->kind],
+                                 (long long)s->timeout_ms);
+            take_broken(s, m, is_timeout);
+            goto done;
         }
         nap_us(20);
         if (ncclCommGetAsyncError(s->comm, &r) != ncclSuccess) break;
     }
     if (r != ncclSuccess) {
         so_nccl_abort_locked(s, 0, "NCCL %s failed: %s (%s); the communicator was aborted",
-                     KNAMES[o->kind], ncclGetErrorString(r), ncclGetLastError(s->comm));
-        goto fail;
+                             KNAMES[o->kind], ncclGetErrorString(r), ncclGetLastError(s->comm));
+        take_broken(s, m, is_timeout);
+        goto done;
     }
-    pending *p = calloc(1, sizeof *p);
+    p = calloc(1, sizeof *p);
     if (!p || cudaEventCreateWithFlags(&p->ev, cudaEventDisableTiming) != cudaSuccess ||
         cudaEventRecord(p->ev, s->stream) != cudaSuccess ||
         cudaStreamWaitEvent(compute, p->ev, 0) != cudaSuccess) {
@@ -406,11 +411,13 @@ static int issue_nogil(NPG *s, const nop *o, cudaStream_t compute, pending **wan
         if (p && p->ev) cudaEventDestroy(p->ev);
         free(p);
         (void)cudaGetLastError();
-        so_nccl_abort_locked(s, 0, "%s: cannot order the compute stream after the op (out of memory or "
-                     "CUDA error)", KNAMES[o->kind]);
-        goto fail;
+        so_nccl_abort_locked(s, 0, "%s: cannot order the compute stream after the op (out of "
+                             "memory or CUDA error)", KNAMES[o->kind]);
+        take_broken(s, m, is_timeout);
+        goto done;
     }
     p->kind = o->kind;
+    p->peer = o->root;
     p->start_ms = so_nccl_now_ms();
     p->refs = want ? 2 : 1;
     p->next = s->inflight;
@@ -418,13 +425,8 @@ static int issue_nogil(NPG *s, const nop *o, cudaStream_t compute, pending **wan
     if (want) *want = p;
     pthread_cond_broadcast(&s->cv);
     rc = 0;
-    goto out;
-fail:
-    snprintf(m, ERRLEN, "%s", s->broken);
-    *is_timeout = s->broken_timeout;
-out:
-    if (prev != s->device) cudaSetDevice(prev);
-out_unlocked:
+done:
+    if (prev >= 0 && prev != s->device) cudaSetDevice(prev);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -466,17 +468,15 @@ int so_nccl_wait_host(NPG *s, pending *p, int64_t timeout_ms, char *m, int *is_t
 }
 
 
-/* Issue o (GIL held); sync: None; async: an NCCLWork.  Steals keep. */
-PyObject *so_nccl_issue(NPG *s, const nop *o, int async_op, PyObject *keep)
+int so_nccl_issue(NPG *s, const nop *o, int async_op, pending **work)
 {
-    so_state *st = so_nccl_state((PyObject *)s);
-    if (!st || (!keep && PyErr_Occurred())) goto error;
-    void *compute = so_cuda_stream(st->core.cuda_streams, s->device);
-    if (!compute) goto error;
+    so_state *st = so_nccl_state(s);
+    void *compute = st ? so_cuda_stream(st->core.cuda_streams, s->device) : NULL;
+    if (!compute) return -1;
     char m[ERRLEN] = "";
     int is_timeout = 0, rc;
     pending *p = NULL;
-    int host_wait = o->kind == K_BARRIER;
+    int host_wait = o->kind == SO_OP_BARRIER;
     Py_BEGIN_ALLOW_THREADS
     rc = issue_nogil(s, o, (cudaStream_t)compute, (async_op || host_wait) ? &p : NULL, m,
                      &is_timeout);
@@ -488,29 +488,55 @@ PyObject *so_nccl_issue(NPG *s, const nop *o, int async_op, PyObject *keep)
         p = NULL;
     }
     Py_END_ALLOW_THREADS
-    if (rc) {
-        Py_XDECREF(keep);
-        return so_nccl_raise(s, is_timeout, m);
-    }
-    if (!async_op) {
-        Py_XDECREF(keep);
-        Py_RETURN_NONE;
-    }
-    return so_nccl_work_new(s, p, keep);
-error:
-    Py_XDECREF(keep);
-    return NULL;
+    if (rc) return so_dist_raise(s->pg, is_timeout, m);
+    if (async_op) *work = p;
+    return 0;
 }
 
-/* A work that is complete at once (zero-size or 1-rank no-op). */
-PyObject *so_nccl_issue_nothing(NPG *s, int async_op, PyObject *keep)
+void so_nccl_shutdown(NPG *s)
 {
-    if (!async_op) {
-        Py_XDECREF(keep);
-        Py_RETURN_NONE;
+    pthread_mutex_lock(&s->mu);
+    int had_thread = s->watchdog_on;
+    s->stop = 1;
+    s->watchdog_on = 0;
+    s->destroyed = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    Py_BEGIN_ALLOW_THREADS
+    if (had_thread) pthread_join(s->watchdog, NULL);
+    pthread_mutex_lock(&s->mu);
+    /* Let in-flight ops finish (bounded by the timeout), then abort: it never blocks, and
+     * nothing is left in flight for it to cut short unless a peer is gone. */
+    int64_t deadline = so_nccl_now_ms() + s->timeout_ms;
+    while (s->comm && s->inflight && so_nccl_now_ms() < deadline) {
+        pending **pp = &s->inflight;
+        while (*pp) {
+            if (cudaEventQuery((*pp)->ev) == cudaSuccess) {
+                pending *p = *pp;
+                p->state = P_DONE;
+                *pp = p->next;
+                so_nccl_pending_unref_locked(p);
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
+        if (s->inflight) so_nccl_timed_wait(s, 1);
     }
-    if (!keep && PyErr_Occurred()) return NULL;
-    return so_nccl_work_new(s, NULL, keep);
+    if (s->comm || s->inflight) so_nccl_abort_locked(s, 0, "the process group was destroyed");
+    if (s->stream) {
+        int prev = 0;
+        cudaGetDevice(&prev);
+        cudaSetDevice(s->device);
+        cudaStreamDestroy(s->stream);
+        cudaEventDestroy(s->ev_pre);
+        cudaFree(s->scratch);
+        (void)cudaGetLastError();
+        cudaSetDevice(prev);
+        s->stream = NULL;
+        s->scratch = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
+    Py_END_ALLOW_THREADS
 }
 
 #endif /* SHARDOPT_WITH_NCCL */
