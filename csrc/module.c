@@ -95,7 +95,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->dist_backend_error);
     Py_VISIT(st->dist_store_error);
     Py_VISIT(st->extra);
-    return 0;
+    return so_shard_state_traverse(&st->shard, visit, arg); /* shard layer */
 }
 
 static int module_clear(PyObject *m)
@@ -110,6 +110,7 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->dist_backend_error);
     Py_CLEAR(st->dist_store_error);
     Py_CLEAR(st->extra);
+    so_shard_state_clear(&st->shard); /* shard layer */
     Py_CLEAR(st->storage_type);
     Py_CLEAR(st->tensor_type);
     Py_CLEAR(st->dtype_type);

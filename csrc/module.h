@@ -12,6 +12,7 @@
 #include <Python.h>
 #include "core/common.h"
 #include "core/device.h"
+#include "shard/shard_state.h" /* shard layer: its part of the state (so_state.shard) */
 
 typedef struct so_state {
     /* heap types */
@@ -35,8 +36,10 @@ typedef struct so_state {
     PyObject *dist_timeout_error;
     PyObject *dist_backend_error;
     PyObject *dist_store_error;
-    /* extension slots for later layers (dist/, shard/) to hang types on */
+    /* extension slots for later layers (dist/) to hang types on */
     PyObject *extra;               /* dict */
+    /* shard layer (csrc/shard/shard_state.h): typed, no string keys */
+    so_shard_state shard;
 } so_state;
 
 extern PyModuleDef so_module_def;

@@ -10,29 +10,16 @@
 
 /* ------------------------------------------------------------------ record plumbing */
 
-PyTypeObject *so_shard_type(so_state *st, const char *name)
+int so_shard_add_type(PyObject *m, PyType_Spec *spec, PyObject *base, PyTypeObject **slot)
 {
-    PyObject *tp = st->extra ? PyDict_GetItemString(st->extra, name) : NULL;
-    if (!tp) PyErr_Format(PyExc_RuntimeError, "shardopt._C: sharding type %s is not registered", name);
-    return (PyTypeObject *)tp;
-}
-
-int so_shard_isinstance(so_state *st, PyObject *obj, const char *name)
-{
-    PyTypeObject *tp = so_shard_type(st, name);
-    return tp ? PyObject_TypeCheck(obj, tp) : -1;
-}
-
-PyTypeObject *so_shard_add_type(PyObject *m, so_state *st, PyType_Spec *spec, const char *name)
-{
-    PyTypeObject *tp = (PyTypeObject *)PyType_FromModuleAndSpec(m, spec, NULL);
-    if (!tp) return NULL;
-    if (PyModule_AddType(m, tp) < 0 || PyDict_SetItemString(st->extra, name, (PyObject *)tp) < 0) {
+    PyTypeObject *tp = (PyTypeObject *)PyType_FromModuleAndSpec(m, spec, base);
+    if (!tp) return -1;
+    if (PyModule_AddType(m, tp) < 0) {
         Py_DECREF(tp);
-        return NULL;
+        return -1;
     }
-    Py_DECREF(tp); /* the module and st->extra hold it */
-    return tp;
+    Py_XSETREF(*slot, tp); /* the module and the state each hold a reference */
+    return 0;
 }
 
 PyObject *so_record_repr(PyObject *self, int n, const char *const *names)
@@ -331,8 +318,7 @@ static PyObject *shard_from_tensor_and_offsets(PyObject *cls, PyObject *args, Py
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:from_tensor_and_offsets", kwlist, &tensor,
                                      &offsets, &rank))
         return NULL;
-    smd_type = so_shard_type(st, "ShardMetadata");
-    if (!smd_type) return NULL;
+    smd_type = st->shard.shard_metadata_type;
     size = PyObject_CallMethod(tensor, "size", NULL);
     if (!size || !(sizes = PySequence_List(size))) goto done;
     dev = PyObject_GetAttrString(tensor, "device");
@@ -403,7 +389,6 @@ static PyType_Spec shard_spec = {
 
 int so_register_shard_metadata(PyObject *m, so_state *st)
 {
-    if (!so_shard_add_type(m, st, &smd_spec, "ShardMetadata")) return -1;
-    if (!so_shard_add_type(m, st, &shard_spec, "Shard")) return -1;
-    return 0;
+    if (so_shard_add_type(m, &smd_spec, NULL, &st->shard.shard_metadata_type) < 0) return -1;
+    return so_shard_add_type(m, &shard_spec, NULL, &st->shard.shard_type);
 }

@@ -167,15 +167,12 @@ static PyObject *rd_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 PyObject *so_remote_device_new(so_state *st, PyObject *spec)
 {
-    PyTypeObject *tp = so_shard_type(st, "_remote_device");
-    return tp ? PyObject_CallOneArg((PyObject *)tp, spec) : NULL;
+    return PyObject_CallOneArg((PyObject *)st->shard.remote_device_type, spec);
 }
 
 PyObject *so_remote_device_coerce(so_state *st, PyObject *obj)
 {
-    int is = so_shard_isinstance(st, obj, "_remote_device");
-    if (is < 0) return NULL;
-    return is ? Py_NewRef(obj) : so_remote_device_new(st, obj);
+    return PyObject_TypeCheck(obj, st->shard.remote_device_type) ? Py_NewRef(obj) : so_remote_device_new(st, obj);
 }
 
 static PyObject *rd_worker_name(PyObject *self, PyObject *unused)
@@ -212,8 +209,7 @@ static PyObject *rd_richcompare(PyObject *a, PyObject *b, int op)
     if (op != Py_EQ && op != Py_NE) Py_RETURN_NOTIMPLEMENTED;
     st = so_state_from_type(Py_TYPE(a));
     if (!st) return NULL;
-    is = so_shard_isinstance(st, b, "_remote_device");
-    if (is < 0) return NULL;
+    is = PyObject_TypeCheck(b, st->shard.remote_device_type);
     if (!is) {
         eq = 0; /* torch: a non-placement is simply unequal */
     } else {
@@ -284,5 +280,5 @@ static PyType_Spec rd_spec = {
 
 int so_register_remote_device(PyObject *m, so_state *st)
 {
-    return so_shard_add_type(m, st, &rd_spec, "_remote_device") ? 0 : -1;
+    return so_shard_add_type(m, &rd_spec, NULL, &st->shard.remote_device_type);
 }

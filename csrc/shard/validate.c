@@ -1,6 +1,6 @@
 /* validate.c — the chunk rule and the shard-layout validators of
  * torch.distributed._shard.sharding_spec._internals, plus
- * _infer_sharding_spec_from_shards_metadata.
+ * _infer_chunk_layout (the decision half of torch's _infer_sharding_spec_from_shards_metadata).
  *
  * Overlap check: shards are loaded once into int64 arrays, zero-volume shards are dropped
  * (shardopt deviation §12.4: they occupy no elements, so they can neither overlap nor
@@ -502,19 +502,18 @@ static int cmp_int64_qsort(const void *a, const void *b)
     return cmp_i64(*(const int64_t *)a, *(const int64_t *)b);
 }
 
-/* Chunk spec when exactly one dim carries non-zero offsets and the sizes along it are the
- * chunk rule's for their total; EnumerableShardingSpec otherwise.  Keeps torch's quirks:
- * placements are ordered by the sum of offsets, and dim 0 counts as "not decided yet". */
-static PyObject *py_infer_sharding_spec(PyObject *m, PyObject *mds)
+/* _infer_chunk_layout(shards_metadata) -> (dim, placements) when exactly one dim carries
+ * non-zero offsets and the sizes along it are the chunk rule's for their total, else None
+ * (the caller, sharding_spec/api.py, builds ChunkShardingSpec or EnumerableShardingSpec).
+ * Keeps torch's quirks: placements are ordered by the sum of offsets, and dim 0 counts as
+ * "not decided yet". */
+static PyObject *py_infer_chunk_layout(PyObject *m, PyObject *mds)
 {
-    so_state *st = so_state_from_module(m);
     shard_set s;
-    PyObject *placements = NULL, *sorted = NULL, *spec = NULL, *res = NULL;
+    PyObject *placements = NULL, *sorted = NULL, *res = NULL;
     int64_t *keys = NULL, *sizes = NULL, *chunks = NULL;
     Py_ssize_t *order = NULL, csd = -1;
-    PyTypeObject *chunk_tp = so_shard_type(st, "ChunkShardingSpec");
-    PyTypeObject *enum_tp = so_shard_type(st, "EnumerableShardingSpec");
-    if (!chunk_tp || !enum_tp) return NULL;
+    (void)m;
     if (shard_set_load(&s, mds) < 0) return NULL;
     if (s.n == 0) goto enumerable;
     placements = PyList_New(s.n);
@@ -561,8 +560,6 @@ static PyObject *py_infer_sharding_spec(PyObject *m, PyObject *mds)
         if (!sorted) goto done;
         for (Py_ssize_t i = 0; i < s.n; i++)
             PyList_SET_ITEM(sorted, i, Py_NewRef(PyList_GET_ITEM(placements, order[i])));
-        spec = PyObject_CallFunction((PyObject *)chunk_tp, "nO", csd, sorted);
-        if (!spec) goto done;
         for (Py_ssize_t i = 0; i < s.n; i++) {
             sizes[i] = s.sz[i * s.nd + csd];
             total += sizes[i];
@@ -573,16 +570,15 @@ static PyObject *py_infer_sharding_spec(PyObject *m, PyObject *mds)
         qsort(chunks, (size_t)s.n, sizeof(int64_t), cmp_int64_qsort);
         for (Py_ssize_t i = 0; i < s.n && same; i++) same = sizes[i] == chunks[i];
         if (same) {
-            res = Py_NewRef(spec);
+            res = Py_BuildValue("(nO)", csd, sorted);
             goto done;
         }
     }
 enumerable:
-    res = PyObject_CallOneArg((PyObject *)enum_tp, mds);
+    res = Py_NewRef(Py_None);
 done:
     Py_XDECREF(placements);
     Py_XDECREF(sorted);
-    Py_XDECREF(spec);
     PyMem_Free(keys);
     PyMem_Free(sizes);
     PyMem_Free(chunks);
@@ -605,9 +601,9 @@ static PyMethodDef validate_functions[] = {
      "Raise ValueError 'Shards a and b overlap' if two non-empty shards share an element."},
     {"check_tensor", (PyCFunction)(void (*)(void))py_check_tensor, METH_VARARGS | METH_KEYWORDS,
      "check_tensor(shards_metadata, tensor_dims): rank, bounds and total-volume checks."},
-    {"_infer_sharding_spec_from_shards_metadata", py_infer_sharding_spec, METH_O,
-     "ChunkShardingSpec if the shards follow the chunk rule along one dim, else "
-     "EnumerableShardingSpec."},
+    {"_infer_chunk_layout", py_infer_chunk_layout, METH_O,
+     "_infer_chunk_layout(shards_metadata) -> (dim, placements) if the shards follow the chunk "
+     "rule along one dim, else None."},
     {NULL}};
 
 int so_register_shard_validate(PyObject *m, so_state *st)
