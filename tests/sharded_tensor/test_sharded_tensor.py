@@ -1105,6 +1105,41 @@ class TestModuleIntegration(ShardedTensorTestBase):
         self.assertEqual([n for n, _ in holder.named_parameters()], ["weight"])
 
 
+    @gloo
+    def test_load_state_dict_round_trip_with_sharded_parameter(self):
+        # Regression (issue 9 item 4 / issue 10 item 6): copy_ follows torch's rule -- the
+        # LOCAL shards' metadata must match, not the whole metadata -- so loading a state
+        # dict whose ShardedTensor differs only in tensor properties (requires_grad: the
+        # state dict holds detached values) works.
+        nn = torch.nn
+        spec = row_spec()
+        torch.manual_seed(11)
+        src = nn.Linear(6, 8)
+        dst = nn.Linear(6, 8)
+        torch.shard_parameter(src, "weight", spec)
+        torch.shard_parameter(dst, "weight", spec)
+        self.assertTrue(src.weight.requires_grad)
+        before = np_of(src.weight.local_tensor()).copy()
+        src.load_state_dict(src.state_dict())  # raised "inplace copy ..." before the fix
+        self.assertTrue(np.array_equal(np_of(src.weight.local_tensor()), before))
+        self.assertTrue(src.weight.requires_grad)  # the parameter keeps its properties
+        # a different module with the same sharding takes src's values
+        dst.load_state_dict(src.state_dict())
+        self.assertTrue(np.array_equal(np_of(dst.weight.local_tensor()), before))
+        self.assertTrue(np.array_equal(np_of(dst.bias.detach()), np_of(src.bias.detach())))
+        self.assertTrue(dst.weight.local_tensor().requires_grad)
+        # copy_ across requires_grad, directly
+        plain = sharded_tensor.zeros(spec, 8, 6)
+        self.assertIs(plain.copy_(src.weight), plain)
+        self.assertFalse(plain.requires_grad)
+        self.assertTrue(np.array_equal(np_of(plain.local_tensor()), before))
+        # a different sharding is still refused, on every rank
+        cols = sharded_tensor.zeros(row_spec(dim=1), 8, 6)
+        with self.assertRaisesRegex(RuntimeError, "inplace copy can only happen between two "
+                                                  "ShardedTensor with same metadata!"):
+            cols.copy_(src.weight)
+
+
 class TestShardedTensorNCCL(ShardedTensorTestBase):
     @with_comms(init_rpc=False, backend="nccl")
     @skip_if_lt_x_gpu(4)
