@@ -159,6 +159,32 @@ class TestNoProcessGroupMode(TestCase):
         shard = Shard(torch.zeros(10), md)
         self.assertIsNone(shard.metadata.placement)
 
+    def test_scatter_pieces_copy_at_most_once(self):
+        # issue 8 item 6: the source rank sends views of the tensor where it can (full,
+        # contiguous chunks), and copies a chunk once, straight into a padded buffer, where
+        # it cannot (a short trailing chunk, a chunk along another dim)
+        from shardopt.sharded_tensor._shard_chunk import _scatter_piece
+        full = arange((10, 6))
+        ref = np.arange(60, dtype=np.float32).reshape(10, 6)
+        mds = row_spec().build_metadata(full.size(), TensorProperties()).shards_metadata
+        n = 3 * 6  # split 3 along dim 0
+        for r, md in enumerate(mds):
+            piece = _scatter_piece(full, 0, md, n)
+            self.assertEqual(tuple(piece.shape), (n,))
+            k = md.shard_sizes[0] * 6
+            self.assertTrue(np.array_equal(np_of(piece)[:k], ref[3 * r:3 * r + md.shard_sizes[0]]
+                                           .reshape(-1)))
+            if md.shard_sizes[0] == 3:  # full chunk: a view of `full`, no copy
+                self.assertEqual(piece.data_ptr(), full.data_ptr() + 4 * 18 * r)
+            else:  # rank 3 holds 1 row: copied into its own padded buffer
+                self.assertNotEqual(piece.data_ptr(), full.data_ptr() + 4 * 18 * r)
+        cols = row_spec(dim=1).build_metadata(full.size(), TensorProperties()).shards_metadata
+        for r, md in enumerate(cols):
+            piece = _scatter_piece(full, 1, md, 10 * 2)
+            w = md.shard_sizes[1]
+            got = np_of(piece)[:10 * w].reshape(10, w)
+            self.assertTrue(np.array_equal(got, ref[:, 2 * r:2 * r + w]))
+
     def test_constructor_without_process_group_fails_cleanly(self):
         with self.assertRaisesRegex(ValueError, "Default process group has not been initialized"):
             sharded_tensor.empty(row_spec(), 10, 20)
