@@ -148,27 +148,21 @@ static int smd_init(PyObject *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(SO_SMD_PLACEMENT(self), pl);
 
     n = PyList_GET_SIZE(off);
-    if (n != PyList_GET_SIZE(sz)) {
-        PyErr_Format(PyExc_ValueError,
-                     "shard_offsets and shard_sizes should have the same number of elements, "
-                     "found %zd and %R respectively", n, sz);
-        return -1;
-    }
+    if (n != PyList_GET_SIZE(sz))
+        return so_fail(PyExc_ValueError,
+                       "shard_offsets and shard_sizes should have the same number of elements, "
+                       "found %zd and %R respectively", n, sz);
     zero = PyLong_FromLong(0);
     if (!zero) return -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         int neg = PyObject_RichCompareBool(PyList_GET_ITEM(off, i), zero, Py_LT);
         if (neg < 0) goto done;
-        if (neg) {
-            PyErr_SetString(PyExc_ValueError, "shard_offsets should be >=0");
-            goto done;
-        }
+        if (neg)
+            SO_FAIL(done, PyExc_ValueError, "shard_offsets should be >=0");
         neg = PyObject_RichCompareBool(PyList_GET_ITEM(sz, i), zero, Py_LT);
         if (neg < 0) goto done;
-        if (neg) {
-            PyErr_SetString(PyExc_ValueError, "shard_sizes should be >= 0");
-            goto done;
-        }
+        if (neg)
+            SO_FAIL(done, PyExc_ValueError, "shard_sizes should be >= 0");
     }
     rc = 0;
 done:
@@ -183,7 +177,7 @@ static Py_hash_t smd_hash(PyObject *self)
     Py_uhash_t h = 37;
     for (int k = 0; k < 2; k++) {
         PyObject *seq = SO_REC(self)->f[k], *fast;
-        if (!seq) return PyErr_SetString(PyExc_TypeError, "ShardMetadata is not initialised"), -1;
+        if (!seq) return so_fail(PyExc_TypeError, "ShardMetadata is not initialised");
         fast = PySequence_Fast(seq, "ShardMetadata offsets/sizes must be sequences");
         if (!fast) return -1;
         for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
@@ -263,12 +257,10 @@ static int shard_validate(PyObject *tensor, PyObject *md)
     if (!msizes) goto done;
     ne = PyObject_RichCompareBool(tsizes, msizes, Py_NE);
     if (ne < 0) goto done;
-    if (ne) {
-        PyErr_Format(PyExc_ValueError,
-                     "Shard tensor size does not match with metadata.shard_lengths! Found shard "
-                     "tensor size: %R, metadata.shard_lengths: %R, ", tsizes, msizes);
-        goto done;
-    }
+    if (ne)
+        SO_FAIL(done, PyExc_ValueError,
+                "Shard tensor size does not match with metadata.shard_lengths! Found shard "
+                "tensor size: %R, metadata.shard_lengths: %R, ", tsizes, msizes);
     pl = PyObject_GetAttrString(md, "placement");
     if (!pl) goto done;
     if (pl != Py_None) {
@@ -278,13 +270,11 @@ static int shard_validate(PyObject *tensor, PyObject *md)
         if (!tdev) goto done;
         ne = PyObject_RichCompareBool(pdev, tdev, Py_NE);
         if (ne < 0) goto done;
-        if (ne) {
-            PyErr_Format(PyExc_ValueError,
-                         "Local shard tensor device does not match with local Shard's placement! "
-                         "Found local shard tensor device: %S, local shard metadata placement "
-                         "device: %S", tdev, pdev);
-            goto done;
-        }
+        if (ne)
+            SO_FAIL(done, PyExc_ValueError,
+                    "Local shard tensor device does not match with local Shard's placement! "
+                    "Found local shard tensor device: %S, local shard metadata placement "
+                    "device: %S", tdev, pdev);
     }
     rc = 0;
 done:

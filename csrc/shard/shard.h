@@ -24,7 +24,7 @@ typedef struct {
 #define SO_REC(o) ((SoRecord *)(o))
 #define SO_REC_FIELD_OFFSET(i) ((Py_ssize_t)(offsetof(SoRecord, f) + (i) * sizeof(PyObject *)))
 
-/* _remote_device: f[0] worker name (str|None), f[1] rank (int|None), f[2] device (shardopt.device) */
+/* _remote_device: f[0] worker name (str|None), f[1] rank (int|None), f[2] device */
 #define SO_RD_WORKER(o) (SO_REC(o)->f[0])
 #define SO_RD_RANK(o) (SO_REC(o)->f[1])
 #define SO_RD_DEVICE(o) (SO_REC(o)->f[2])

@@ -24,10 +24,8 @@
 static PyObject *md_attr(PyObject *self, const char *name)
 {
     PyObject *md = SO_ST(self)->metadata;
-    if (!md || md == Py_None) {
-        PyErr_SetString(PyExc_RuntimeError, "ShardedTensor is not initialised (no metadata)");
-        return NULL;
-    }
+    if (!md || md == Py_None)
+        return PyErr_Format(PyExc_RuntimeError, "ShardedTensor is not initialised (no metadata)");
     return PyObject_GetAttrString(md, name);
 }
 
@@ -102,10 +100,8 @@ static PyObject *st_local_tensor(PyObject *self, PyObject *unused)
 {
     PyObject *shards = SO_ST(self)->local_shards;
     (void)unused;
-    if (PyList_GET_SIZE(shards) != 1) {
-        PyErr_SetString(PyExc_NotImplementedError, "Only single local shard is supported.");
-        return NULL;
-    }
+    if (PyList_GET_SIZE(shards) != 1)
+        return PyErr_Format(PyExc_NotImplementedError, "Only single local shard is supported.");
     return PyObject_GetAttrString(PyList_GET_ITEM(shards, 0), "tensor");
 }
 
@@ -125,38 +121,30 @@ static PyObject *st_remote_shards(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    PyErr_SetString(PyExc_RuntimeError,
-                    "ShardedTensor created with init_rrefs=False, no RRefs to remote shards "
-                    "available");
-    return NULL;
+    return PyErr_Format(PyExc_RuntimeError,
+                        "ShardedTensor created with init_rrefs=False, no RRefs to remote shards "
+                        "available");
 }
 
 static PyObject *st_size(PyObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"dim", NULL};
-    PyObject *dim = Py_None, *size, *res;
+    PyObject *dim = Py_None, *size, *res = NULL;
     Py_ssize_t n;
     long long d;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:size", kwlist, &dim)) return NULL;
     size = md_attr(self, "size");
     if (!size || dim == Py_None) return size;
-    n = PyObject_Size(size);
-    if (n < 0) goto error;
+    SO_CHECK_RC(n = PyObject_Size(size), done);
     d = PyLong_AsLongLong(dim);
-    if (d == -1 && PyErr_Occurred()) goto error;
-    if (d < -n || d >= n) {
-        PyErr_Format(PyExc_IndexError,
-                     "Dimension out of range (expected to be in range of [%zd, %zd], but got %lld)",
-                     -n, n - 1, d);
-        goto error;
-    }
-    if (d < 0) d += n;
-    res = PySequence_GetItem(size, (Py_ssize_t)d);
+    if (d == -1 && PyErr_Occurred()) goto done;
+    SO_CHECK(d >= -n && d < n, done, PyExc_IndexError,
+             "Dimension out of range (expected to be in range of [%zd, %zd], but got %lld)",
+             -n, n - 1, d);
+    res = PySequence_GetItem(size, (Py_ssize_t)(d < 0 ? d + n : d));
+done:
     Py_DECREF(size);
     return res;
-error:
-    Py_DECREF(size);
-    return NULL;
 }
 
 static PyObject *st_dim(PyObject *self, PyObject *unused)
@@ -245,10 +233,9 @@ static int set_requires_grad(PyObject *self, PyObject *v, void *c)
     (void)self;
     (void)v;
     (void)c;
-    PyErr_SetString(PyExc_RuntimeError,
-                    "torch function '__set__', with args: (requires_grad) not supported for "
-                    "ShardedTensor! Use requires_grad_() instead.");
-    return -1;
+    return so_fail(PyExc_RuntimeError,
+                   "torch function '__set__', with args: (requires_grad) not supported for "
+                   "ShardedTensor! Use requires_grad_() instead.");
 }
 static PyObject *get_none(PyObject *self, void *c)
 {
@@ -283,10 +270,7 @@ static int set_pg(PyObject *self, PyObject *v, void *c)
 }
 static int set_obj_field(PyObject **slot, PyObject *v, const char *name)
 {
-    if (!v) {
-        PyErr_Format(PyExc_AttributeError, "cannot delete %s", name);
-        return -1;
-    }
+    if (!v) return so_fail(PyExc_AttributeError, "cannot delete %s", name);
     Py_XSETREF(*slot, Py_NewRef(v));
     return 0;
 }
@@ -298,10 +282,9 @@ static PyObject *get_local_shards_f(PyObject *self, void *c)
 static int set_local_shards_f(PyObject *self, PyObject *v, void *c)
 {
     (void)c;
-    if (v && !PyList_Check(v)) {
-        PyErr_SetString(PyExc_TypeError, "_local_shards must be a list of Shard");
-        return -1;
-    }
+    if (v && !PyList_Check(v))
+        return so_fail(PyExc_TypeError, "_local_shards must be a list of Shard, not %s",
+                       Py_TYPE(v)->tp_name);
     return set_obj_field(&SO_ST(self)->local_shards, v, "_local_shards");
 }
 static PyObject *get_metadata_f(PyObject *self, void *c)

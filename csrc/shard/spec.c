@@ -14,24 +14,19 @@
 /* torch's ChunkShardingSpec._verify_dim */
 static int verify_dim(PyObject *dim)
 {
-    if (PyUnicode_Check(dim)) {
-        PyErr_SetString(PyExc_NotImplementedError,
-                        "ChunkShardingSpec does not support named dimension yet!");
-        return -1;
-    }
-    if (!PyLong_Check(dim)) {
-        PyErr_Format(PyExc_ValueError, "Sharding dim needs to be an integer, found: %S", dim);
-        return -1;
-    }
+    if (PyUnicode_Check(dim))
+        return so_fail(PyExc_NotImplementedError,
+                       "ChunkShardingSpec does not support named dimension yet!");
+    if (!PyLong_Check(dim))
+        return so_fail(PyExc_ValueError, "Sharding dim needs to be an integer, found: %S", dim);
     return 0;
 }
 
 static int no_placements_error(void)
 {
     /* torch divides by zero later; shardopt deviation §12.5 rejects it up front */
-    PyErr_SetString(PyExc_ValueError,
-                    "ChunkShardingSpec needs at least one placement, got an empty placements list");
-    return -1;
+    return so_fail(PyExc_ValueError,
+                   "ChunkShardingSpec needs at least one placement, got an empty placements list");
 }
 
 /* ------------------------------------------------------------------ ChunkShardingSpec */
@@ -89,10 +84,8 @@ static PyObject *chunk_shards_metadata(PyObject *self, PyObject *sizes_obj)
         PyErr_Clear();
         d = (long long)ndim; /* out of range either way */
     }
-    if (d >= ndim || d < -ndim) {
-        PyErr_Format(PyExc_ValueError, "Invalid sharding dim: %S", dim);
-        goto done;
-    }
+    if (d >= ndim || d < -ndim)
+        SO_FAIL(done, PyExc_ValueError, "Invalid sharding dim: %S", dim);
     if (d < 0) d += ndim;
     sizes = PyMem_Malloc(sizeof(int64_t) * (size_t)(ndim + 1));
     if (!sizes) {
@@ -208,34 +201,27 @@ static const char *const enum_names[] = {"shards"};
 static int enum_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"shards", NULL};
-    PyObject *shards, *fast;
+    PyObject *shards, *fast = NULL;
     Py_ssize_t rank = -1, n;
+    int rc = -1;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:EnumerableShardingSpec", kwlist, &shards))
         return -1;
     Py_XSETREF(SO_REC(self)->f[0], Py_NewRef(shards));
     fast = PySequence_Fast(shards, "shards must be a sequence of ShardMetadata");
-    if (!fast) return -1;
+    SO_CHECK_PTR(fast, done);
     n = PySequence_Fast_GET_SIZE(fast);
-    if (n == 0) {
-        PyErr_Format(PyExc_ValueError, "Empty shard list provided: %R", shards);
-        Py_DECREF(fast);
-        return -1;
-    }
+    SO_CHECK(n > 0, done, PyExc_ValueError, "Empty shard list provided: %R", shards);
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t r = so_shard_md_ndim(PySequence_Fast_GET_ITEM(fast, i));
-        if (r < 0) {
-            Py_DECREF(fast);
-            return -1;
-        }
-        if (rank != -1 && rank != r) {
-            PyErr_Format(PyExc_ValueError, "Found inconsistent ranks for shards: %zd and %zd", rank, r);
-            Py_DECREF(fast);
-            return -1;
-        }
+        SO_CHECK_RC(r, done);
+        SO_CHECK(rank == -1 || rank == r, done, PyExc_ValueError,
+                 "Found inconsistent ranks for shards: %zd and %zd", rank, r);
         rank = r;
     }
-    Py_DECREF(fast);
-    return so_validate_non_overlapping(shards);
+    rc = so_validate_non_overlapping(shards);
+done:
+    Py_XDECREF(fast);
+    return rc;
 }
 
 static PyObject *enum_repr(PyObject *self) { return so_record_repr(self, 1, enum_names); }
