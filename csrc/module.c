@@ -99,7 +99,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->dist_store_error);
     if (so_dist_state_traverse(&st->dist, visit, arg)) return -1;  /* distributed/dist_state.h */
     Py_VISIT(st->extra);
-    return 0;
+    return so_shard_state_traverse(&st->shard, visit, arg); /* shard layer */
 }
 
 static int module_clear(PyObject *m)
@@ -113,6 +113,7 @@ static int module_clear(PyObject *m)
     so_dist_state_clear(&st->dist);  /* distributed/dist_state.h */
     Py_CLEAR(st->extra);
     so_tensor_state_clear(&st->tensor);
+    so_shard_state_clear(&st->shard); /* shard layer */
     return 0;
 }
 

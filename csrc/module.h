@@ -15,6 +15,7 @@
 #include "tensor/tensor_state.h"
 #include "ops/ops_state.h"
 #include "distributed/dist_state.h" /* [distributed] so_dist_state, the one member below */
+#include "shard/shard_state.h" /* shard layer: its part of the state (so_state.shard) */
 
 /* One typed part per layer, each defined in that layer's header (bottom to top); a layer
  * reaches its own part as st->core, st->tensor, st->ops... (optim keeps no state). */
@@ -32,6 +33,8 @@ typedef struct so_state {
     so_dist_state dist;
     /* extension slots for later layers (dist/, shard/) to hang types on */
     PyObject *extra;               /* dict */
+    /* shard layer (csrc/shard/shard_state.h): typed, no string keys */
+    so_shard_state shard;
 } so_state;
 
 extern PyModuleDef so_module_def;

@@ -20,13 +20,17 @@ from ._layout import channels_last, contiguous_format, layout, memory_format, pr
 from ._ops import *  # noqa: E402,F401,F403  (functional forms: add, matmul, zeros, rand...)
 from .autograd._functional import *  # noqa: E402,F401,F403  (differentiable ones replace them)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
+from . import overrides as _overrides  # noqa: E402
+
+# shardopt's public functions take part in the __torch_function__ protocol (a tensor-like
+# argument such as a ShardedTensor gets the call dispatched to its class): this package
+# publishes them so, once, here where its namespace is defined.
+globals().update(_overrides.dispatchable_all(globals(), list(globals())))
 from . import autograd, nn  # noqa: E402
 from . import cuda  # noqa: E402
 from . import optim  # noqa: E402
 from . import distributed  # noqa: E402
-# sharding layer last: importing sharded_tensor installs ShardedTensor dispatch on the
-# shardopt.* functions above, so it must happen before any user code holds references.
 from . import sharding_spec, sharded_tensor  # noqa: E402
-from ._shard_api import shard_parameter  # noqa: E402,F401  (torch.distributed._shard.shard_parameter)
+from .sharded_tensor._shard_api import shard_parameter  # noqa: E402,F401  (torch.distributed._shard.shard_parameter)
 
 del _builtins

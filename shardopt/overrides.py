@@ -1,16 +1,22 @@
-"""torch.overrides for shardopt: routing module-level functions to tensor-like classes that
-define ``__torch_function__`` (ShardedTensor).
+"""torch.overrides for shardopt: the ``__torch_function__`` protocol.
+
+A tensor-like class (ShardedTensor) defines ``__torch_function__(cls, func, types, args,
+kwargs)``; a shardopt function that receives one dispatches there.  This module knows only
+the protocol, never a concrete tensor-like type, so the tensor layer depends on nothing
+above it.
 
 shardopt's functions are C builtins or thin Python functions that reject non-Tensor inputs
-with TypeError.  ``install(namespace)`` wraps each public function of a module namespace so
-that, when the call raises TypeError and one of the arguments has a ``__torch_function__``
-class method, the call is dispatched there instead; the normal path costs one Python frame.
-The wrapper keeps the original in ``_shardopt_original`` (the op registry keys by it).
+with TypeError.  ``dispatchable(fn)`` is the function as published by the module that
+defines it: it calls ``fn`` and, only when that raises TypeError and an argument's class
+defines ``__torch_function__``, dispatches the call there instead, so the normal path
+costs one Python frame and no argument scan.  The wrapper keeps the original in
+``_shardopt_original`` (the op registry keys by it).
 """
 import functools
 import types as _types
+from typing import Any, Callable, Dict, Iterable, Optional
 
-__all__ = ["has_torch_function", "handle_torch_function", "install"]
+__all__ = ["has_torch_function", "handle_torch_function", "dispatchable", "dispatchable_all"]
 
 
 def _overloaded(args, kwargs):
@@ -31,12 +37,14 @@ def _overloaded(args, kwargs):
     return found
 
 
-def has_torch_function(args, kwargs=None):
+def has_torch_function(args, kwargs: Optional[Dict[str, Any]] = None) -> bool:
+    """True if an argument's class defines ``__torch_function__``."""
     return bool(_overloaded(args, kwargs))
 
 
-def handle_torch_function(func, args, kwargs=None):
-    """Call ``__torch_function__`` of the first overloaded argument's class."""
+def handle_torch_function(func: Callable, args, kwargs: Optional[Dict[str, Any]] = None):
+    """Call ``__torch_function__`` of the overloaded arguments' classes in order; the first
+    result that is not NotImplemented wins."""
     kwargs = kwargs or {}
     over = _overloaded(args, kwargs)
     types = tuple(type(o) for o in over)
@@ -48,7 +56,8 @@ def handle_torch_function(func, args, kwargs=None):
                     f"types that implement __torch_function__: {list(types)}")
 
 
-def _wrap(fn):
+def dispatchable(fn: Callable) -> Callable:
+    """``fn`` taking part in the protocol (see the module docstring)."""
     if getattr(fn, "_shardopt_original", None) is not None:
         return fn
 
@@ -68,16 +77,21 @@ def _wrap(fn):
     return wrapper
 
 
-_SKIP = {"manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
-         "get_default_dtype", "set_default_dtype", "is_grad_enabled", "set_grad_enabled",
-         "no_grad", "enable_grad", "from_numpy", "tensor", "as_tensor"}
+# functions that never take a tensor-like argument: published as they are
+_NOT_DISPATCHED = {"manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
+                   "get_default_dtype", "set_default_dtype", "is_grad_enabled",
+                   "set_grad_enabled", "no_grad", "enable_grad", "from_numpy", "tensor",
+                   "as_tensor"}
 
 
-def install(namespace, names=None):
-    """Wrap the public functions of `namespace` (a module dict) in place."""
-    for name in list(names if names is not None else namespace):
-        if name.startswith("_") or name in _SKIP:
+def dispatchable_all(namespace: Dict[str, Any], names: Iterable[str]) -> Dict[str, Callable]:
+    """{name: dispatchable(fn)} for the public functions among `names` of a module's own
+    namespace, for that module to publish (it is never applied to another module)."""
+    out = {}
+    for name in names:
+        if name.startswith("_") or name in _NOT_DISPATCHED:
             continue
         fn = namespace.get(name)
         if isinstance(fn, (_types.BuiltinFunctionType, _types.FunctionType)):
-            namespace[name] = _wrap(fn)
+            out[name] = dispatchable(fn)
+    return out

@@ -10,29 +10,16 @@
 
 /* ------------------------------------------------------------------ record plumbing */
 
-PyTypeObject *so_shard_type(so_state *st, const char *name)
+int so_shard_add_type(PyObject *m, PyType_Spec *spec, PyObject *base, PyTypeObject **slot)
 {
-    PyObject *tp = st->extra ? PyDict_GetItemString(st->extra, name) : NULL;
-    if (!tp) PyErr_Format(PyExc_RuntimeError, "shardopt._C: sharding type %s is not registered", name);
-    return (PyTypeObject *)tp;
-}
-
-int so_shard_isinstance(so_state *st, PyObject *obj, const char *name)
-{
-    PyTypeObject *tp = so_shard_type(st, name);
-    return tp ? PyObject_TypeCheck(obj, tp) : -1;
-}
-
-PyTypeObject *so_shard_add_type(PyObject *m, so_state *st, PyType_Spec *spec, const char *name)
-{
-    PyTypeObject *tp = (PyTypeObject *)PyType_FromModuleAndSpec(m, spec, NULL);
-    if (!tp) return NULL;
-    if (PyModule_AddType(m, tp) < 0 || PyDict_SetItemString(st->extra, name, (PyObject *)tp) < 0) {
+    PyTypeObject *tp = (PyTypeObject *)PyType_FromModuleAndSpec(m, spec, base);
+    if (!tp) return -1;
+    if (PyModule_AddType(m, tp) < 0) {
         Py_DECREF(tp);
-        return NULL;
+        return -1;
     }
-    Py_DECREF(tp); /* the module and st->extra hold it */
-    return tp;
+    Py_XSETREF(*slot, tp); /* the module and the state each hold a reference */
+    return 0;
 }
 
 PyObject *so_record_repr(PyObject *self, int n, const char *const *names)
@@ -161,27 +148,21 @@ static int smd_init(PyObject *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(SO_SMD_PLACEMENT(self), pl);
 
     n = PyList_GET_SIZE(off);
-    if (n != PyList_GET_SIZE(sz)) {
-        PyErr_Format(PyExc_ValueError,
-                     "shard_offsets and shard_sizes should have the same number of elements, "
-                     "found %zd and %R respectively", n, sz);
-        return -1;
-    }
+    if (n != PyList_GET_SIZE(sz))
+        return so_fail(PyExc_ValueError,
+                       "shard_offsets and shard_sizes should have the same number of elements, "
+                       "found %zd and %R respectively", n, sz);
     zero = PyLong_FromLong(0);
     if (!zero) return -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         int neg = PyObject_RichCompareBool(PyList_GET_ITEM(off, i), zero, Py_LT);
         if (neg < 0) goto done;
-        if (neg) {
-            PyErr_SetString(PyExc_ValueError, "shard_offsets should be >=0");
-            goto done;
-        }
+        if (neg)
+            SO_FAIL(done, PyExc_ValueError, "shard_offsets should be >=0");
         neg = PyObject_RichCompareBool(PyList_GET_ITEM(sz, i), zero, Py_LT);
         if (neg < 0) goto done;
-        if (neg) {
-            PyErr_SetString(PyExc_ValueError, "shard_sizes should be >= 0");
-            goto done;
-        }
+        if (neg)
+            SO_FAIL(done, PyExc_ValueError, "shard_sizes should be >= 0");
     }
     rc = 0;
 done:
@@ -196,7 +177,7 @@ static Py_hash_t smd_hash(PyObject *self)
     Py_uhash_t h = 37;
     for (int k = 0; k < 2; k++) {
         PyObject *seq = SO_REC(self)->f[k], *fast;
-        if (!seq) return PyErr_SetString(PyExc_TypeError, "ShardMetadata is not initialised"), -1;
+        if (!seq) return so_fail(PyExc_TypeError, "ShardMetadata is not initialised");
         fast = PySequence_Fast(seq, "ShardMetadata offsets/sizes must be sequences");
         if (!fast) return -1;
         for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
@@ -276,12 +257,10 @@ static int shard_validate(PyObject *tensor, PyObject *md)
     if (!msizes) goto done;
     ne = PyObject_RichCompareBool(tsizes, msizes, Py_NE);
     if (ne < 0) goto done;
-    if (ne) {
-        PyErr_Format(PyExc_ValueError,
-                     "Shard tensor size does not match with metadata.shard_lengths! Found shard "
-                     "tensor size: %R, metadata.shard_lengths: %R, ", tsizes, msizes);
-        goto done;
-    }
+    if (ne)
+        SO_FAIL(done, PyExc_ValueError,
+                "Shard tensor size does not match with metadata.shard_lengths! Found shard "
+                "tensor size: %R, metadata.shard_lengths: %R, ", tsizes, msizes);
     pl = PyObject_GetAttrString(md, "placement");
     if (!pl) goto done;
     if (pl != Py_None) {
@@ -291,13 +270,11 @@ static int shard_validate(PyObject *tensor, PyObject *md)
         if (!tdev) goto done;
         ne = PyObject_RichCompareBool(pdev, tdev, Py_NE);
         if (ne < 0) goto done;
-        if (ne) {
-            PyErr_Format(PyExc_ValueError,
-                         "Local shard tensor device does not match with local Shard's placement! "
-                         "Found local shard tensor device: %S, local shard metadata placement "
-                         "device: %S", tdev, pdev);
-            goto done;
-        }
+        if (ne)
+            SO_FAIL(done, PyExc_ValueError,
+                    "Local shard tensor device does not match with local Shard's placement! "
+                    "Found local shard tensor device: %S, local shard metadata placement "
+                    "device: %S", tdev, pdev);
     }
     rc = 0;
 done:
@@ -331,8 +308,7 @@ static PyObject *shard_from_tensor_and_offsets(PyObject *cls, PyObject *args, Py
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:from_tensor_and_offsets", kwlist, &tensor,
                                      &offsets, &rank))
         return NULL;
-    smd_type = so_shard_type(st, "ShardMetadata");
-    if (!smd_type) return NULL;
+    smd_type = st->shard.shard_metadata_type;
     size = PyObject_CallMethod(tensor, "size", NULL);
     if (!size || !(sizes = PySequence_List(size))) goto done;
     dev = PyObject_GetAttrString(tensor, "device");
@@ -403,7 +379,6 @@ static PyType_Spec shard_spec = {
 
 int so_register_shard_metadata(PyObject *m, so_state *st)
 {
-    if (!so_shard_add_type(m, st, &smd_spec, "ShardMetadata")) return -1;
-    if (!so_shard_add_type(m, st, &shard_spec, "Shard")) return -1;
-    return 0;
+    if (so_shard_add_type(m, &smd_spec, NULL, &st->shard.shard_metadata_type) < 0) return -1;
+    return so_shard_add_type(m, &shard_spec, NULL, &st->shard.shard_type);
 }

@@ -31,20 +31,16 @@ static PyObject *make_device(so_state *st, PyObject *s)
 {
     const char *c = PyUnicode_AsUTF8(s);
     if (!c) return NULL;
-    if (!device_string_wellformed(c)) {
-        PyErr_Format(PyExc_RuntimeError, "Invalid device string: '%s'", c);
-        return NULL;
-    }
+    if (!device_string_wellformed(c))
+        return PyErr_Format(PyExc_RuntimeError, "Invalid device string: '%s'", c);
     return PyObject_CallOneArg((PyObject *)st->tensor.device_type, s);
 }
 
-static PyObject *parse_error(PyObject *spec)
-{
-    PyErr_Format(PyExc_ValueError,
-                 "Could not parse remote_device: %S. The valid format is '<workername>/<device>' "
-                 "or 'rank:<rank>/<device>' or '<device>'", spec);
-    return NULL;
-}
+/* torch's message for any malformed placement string */
+#define SO_RD_PARSE_FAIL(label, spec)                                                        \
+    SO_FAIL(label, PyExc_ValueError,                                                         \
+            "Could not parse remote_device: %S. The valid format is '<workername>/<device>' " \
+            "or 'rank:<rank>/<device>' or '<device>'", (spec))
 
 static int all_ascii_digits(PyObject *s)
 {
@@ -57,12 +53,13 @@ static int all_ascii_digits(PyObject *s)
     return 1;
 }
 
-/* Fills worker/rank/device (new refs) from a str or device; 0 / -1. */
+/* Fills worker/rank/device (new refs) from a str or device; 0 / -1 (all three NULL). */
 static int parse_remote_device(so_state *st, PyObject *spec, PyObject **worker, PyObject **rank,
                                PyObject **device)
 {
-    PyObject *fields = NULL, *devstr = NULL, *parts = NULL;
+    PyObject *fields = NULL, *devstr = NULL, *parts = NULL, *sep = NULL;
     Py_ssize_t nf;
+    int rc = -1;
     *worker = Py_NewRef(Py_None);
     *rank = Py_NewRef(Py_None);
     *device = NULL;
@@ -71,17 +68,10 @@ static int parse_remote_device(so_state *st, PyObject *spec, PyObject **worker, 
         *device = Py_NewRef(spec);
         return 0;
     }
-    if (!PyUnicode_Check(spec)) {
-        PyErr_Format(PyExc_TypeError, "Invalid type for remote_device: %R", (PyObject *)Py_TYPE(spec));
-        goto error;
-    }
-    {
-        PyObject *slash = PyUnicode_FromString("/");
-        if (!slash) goto error;
-        fields = PyUnicode_Split(spec, slash, -1);
-        Py_DECREF(slash);
-    }
-    if (!fields) goto error;
+    SO_CHECK(PyUnicode_Check(spec), done, PyExc_TypeError, "Invalid type for remote_device: %R",
+             (PyObject *)Py_TYPE(spec));
+    SO_CHECK_PTR(sep = PyUnicode_FromString("/"), done);
+    SO_CHECK_PTR(fields = PyUnicode_Split(spec, sep, -1), done);
     nf = PyList_GET_SIZE(fields);
     if (nf == 2) {
         Py_SETREF(*worker, Py_NewRef(PyList_GET_ITEM(fields, 0)));
@@ -94,59 +84,44 @@ static int parse_remote_device(so_state *st, PyObject *spec, PyObject **worker, 
         } else {
             PyErr_Clear();
             Py_SETREF(*worker, Py_NewRef(PyList_GET_ITEM(fields, 0)));
-            devstr = PyUnicode_FromString("cpu");
-            if (!devstr) goto error;
+            SO_CHECK_PTR(devstr = PyUnicode_FromString("cpu"), done);
         }
     } else {
-        parse_error(spec);
-        goto error;
+        SO_RD_PARSE_FAIL(done, spec);
     }
-    if (*worker != Py_None && PyUnicode_GET_LENGTH(*worker) == 0) {
-        parse_error(spec);
-        goto error;
-    }
-    if (!*device) {
-        *device = make_device(st, devstr);
-        if (!*device) goto error;
-    }
+    if (*worker != Py_None && PyUnicode_GET_LENGTH(*worker) == 0) SO_RD_PARSE_FAIL(done, spec);
+    if (!*device) SO_CHECK_PTR(*device = make_device(st, devstr), done);
     if (*worker != Py_None) {
-        PyObject *colon = PyUnicode_FromString(":");
         Py_ssize_t np;
-        if (!colon) goto error;
-        parts = PyUnicode_Split(*worker, colon, -1);
-        Py_DECREF(colon);
-        if (!parts) goto error;
+        Py_SETREF(sep, PyUnicode_FromString(":"));
+        SO_CHECK_PTR(sep, done);
+        SO_CHECK_PTR(parts = PyUnicode_Split(*worker, sep, -1), done);
         np = PyList_GET_SIZE(parts);
         if (np == 2) {
-            PyObject *p0 = PyList_GET_ITEM(parts, 0), *p1 = PyList_GET_ITEM(parts, 1);
+            PyObject *p0 = PyList_GET_ITEM(parts, 0), *p1 = PyList_GET_ITEM(parts, 1), *r;
             int digits = all_ascii_digits(p1);
-            if (digits < 0) goto error;
-            if (PyUnicode_CompareWithASCIIString(p0, "rank") == 0 && digits) {
-                PyObject *r = PyLong_FromUnicodeObject(p1, 10);
-                if (!r) goto error;
-                Py_SETREF(*rank, r);
-                Py_SETREF(*worker, Py_NewRef(Py_None));
-            } else {
-                parse_error(spec);
-                goto error;
-            }
+            SO_CHECK_RC(digits, done);
+            if (PyUnicode_CompareWithASCIIString(p0, "rank") != 0 || !digits)
+                SO_RD_PARSE_FAIL(done, spec);
+            SO_CHECK_PTR(r = PyLong_FromUnicodeObject(p1, 10), done);
+            Py_SETREF(*rank, r);
+            Py_SETREF(*worker, Py_NewRef(Py_None));
         } else if (np > 2) {
-            parse_error(spec);
-            goto error;
+            SO_RD_PARSE_FAIL(done, spec);
         }
     }
+    rc = 0;
+done:
+    Py_XDECREF(sep);
     Py_XDECREF(fields);
     Py_XDECREF(devstr);
     Py_XDECREF(parts);
-    return 0;
-error:
-    Py_XDECREF(fields);
-    Py_XDECREF(devstr);
-    Py_XDECREF(parts);
-    Py_CLEAR(*worker);
-    Py_CLEAR(*rank);
-    Py_CLEAR(*device);
-    return -1;
+    if (rc < 0) {
+        Py_CLEAR(*worker);
+        Py_CLEAR(*rank);
+        Py_CLEAR(*device);
+    }
+    return rc;
 }
 
 static PyObject *rd_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -158,7 +133,8 @@ static PyObject *rd_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:_remote_device", kwlist, &spec)) return NULL;
     self = type->tp_alloc(type, 0);
     if (!self) return NULL;
-    if (parse_remote_device(st, spec, &SO_RD_WORKER(self), &SO_RD_RANK(self), &SO_RD_DEVICE(self)) < 0) {
+    if (parse_remote_device(st, spec, &SO_RD_WORKER(self), &SO_RD_RANK(self),
+                            &SO_RD_DEVICE(self)) < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -167,15 +143,13 @@ static PyObject *rd_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 PyObject *so_remote_device_new(so_state *st, PyObject *spec)
 {
-    PyTypeObject *tp = so_shard_type(st, "_remote_device");
-    return tp ? PyObject_CallOneArg((PyObject *)tp, spec) : NULL;
+    return PyObject_CallOneArg((PyObject *)st->shard.remote_device_type, spec);
 }
 
 PyObject *so_remote_device_coerce(so_state *st, PyObject *obj)
 {
-    int is = so_shard_isinstance(st, obj, "_remote_device");
-    if (is < 0) return NULL;
-    return is ? Py_NewRef(obj) : so_remote_device_new(st, obj);
+    return PyObject_TypeCheck(obj, st->shard.remote_device_type) ? Py_NewRef(obj)
+                                                                  : so_remote_device_new(st, obj);
 }
 
 static PyObject *rd_worker_name(PyObject *self, PyObject *unused)
@@ -212,8 +186,7 @@ static PyObject *rd_richcompare(PyObject *a, PyObject *b, int op)
     if (op != Py_EQ && op != Py_NE) Py_RETURN_NOTIMPLEMENTED;
     st = so_state_from_type(Py_TYPE(a));
     if (!st) return NULL;
-    is = so_shard_isinstance(st, b, "_remote_device");
-    if (is < 0) return NULL;
+    is = PyObject_TypeCheck(b, st->shard.remote_device_type);
     if (!is) {
         eq = 0; /* torch: a non-placement is simply unequal */
     } else {
@@ -284,5 +257,5 @@ static PyType_Spec rd_spec = {
 
 int so_register_remote_device(PyObject *m, so_state *st)
 {
-    return so_shard_add_type(m, st, &rd_spec, "_remote_device") ? 0 : -1;
+    return so_shard_add_type(m, &rd_spec, NULL, &st->shard.remote_device_type);
 }

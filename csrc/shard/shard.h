@@ -1,12 +1,12 @@
 /* shard.h — the process-group-free half of torch.distributed._shard, as CPython types:
- * placements (`_remote_device`), ShardMetadata, Shard, ChunkShardingSpec,
- * EnumerableShardingSpec, DevicePlacementSpec, and the chunk math + validators that
- * ShardedTensor (a later layer) builds on.
+ * placements (`_remote_device`), ShardMetadata, Shard, the data halves of
+ * ChunkShardingSpec / EnumerableShardingSpec (their Python subclasses in
+ * shardopt/sharding_spec add build_metadata and shard), DevicePlacementSpec, and the chunk
+ * math + validators that ShardedTensor builds on.
  *
  * Every type here is a "record": PyObject_HEAD followed by N object fields, exposed as
- * writable attributes like the fields of torch's dataclasses.  The types live in the
- * module state's `extra` dict under their class names (see so_shard_type) so that the
- * layers above can construct and type-check them without new so_state fields.
+ * writable attributes like the fields of torch's dataclasses.  The types live in typed
+ * fields of the module state (so_state.shard, shard_state.h).
  */
 #ifndef SO_SHARD_H
 #define SO_SHARD_H
@@ -24,7 +24,7 @@ typedef struct {
 #define SO_REC(o) ((SoRecord *)(o))
 #define SO_REC_FIELD_OFFSET(i) ((Py_ssize_t)(offsetof(SoRecord, f) + (i) * sizeof(PyObject *)))
 
-/* _remote_device: f[0] worker name (str|None), f[1] rank (int|None), f[2] device (shardopt.device) */
+/* _remote_device: f[0] worker name (str|None), f[1] rank (int|None), f[2] device */
 #define SO_RD_WORKER(o) (SO_REC(o)->f[0])
 #define SO_RD_RANK(o) (SO_REC(o)->f[1])
 #define SO_RD_DEVICE(o) (SO_REC(o)->f[2])
@@ -33,12 +33,6 @@ typedef struct {
 #define SO_SMD_SIZES(o) (SO_REC(o)->f[1])
 #define SO_SMD_PLACEMENT(o) (SO_REC(o)->f[2])
 
-/* Type registered under `name` ("_remote_device", "ShardMetadata", "Shard",
- * "ChunkShardingSpec", "EnumerableShardingSpec", "DevicePlacementSpec"); borrowed ref,
- * NULL + RuntimeError if missing. */
-PyTypeObject *so_shard_type(so_state *st, const char *name);
-/* 1 if obj is an instance (or subclass instance) of the named type, 0 if not, -1 error. */
-int so_shard_isinstance(so_state *st, PyObject *obj, const char *name);
 
 /* ---- placements (remote_device.c) ---- */
 /* Parse a str / shardopt.device into a new _remote_device (torch's grammar and errors). */
@@ -80,8 +74,9 @@ PyObject *so_record_reduce(PyObject *self, int n);
 int so_record_traverse(PyObject *self, visitproc visit, void *arg, int n);
 int so_record_clear(PyObject *self, int n);
 void so_record_dealloc(PyObject *self, int n);
-/* Registers `spec` as a heap type of module m, adds it to m and to st->extra. */
-PyTypeObject *so_shard_add_type(PyObject *m, so_state *st, PyType_Spec *spec, const char *name);
+/* Creates `spec` as a heap type of module m (subclassing `base` unless NULL), adds it to
+ * m and stores a strong reference in *slot (a field of so_state.shard).  0 / -1. */
+int so_shard_add_type(PyObject *m, PyType_Spec *spec, PyObject *base, PyTypeObject **slot);
 
 /* Generates <prefix>_traverse/_clear/_dealloc for a record type with N fields. */
 #define SO_RECORD_GC(prefix, N)                                                              \

@@ -1,128 +1,31 @@
-/* sharded_tensor.c — ShardedTensorBase and ShardedTensor as CPython heap types.
+/* sharded_tensor.c — _C.ShardedTensorBase: the data of a sharded tensor and what derives
+ * from it without communication.
  *
- * shardopt's ShardedTensor is not a shardopt.Tensor (it has no storage of its own), so it
- * copies the observable surface of torch's tensor-subclass-era ShardedTensor (spec §4):
- * read-only tensor properties taken from the global metadata (dtype, layout, shape/size(),
- * dim()/ndim, requires_grad — assignment raises torch's error —, is_contiguous(),
- * is_floating_point(), is_pinned(), grad/grad_fn/is_leaf, device), the accessors
- * (local_shards(), local_tensor(), metadata() — the object itself —, sharding_spec(),
- * remote_shards()), repr "ShardedTensor(<metadata>)" and an id-based hash.
+ * A ShardedTensor owns no storage of its own: it is the list of this rank's Shards, the
+ * global ShardedTensorMetadata, the sharding spec and the process group.  This type holds
+ * those four fields (typed slots, visible to the GC, plus __dict__ and weakrefs) and the
+ * surface that only reads them: read-only tensor properties taken from the metadata
+ * (dtype, layout, shape/size(), dim()/ndim, numel(), requires_grad -- assignment raises
+ * torch's error --, is_contiguous(), is_floating_point(), is_pinned(), grad/grad_fn/
+ * is_leaf/is_meta), the accessors (local_shards(), local_tensor(), metadata(),
+ * sharding_spec(), remote_shards()), repr "ShardedTensor(<metadata>)" and an id-based hash.
  *
- * The constructor ShardedTensor(sharding_spec, *size, dtype=None, layout=strided,
- * requires_grad=False, pin_memory=False, memory_format=contiguous_format,
- * process_group=None, init_rrefs=False) builds the metadata with the spec, validates every
- * placement against the process group and allocates (uninitialised) the shards whose
- * placement names this process's GLOBAL rank.  ShardedTensorBase(...) does the same minus
- * the process group and the allocation.  Instances have a __dict__ (nn marks parameters
- * with `_is_param`), and the Python layer installs the collective methods (gather, to,
- * equal, ...) on the type itself.
+ * Everything that talks to a process group or builds Python objects -- construction,
+ * init_from_local_shards, gather, moves, copies, pickling, dispatch -- is the Python
+ * subclass shardopt.sharded_tensor.ShardedTensor(ShardedTensorBase(_C.ShardedTensorBase)),
+ * the way shardopt.Tensor sits on _C.TensorBase.  The layout/coverage checks it runs are
+ * C (validate.c).
  */
 #include "sharded_tensor.h"
-#include "../tensor/tensor.h"
 
 /* ------------------------------------------------------------------ helpers */
-
-PyObject *so_st_import(const char *modname, const char *name)
-{
-    PyObject *mod = PyImport_ImportModule(modname), *attr;
-    if (!mod) return NULL;
-    attr = PyObject_GetAttrString(mod, name);
-    Py_DECREF(mod);
-    return attr;
-}
-
-PyObject *so_st_resolve_pg(PyObject *pg)
-{
-    if (pg != Py_None) return Py_NewRef(pg);
-    {
-        PyObject *fn = so_st_import("shardopt.distributed.distributed_c10d", "_default"), *res;
-        if (!fn) return NULL;
-        res = PyObject_CallNoArgs(fn);
-        Py_DECREF(fn);
-        return res;
-    }
-}
-
-long so_st_global_rank(void)
-{
-    PyObject *fn = so_st_import("shardopt.distributed", "get_rank"), *r;
-    long v;
-    if (!fn) return -1;
-    r = PyObject_CallNoArgs(fn);
-    Py_DECREF(fn);
-    if (!r) return -1;
-    v = PyLong_AsLong(r);
-    Py_DECREF(r);
-    return v;
-}
-
-int so_st_is_pinned(PyObject *tensor)
-{
-    PyObject *r;
-    int v;
-    if (!PyObject_HasAttrString(tensor, "is_pinned")) return 0;
-    r = PyObject_CallMethod(tensor, "is_pinned", NULL);
-    if (!r) return -1;
-    v = PyObject_IsTrue(r);
-    Py_DECREF(r);
-    return v;
-}
-
-int so_st_validate_placement(so_state *st, PyObject *pg, PyObject *placement, long *rank_out)
-{
-    PyObject *pl = NULL, *ranks = NULL, *r;
-    int rc = -1;
-    if (placement == Py_None) {
-        PyErr_SetString(PyExc_ValueError, "remote device is None");
-        return -1;
-    }
-    pl = so_remote_device_coerce(st, placement);
-    if (!pl) return -1;
-    if (SO_RD_WORKER(pl) != Py_None) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "RPC framework needs to be initialized for using worker names (placement "
-                     "%R); shardopt has no RPC: use 'rank:<rank>/<device>' placements", pl);
-        goto done;
-    }
-    if (SO_RD_RANK(pl) == Py_None) {
-        PyErr_Format(PyExc_ValueError,
-                     "placement %R has no rank: a ShardedTensor needs 'rank:<rank>/<device>' "
-                     "placements (a bare device is local to no rank)", pl);
-        goto done;
-    }
-    *rank_out = PyLong_AsLong(SO_RD_RANK(pl));
-    if (*rank_out == -1 && PyErr_Occurred()) goto done;
-    /* ranks outside the group (NON_GROUP_MEMBER has no _ranks) skip the membership check */
-    ranks = PyObject_GetAttrString(pg, "_ranks");
-    if (!ranks) {
-        PyErr_Clear();
-        rc = 0;
-        goto done;
-    }
-    r = SO_RD_RANK(pl);
-    switch (PySequence_Contains(ranks, r)) {
-    case -1:
-        goto done;
-    case 0:
-        PyErr_Format(PyExc_ValueError, "Global rank %S does not exist in input process group: %S",
-                     r, ranks);
-        goto done;
-    }
-    rc = 0;
-done:
-    Py_XDECREF(pl);
-    Py_XDECREF(ranks);
-    return rc;
-}
 
 /* metadata.<name> or metadata.tensor_properties.<name>; new ref */
 static PyObject *md_attr(PyObject *self, const char *name)
 {
     PyObject *md = SO_ST(self)->metadata;
-    if (!md || md == Py_None) {
-        PyErr_SetString(PyExc_RuntimeError, "ShardedTensor is not initialised (no metadata)");
-        return NULL;
-    }
+    if (!md || md == Py_None)
+        return PyErr_Format(PyExc_RuntimeError, "ShardedTensor is not initialised (no metadata)");
     return PyObject_GetAttrString(md, name);
 }
 
@@ -133,25 +36,6 @@ static PyObject *prop_attr(PyObject *self, const char *name)
     v = PyObject_GetAttrString(props, name);
     Py_DECREF(props);
     return v;
-}
-
-PyObject *so_st_from_parts(PyTypeObject *cls, PyObject *local_shards, PyObject *metadata,
-                           PyObject *pg, PyObject *spec, int init_rrefs)
-{
-    PyObject *self = cls->tp_alloc(cls, 0);
-    PyObject *shards;
-    if (!self) return NULL;
-    shards = PyList_Check(local_shards) ? Py_NewRef(local_shards) : PySequence_List(local_shards);
-    if (!shards) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    SO_ST(self)->local_shards = shards;
-    SO_ST(self)->metadata = Py_NewRef(metadata);
-    SO_ST(self)->pg = Py_NewRef(pg);
-    SO_ST(self)->spec = Py_NewRef(spec);
-    SO_ST(self)->init_rrefs = init_rrefs;
-    return self;
 }
 
 /* ------------------------------------------------------------------ lifetime */
@@ -204,245 +88,6 @@ static void st_dealloc(PyObject *self)
     Py_DECREF(tp);
 }
 
-/* ------------------------------------------------------------------ construction */
-
-/* torch's _flatten_tensor_size: a single sequence argument is unpacked; every element must
- * be an int.  Returns a new shardopt.Size. */
-static PyObject *flatten_size(PyObject *size)
-{
-    PyObject *dims, *size_cls, *res;
-    if (PyTuple_GET_SIZE(size) == 1 && PySequence_Check(PyTuple_GET_ITEM(size, 0)))
-        dims = PySequence_List(PyTuple_GET_ITEM(size, 0));
-    else
-        dims = PySequence_List(size);
-    if (!dims) return NULL;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(dims); i++) {
-        if (!PyLong_Check(PyList_GET_ITEM(dims, i))) {
-            PyErr_Format(PyExc_TypeError, "size has to be a sequence of ints, found: %R", dims);
-            Py_DECREF(dims);
-            return NULL;
-        }
-    }
-    size_cls = so_st_import("shardopt._tensor", "Size");
-    if (!size_cls) {
-        Py_DECREF(dims);
-        return NULL;
-    }
-    res = PyObject_CallOneArg(size_cls, dims);
-    Py_DECREF(size_cls);
-    Py_DECREF(dims);
-    return res;
-}
-
-/* Parsed constructor arguments. */
-typedef struct {
-    PyObject *spec, *size, *dtype, *layout, *memory_format, *pg;
-    int requires_grad, pin_memory, init_rrefs;
-} st_args;
-
-static int parse_ctor(PyObject *args, PyObject *kwds, st_args *a, int with_pg)
-{
-    static char *kwlist[] = {"dtype", "layout", "requires_grad", "pin_memory", "memory_format",
-                             "process_group", "init_rrefs", NULL};
-    PyObject *empty = NULL, *rest = NULL;
-    int rc = -1;
-    memset(a, 0, sizeof(*a));
-    a->dtype = a->layout = a->memory_format = a->pg = Py_None;
-    if (PyTuple_GET_SIZE(args) < 1) {
-        PyErr_SetString(PyExc_TypeError, "ShardedTensor() missing required argument 'sharding_spec'");
-        return -1;
-    }
-    a->spec = PyTuple_GET_ITEM(args, 0);
-    rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
-    empty = PyTuple_New(0);
-    if (!rest || !empty) goto done;
-    if (!PyArg_ParseTupleAndKeywords(empty, kwds, "|$OOppOOp:ShardedTensor", kwlist, &a->dtype,
-                                     &a->layout, &a->requires_grad, &a->pin_memory,
-                                     &a->memory_format, &a->pg, &a->init_rrefs))
-        goto done;
-    if (!with_pg && a->pg != Py_None) {
-        PyErr_SetString(PyExc_TypeError, "ShardedTensorBase() takes no process_group");
-        goto done;
-    }
-    a->size = rest;
-    rest = NULL;
-    rc = 0;
-done:
-    Py_XDECREF(rest);
-    Py_XDECREF(empty);
-    return rc;
-}
-
-/* Checks the spec, flattens the size and builds the metadata (Base's whole job). */
-static int base_build(PyObject *self, st_args *a)
-{
-    PyObject *spec_cls = NULL, *props_cls = NULL, *props = NULL, *size = NULL, *md = NULL;
-    PyObject *dtype = NULL, *strided = NULL, *contig = NULL;
-    int rc = -1, is;
-    spec_cls = so_st_import("shardopt.sharding_spec", "ShardingSpec");
-    if (!spec_cls) goto done;
-    is = PyObject_IsInstance(a->spec, spec_cls);
-    if (is < 0) goto done;
-    if (!is) {
-        PyErr_Format(PyExc_ValueError, "Expecting ShardingSpec but got: %R", (PyObject *)Py_TYPE(a->spec));
-        goto done;
-    }
-    size = flatten_size(a->size);
-    if (!size) goto done;
-    if (a->dtype == Py_None) {
-        PyObject *get = so_st_import("shardopt", "get_default_dtype");
-        if (get) {
-            dtype = PyObject_CallNoArgs(get);
-            Py_DECREF(get);
-        } else {
-            PyErr_Clear();
-            dtype = so_st_import("shardopt", "float32");
-        }
-        if (!dtype) goto done;
-    } else {
-        dtype = Py_NewRef(a->dtype);
-    }
-    strided = so_st_import("shardopt", "strided");
-    contig = so_st_import("shardopt", "contiguous_format");
-    props_cls = so_st_import("shardopt.sharded_tensor.metadata", "TensorProperties");
-    if (!strided || !contig || !props_cls) goto done;
-    props = PyObject_CallFunction(props_cls, "OOOOO", dtype,
-                                  a->layout == Py_None ? strided : a->layout,
-                                  a->requires_grad ? Py_True : Py_False,
-                                  a->memory_format == Py_None ? contig : a->memory_format,
-                                  a->pin_memory ? Py_True : Py_False);
-    if (!props) goto done;
-    md = PyObject_CallMethod(a->spec, "build_metadata", "OO", size, props);
-    if (!md) goto done;
-    Py_XSETREF(SO_ST(self)->metadata, Py_NewRef(md));
-    Py_XSETREF(SO_ST(self)->spec, Py_NewRef(a->spec));
-    /* Only strided contiguous tensors exist (checked after build_metadata, as torch) */
-    if (a->layout != Py_None && a->layout != strided) {
-        PyErr_SetString(PyExc_ValueError, "Only torch.strided layout is currently supported");
-        goto done;
-    }
-    if (a->memory_format != Py_None && a->memory_format != contig) {
-        PyErr_SetString(PyExc_ValueError,
-                        "Only torch.contiguous_format memory_format is currently supported");
-        goto done;
-    }
-    rc = 0;
-done:
-    Py_XDECREF(spec_cls);
-    Py_XDECREF(props_cls);
-    Py_XDECREF(props);
-    Py_XDECREF(size);
-    Py_XDECREF(md);
-    Py_XDECREF(dtype);
-    Py_XDECREF(strided);
-    Py_XDECREF(contig);
-    return rc;
-}
-
-static int base_init(PyObject *self, PyObject *args, PyObject *kwds)
-{
-    st_args a;
-    int rc;
-    if (parse_ctor(args, kwds, &a, 0) < 0) return -1;
-    if (a.init_rrefs) {
-        Py_DECREF(a.size);
-        PyErr_SetString(PyExc_TypeError, "ShardedTensorBase() takes no init_rrefs");
-        return -1;
-    }
-    rc = base_build(self, &a);
-    Py_DECREF(a.size);
-    return rc;
-}
-
-/* An uninitialised local shard for shard metadata `smd` (placement already validated). */
-static PyObject *alloc_shard(so_state *st, PyObject *smd, PyObject *props)
-{
-    PyObject *sizes = NULL, *dtype = NULL, *rg = NULL, *shard_tp, *res = NULL;
-    PyObject *pl = SO_SMD_PLACEMENT(smd);
-    SoTensor *t = NULL;
-    int64_t shape[SO_MAX_DIMS];
-    int ndim = 0, dt;
-    so_device dev;
-    sizes = PyObject_GetAttrString(smd, "shard_sizes");
-    if (!sizes || so_parse_shape(sizes, "shard_sizes", &ndim, shape) < 0) goto done;
-    dtype = PyObject_GetAttrString(props, "dtype");
-    if (!dtype || so_parse_dtype(st, dtype, SO_FLOAT32, "dtype", &dt) < 0) goto done;
-    if (so_parse_device(st, SO_RD_DEVICE(pl), "placement", &dev) < 0) goto done;
-    t = so_tensor_empty(st, ndim, shape, dt, dev);
-    if (!t) goto done;
-    rg = PyObject_GetAttrString(props, "requires_grad");
-    if (!rg) goto done;
-    if (PyObject_IsTrue(rg) && PyObject_SetAttrString((PyObject *)t, "requires_grad", Py_True) < 0)
-        goto done;
-    shard_tp = (PyObject *)so_shard_type(st, "Shard");
-    if (!shard_tp) goto done;
-    res = PyObject_CallFunctionObjArgs(shard_tp, (PyObject *)t, smd, NULL);
-done:
-    Py_XDECREF(sizes);
-    Py_XDECREF(dtype);
-    Py_XDECREF(rg);
-    Py_XDECREF((PyObject *)t);
-    return res;
-}
-
-static int sharded_init(PyObject *self, PyObject *args, PyObject *kwds)
-{
-    so_state *st = so_state_from_type(Py_TYPE(self));
-    PyObject *pg = NULL, *shards = NULL, *props = NULL, *mds = NULL, *fast = NULL;
-    st_args a;
-    long rank;
-    int rc = -1;
-    if (!st) return -1;
-    if (parse_ctor(args, kwds, &a, 1) < 0) return -1;
-    if (base_build(self, &a) < 0) goto done;
-    pg = so_st_resolve_pg(a.pg);
-    if (!pg) goto done;
-    Py_XSETREF(SO_ST(self)->pg, Py_NewRef(pg));
-    rank = so_st_global_rank();
-    if (rank == -1 && PyErr_Occurred()) goto done;
-    mds = md_attr(self, "shards_metadata");
-    props = md_attr(self, "tensor_properties");
-    if (!mds || !props) goto done;
-    fast = PySequence_Fast(mds, "shards_metadata must be a sequence");
-    if (!fast) goto done;
-    shards = PyList_New(0);
-    if (!shards) goto done;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
-        PyObject *smd = PySequence_Fast_GET_ITEM(fast, i), *pl, *shard;
-        long r;
-        pl = PyObject_GetAttrString(smd, "placement");
-        if (!pl) goto done;
-        rc = so_st_validate_placement(st, pg, pl, &r);
-        Py_DECREF(pl);
-        if (rc < 0) goto done;
-        rc = -1;
-        if (r != rank) continue;
-        shard = alloc_shard(st, smd, props);
-        if (!shard) goto done;
-        if (PyList_Append(shards, shard) < 0) {
-            Py_DECREF(shard);
-            goto done;
-        }
-        Py_DECREF(shard);
-    }
-    Py_XSETREF(SO_ST(self)->local_shards, Py_NewRef(shards));
-    if (a.init_rrefs) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "RPC Framework needs to be initialized using "
-                        "torch.distributed.rpc.init_rpc if init_rrefs is set to True");
-        goto done;
-    }
-    rc = 0;
-done:
-    Py_DECREF(a.size);
-    Py_XDECREF(pg);
-    Py_XDECREF(shards);
-    Py_XDECREF(props);
-    Py_XDECREF(mds);
-    Py_XDECREF(fast);
-    return rc;
-}
-
 /* ------------------------------------------------------------------ accessors */
 
 static PyObject *st_local_shards(PyObject *self, PyObject *unused)
@@ -455,10 +100,8 @@ static PyObject *st_local_tensor(PyObject *self, PyObject *unused)
 {
     PyObject *shards = SO_ST(self)->local_shards;
     (void)unused;
-    if (PyList_GET_SIZE(shards) != 1) {
-        PyErr_SetString(PyExc_NotImplementedError, "Only single local shard is supported.");
-        return NULL;
-    }
+    if (PyList_GET_SIZE(shards) != 1)
+        return PyErr_Format(PyExc_NotImplementedError, "Only single local shard is supported.");
     return PyObject_GetAttrString(PyList_GET_ITEM(shards, 0), "tensor");
 }
 
@@ -478,38 +121,30 @@ static PyObject *st_remote_shards(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    PyErr_SetString(PyExc_RuntimeError,
-                    "ShardedTensor created with init_rrefs=False, no RRefs to remote shards "
-                    "available");
-    return NULL;
+    return PyErr_Format(PyExc_RuntimeError,
+                        "ShardedTensor created with init_rrefs=False, no RRefs to remote shards "
+                        "available");
 }
 
 static PyObject *st_size(PyObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"dim", NULL};
-    PyObject *dim = Py_None, *size, *res;
+    PyObject *dim = Py_None, *size, *res = NULL;
     Py_ssize_t n;
     long long d;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:size", kwlist, &dim)) return NULL;
     size = md_attr(self, "size");
     if (!size || dim == Py_None) return size;
-    n = PyObject_Size(size);
-    if (n < 0) goto error;
+    SO_CHECK_RC(n = PyObject_Size(size), done);
     d = PyLong_AsLongLong(dim);
-    if (d == -1 && PyErr_Occurred()) goto error;
-    if (d < -n || d >= n) {
-        PyErr_Format(PyExc_IndexError,
-                     "Dimension out of range (expected to be in range of [%zd, %zd], but got %lld)",
-                     -n, n - 1, d);
-        goto error;
-    }
-    if (d < 0) d += n;
-    res = PySequence_GetItem(size, (Py_ssize_t)d);
+    if (d == -1 && PyErr_Occurred()) goto done;
+    SO_CHECK(d >= -n && d < n, done, PyExc_IndexError,
+             "Dimension out of range (expected to be in range of [%zd, %zd], but got %lld)",
+             -n, n - 1, d);
+    res = PySequence_GetItem(size, (Py_ssize_t)(d < 0 ? d + n : d));
+done:
     Py_DECREF(size);
     return res;
-error:
-    Py_DECREF(size);
-    return NULL;
 }
 
 static PyObject *st_dim(PyObject *self, PyObject *unused)
@@ -598,10 +233,9 @@ static int set_requires_grad(PyObject *self, PyObject *v, void *c)
     (void)self;
     (void)v;
     (void)c;
-    PyErr_SetString(PyExc_RuntimeError,
-                    "torch function '__set__', with args: (requires_grad) not supported for "
-                    "ShardedTensor! Use requires_grad_() instead.");
-    return -1;
+    return so_fail(PyExc_RuntimeError,
+                   "torch function '__set__', with args: (requires_grad) not supported for "
+                   "ShardedTensor! Use requires_grad_() instead.");
 }
 static PyObject *get_none(PyObject *self, void *c)
 {
@@ -622,41 +256,6 @@ static PyObject *get_false(PyObject *self, void *c)
     Py_RETURN_FALSE;
 }
 
-/* device of the first local shard; with none, cpu unless the group's backend is nccl
- * (then the current CUDA device), as torch's `device` op. */
-static PyObject *get_device(PyObject *self, void *c)
-{
-    so_state *st = so_state_from_type(Py_TYPE(self));
-    PyObject *shards = SO_ST(self)->local_shards, *backend = NULL, *dev;
-    int nccl = 0;
-    (void)c;
-    if (!st) return NULL;
-    if (PyList_GET_SIZE(shards) > 0) {
-        PyObject *t = PyObject_GetAttrString(PyList_GET_ITEM(shards, 0), "tensor");
-        if (!t) return NULL;
-        dev = PyObject_GetAttrString(t, "device");
-        Py_DECREF(t);
-        return dev;
-    }
-    if (SO_ST(self)->pg != Py_None) {
-        backend = PyObject_GetAttrString(SO_ST(self)->pg, "_backend");
-        if (!backend) PyErr_Clear();
-        else nccl = PyUnicode_Check(backend) && PyUnicode_CompareWithASCIIString(backend, "nccl") == 0;
-        Py_XDECREF(backend);
-    }
-    if (nccl) {
-        PyObject *cur = so_st_import("shardopt.cuda", "current_device"), *idx;
-        if (!cur) return NULL;
-        idx = PyObject_CallNoArgs(cur);
-        Py_DECREF(cur);
-        if (!idx) return NULL;
-        dev = PyObject_CallFunction((PyObject *)st->tensor.device_type, "sO", "cuda", idx);
-        Py_DECREF(idx);
-        return dev;
-    }
-    return PyObject_CallFunction((PyObject *)st->tensor.device_type, "s", "cpu");
-}
-
 static PyObject *get_pg(PyObject *self, void *c)
 {
     (void)c;
@@ -671,10 +270,7 @@ static int set_pg(PyObject *self, PyObject *v, void *c)
 }
 static int set_obj_field(PyObject **slot, PyObject *v, const char *name)
 {
-    if (!v) {
-        PyErr_Format(PyExc_AttributeError, "cannot delete %s", name);
-        return -1;
-    }
+    if (!v) return so_fail(PyExc_AttributeError, "cannot delete %s", name);
     Py_XSETREF(*slot, Py_NewRef(v));
     return 0;
 }
@@ -686,10 +282,9 @@ static PyObject *get_local_shards_f(PyObject *self, void *c)
 static int set_local_shards_f(PyObject *self, PyObject *v, void *c)
 {
     (void)c;
-    if (v && !PyList_Check(v)) {
-        PyErr_SetString(PyExc_TypeError, "_local_shards must be a list of Shard");
-        return -1;
-    }
+    if (v && !PyList_Check(v))
+        return so_fail(PyExc_TypeError, "_local_shards must be a list of Shard, not %s",
+                       Py_TYPE(v)->tp_name);
     return set_obj_field(&SO_ST(self)->local_shards, v, "_local_shards");
 }
 static PyObject *get_metadata_f(PyObject *self, void *c)
@@ -717,6 +312,15 @@ static PyObject *get_init_rrefs(PyObject *self, void *c)
     (void)c;
     return PyBool_FromLong(SO_ST(self)->init_rrefs);
 }
+static int set_init_rrefs(PyObject *self, PyObject *v, void *c)
+{
+    int b;
+    (void)c;
+    if (!v) return so_fail(PyExc_AttributeError, "cannot delete _init_rrefs");
+    if ((b = PyObject_IsTrue(v)) < 0) return -1;
+    SO_ST(self)->init_rrefs = b;
+    return 0;
+}
 
 static PyGetSetDef st_getset[] = {
     {"shape", get_shape, NULL, "the global size (shardopt.Size)", NULL},
@@ -729,12 +333,12 @@ static PyGetSetDef st_getset[] = {
     {"grad_fn", get_none, NULL, NULL, NULL},
     {"is_leaf", get_true, NULL, NULL, NULL},
     {"is_meta", get_false, NULL, NULL, NULL},
-    {"device", get_device, NULL, "device of the first local shard (see docs)", NULL},
     {"_process_group", get_pg, set_pg, NULL, NULL},
     {"_local_shards", get_local_shards_f, set_local_shards_f, NULL, NULL},
     {"_metadata", get_metadata_f, set_metadata_f, NULL, NULL},
     {"_sharding_spec", get_spec_f, set_spec_f, NULL, NULL},
-    {"_init_rrefs", get_init_rrefs, NULL, NULL, NULL},
+    {"_init_rrefs", get_init_rrefs, set_init_rrefs, NULL, NULL},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {NULL}};
 
 static PyMethodDef st_methods[] = {
@@ -754,10 +358,6 @@ static PyMethodDef st_methods[] = {
      "True (local shards are contiguous)"},
     {"is_floating_point", st_is_floating_point, METH_NOARGS, NULL},
     {"is_pinned", st_is_pinned, METH_NOARGS, "the metadata's pin_memory"},
-    {"_init_from_local_shards_and_global_metadata",
-     (PyCFunction)(void (*)(void))so_st_base_init_from_md, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
-     "(local_shards, sharded_tensor_metadata, sharding_spec=None): no process group; only the "
-     "overlap and coverage checks (shards may be non-contiguous, all in one process)."},
     {NULL}};
 
 static PyMemberDef st_members[] = {
@@ -767,7 +367,6 @@ static PyMemberDef st_members[] = {
 
 static PyType_Slot base_slots[] = {
     {Py_tp_new, st_new},
-    {Py_tp_init, base_init},
     {Py_tp_repr, st_repr},
     {Py_tp_hash, st_hash},
     {Py_tp_methods, st_methods},
@@ -777,9 +376,8 @@ static PyType_Slot base_slots[] = {
     {Py_tp_clear, st_clear},
     {Py_tp_dealloc, st_dealloc},
     {Py_tp_doc,
-     "ShardedTensorBase(sharding_spec, *size, dtype=None, layout=strided, requires_grad=False, "
-     "pin_memory=False, memory_format=contiguous_format): a sharded tensor's metadata and "
-     "local shards without a process group."},
+     "The data of a sharded tensor (local shards, global metadata, sharding spec, process "
+     "group) and the properties derived from it; see shardopt.sharded_tensor.ShardedTensor."},
     {0, NULL}};
 
 static PyType_Spec base_spec = {
@@ -788,45 +386,7 @@ static PyType_Spec base_spec = {
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
     .slots = base_slots};
 
-static PyMethodDef sharded_methods[] = {
-    {"_init_from_local_shards_and_global_metadata",
-     (PyCFunction)(void (*)(void))so_st_init_from_md, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
-     "(local_shards, sharded_tensor_metadata, process_group=None, init_rrefs=False, "
-     "sharding_spec=None): trust the global metadata, check this rank's shards against it "
-     "(no collectives)."},
-    {NULL}};
-
-static PyType_Slot sharded_slots[] = {
-    {Py_tp_init, sharded_init},
-    {Py_tp_traverse, st_traverse},
-    {Py_tp_clear, st_clear},
-    {Py_tp_dealloc, st_dealloc},
-    {Py_tp_methods, sharded_methods},
-    {Py_tp_doc,
-     "ShardedTensor(sharding_spec, *size, dtype=None, layout=strided, requires_grad=False, "
-     "pin_memory=False, memory_format=contiguous_format, process_group=None, "
-     "init_rrefs=False): a tensor sharded across the ranks of a process group; this rank "
-     "allocates (uninitialised) the shards whose placement names its global rank."},
-    {0, NULL}};
-
-static PyType_Spec sharded_spec = {
-    .name = "shardopt._C.ShardedTensor",
-    .basicsize = sizeof(SoShardedTensor),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    .slots = sharded_slots};
-
 int so_register_sharded_tensor(PyObject *m, so_state *st)
 {
-    PyTypeObject *base, *sharded;
-    base = so_shard_add_type(m, st, &base_spec, "ShardedTensorBase");
-    if (!base) return -1;
-    sharded = (PyTypeObject *)PyType_FromModuleAndSpec(m, &sharded_spec, (PyObject *)base);
-    if (!sharded) return -1;
-    if (PyModule_AddType(m, sharded) < 0 ||
-        PyDict_SetItemString(st->extra, "ShardedTensor", (PyObject *)sharded) < 0) {
-        Py_DECREF(sharded);
-        return -1;
-    }
-    Py_DECREF(sharded);
-    return so_register_st_init(m, st);
+    return so_shard_add_type(m, &base_spec, NULL, &st->shard.sharded_tensor_type);
 }

@@ -1,57 +1,32 @@
-/* spec.c — ChunkShardingSpec, EnumerableShardingSpec and DevicePlacementSpec: torch's
- * dataclass specs as C records (writable fields, dataclass ==/repr, unhashable), with the
- * constructor validation and build_metadata of torch.distributed._shard.sharding_spec.
+/* spec.c — the data halves of ChunkShardingSpec and EnumerableShardingSpec, and
+ * DevicePlacementSpec: torch's dataclass specs as C records (writable fields, dataclass
+ * ==/repr, unhashable) with their constructor validation and the chunk rule.
  *
- * build_metadata returns shardopt.sharded_tensor.metadata.ShardedTensorMetadata (a Python
- * dataclass, imported on first use).  ChunkShardingSpec.shard needs a process group and
- * ShardedTensor, which live in a higher layer: it forwards to
- * shardopt.sharded_tensor._shard_chunk.shard_chunk(spec, tensor, src_rank, process_group).
- * The Python package registers these types with the ShardingSpec / PlacementSpec ABCs.
+ * The Python subclasses (shardopt/sharding_spec: ChunkShardingSpec(_C.ChunkShardingSpecBase,
+ * ShardingSpec), EnumerableShardingSpec(...)) add build_metadata -- wrapping the shard
+ * records computed here in a ShardedTensorMetadata -- and shard(), which needs a process
+ * group and ShardedTensor from the layer above.  So nothing here reaches up.
  */
 #include "shard.h"
 
 /* ------------------------------------------------------------------ helpers */
 
-/* attribute `name` of module `modname`, imported lazily; new ref */
-static PyObject *import_attr(const char *modname, const char *name)
-{
-    PyObject *mod = PyImport_ImportModule(modname), *attr;
-    if (!mod) return NULL;
-    attr = PyObject_GetAttrString(mod, name);
-    Py_DECREF(mod);
-    return attr;
-}
-
-static PyObject *sharded_tensor_metadata(PyObject *shards, PyObject *sizes, PyObject *props)
-{
-    PyObject *cls = import_attr("shardopt.sharded_tensor.metadata", "ShardedTensorMetadata"), *res;
-    if (!cls) return NULL;
-    res = PyObject_CallFunctionObjArgs(cls, shards, sizes, props, NULL);
-    Py_DECREF(cls);
-    return res;
-}
-
 /* torch's ChunkShardingSpec._verify_dim */
 static int verify_dim(PyObject *dim)
 {
-    if (PyUnicode_Check(dim)) {
-        PyErr_SetString(PyExc_NotImplementedError,
-                        "ChunkShardingSpec does not support named dimension yet!");
-        return -1;
-    }
-    if (!PyLong_Check(dim)) {
-        PyErr_Format(PyExc_ValueError, "Sharding dim needs to be an integer, found: %S", dim);
-        return -1;
-    }
+    if (PyUnicode_Check(dim))
+        return so_fail(PyExc_NotImplementedError,
+                       "ChunkShardingSpec does not support named dimension yet!");
+    if (!PyLong_Check(dim))
+        return so_fail(PyExc_ValueError, "Sharding dim needs to be an integer, found: %S", dim);
     return 0;
 }
 
 static int no_placements_error(void)
 {
     /* torch divides by zero later; shardopt deviation §12.5 rejects it up front */
-    PyErr_SetString(PyExc_ValueError,
-                    "ChunkShardingSpec needs at least one placement, got an empty placements list");
-    return -1;
+    return so_fail(PyExc_ValueError,
+                   "ChunkShardingSpec needs at least one placement, got an empty placements list");
 }
 
 /* ------------------------------------------------------------------ ChunkShardingSpec */
@@ -84,10 +59,11 @@ static int chunk_init(PyObject *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
-static PyObject *chunk_build_metadata(PyObject *self, PyObject *args, PyObject *kwds)
+/* _shards_metadata(tensor_sizes): one ShardMetadata per placement, torch.chunk's rule
+ * along `dim` (trailing chunks may be empty). */
+static PyObject *chunk_shards_metadata(PyObject *self, PyObject *sizes_obj)
 {
-    static char *kwlist[] = {"tensor_sizes", "tensor_properties", NULL};
-    PyObject *sizes_obj, *props, *dim = SO_REC(self)->f[0], *fast = NULL, *pls = NULL;
+    PyObject *dim = SO_REC(self)->f[0], *fast = NULL, *pls = NULL;
     PyObject *shards = NULL, *res = NULL;
     PyTypeObject *smd_type;
     so_state *st = so_state_from_type(Py_TYPE(self));
@@ -95,9 +71,7 @@ static PyObject *chunk_build_metadata(PyObject *self, PyObject *args, PyObject *
     long long d;
     Py_ssize_t ndim, nchunks;
     if (!st) return NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:build_metadata", kwlist, &sizes_obj, &props))
-        return NULL;
-    if (!(smd_type = so_shard_type(st, "ShardMetadata"))) return NULL;
+    smd_type = st->shard.shard_metadata_type;
     if (!dim || !SO_REC(self)->f[1])
         return PyErr_Format(PyExc_TypeError, "ChunkShardingSpec is not initialised");
     fast = PySequence_Fast(sizes_obj, "tensor_sizes must be a sequence of ints");
@@ -110,10 +84,8 @@ static PyObject *chunk_build_metadata(PyObject *self, PyObject *args, PyObject *
         PyErr_Clear();
         d = (long long)ndim; /* out of range either way */
     }
-    if (d >= ndim || d < -ndim) {
-        PyErr_Format(PyExc_ValueError, "Invalid sharding dim: %S", dim);
-        goto done;
-    }
+    if (d >= ndim || d < -ndim)
+        SO_FAIL(done, PyExc_ValueError, "Invalid sharding dim: %S", dim);
     if (d < 0) d += ndim;
     sizes = PyMem_Malloc(sizeof(int64_t) * (size_t)(ndim + 1));
     if (!sizes) {
@@ -166,63 +138,12 @@ static PyObject *chunk_build_metadata(PyObject *self, PyObject *args, PyObject *
         if (!md) goto done;
         PyList_SET_ITEM(shards, idx, md);
     }
-    res = sharded_tensor_metadata(shards, sizes_obj, props);
+    res = Py_NewRef(shards);
 done:
     Py_XDECREF(fast);
     Py_XDECREF(pls);
     Py_XDECREF(shards);
     PyMem_Free(sizes);
-    return res;
-}
-
-/* The scatter needs a process group and ShardedTensor (a higher layer): forward to
- * shardopt.sharded_tensor._shard_chunk.shard_chunk(spec, tensor, src_rank, process_group).
- * Until that module exists, say so (an error inside it propagates unchanged). */
-#define SHARD_CHUNK_MODULE "shardopt.sharded_tensor._shard_chunk"
-
-/* 1 if the forwarding module is absent, 0 if present, -1 on error. */
-static int missing_module(void)
-{
-    PyObject *find = import_attr("importlib.util", "find_spec"), *spec;
-    int missing;
-    if (!find) return -1;
-    spec = PyObject_CallFunction(find, "s", SHARD_CHUNK_MODULE);
-    Py_DECREF(find);
-    if (!spec) return -1;
-    missing = spec == Py_None;
-    Py_DECREF(spec);
-    return missing;
-}
-
-static PyObject *chunk_shard(PyObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"tensor", "src_rank", "process_group", NULL};
-    PyObject *tensor, *src_rank = NULL, *pg = Py_None, *fn, *res;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:shard", kwlist, &tensor, &src_rank, &pg))
-        return NULL;
-    switch (missing_module()) {
-    case -1:
-        return NULL;
-    case 1:
-        PyErr_SetString(PyExc_RuntimeError,
-                        "ChunkShardingSpec.shard needs ShardedTensor and a process group ("
-                        SHARD_CHUNK_MODULE "), which this build of shardopt does not provide yet");
-        return NULL;
-    }
-    fn = import_attr(SHARD_CHUNK_MODULE, "shard_chunk");
-    if (!fn) return NULL;
-    if (!src_rank) {
-        src_rank = PyLong_FromLong(0);
-        if (!src_rank) {
-            Py_DECREF(fn);
-            return NULL;
-        }
-    } else {
-        Py_INCREF(src_rank);
-    }
-    res = PyObject_CallFunctionObjArgs(fn, self, tensor, src_rank, pg, NULL);
-    Py_DECREF(src_rank);
-    Py_DECREF(fn);
     return res;
 }
 
@@ -238,12 +159,9 @@ static PyObject *chunk_reduce(PyObject *self, PyObject *unused)
 }
 
 static PyMethodDef chunk_methods[] = {
-    {"build_metadata", (PyCFunction)(void (*)(void))chunk_build_metadata,
-     METH_VARARGS | METH_KEYWORDS,
-     "build_metadata(tensor_sizes, tensor_properties) -> ShardedTensorMetadata with one shard per "
-     "placement (torch.chunk's rule; trailing shards may be empty)."},
-    {"shard", (PyCFunction)(void (*)(void))chunk_shard, METH_VARARGS | METH_KEYWORDS,
-     "shard(tensor, src_rank=0, process_group=None) -> ShardedTensor scattered from src_rank."},
+    {"_shards_metadata", chunk_shards_metadata, METH_O,
+     "_shards_metadata(tensor_sizes) -> [ShardMetadata], one per placement (torch.chunk's rule; "
+     "trailing shards may be empty)."},
     {"__reduce__", chunk_reduce, METH_NOARGS, NULL},
     {NULL}};
 
@@ -271,7 +189,7 @@ static PyType_Slot chunk_slots[] = {
     {0, NULL}};
 
 static PyType_Spec chunk_spec = {
-    .name = "shardopt._C.ChunkShardingSpec",
+    .name = "shardopt._C.ChunkShardingSpecBase",
     .basicsize = sizeof(SoRecord) + 2 * sizeof(PyObject *),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
     .slots = chunk_slots};
@@ -283,54 +201,27 @@ static const char *const enum_names[] = {"shards"};
 static int enum_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"shards", NULL};
-    PyObject *shards, *fast;
+    PyObject *shards, *fast = NULL;
     Py_ssize_t rank = -1, n;
+    int rc = -1;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:EnumerableShardingSpec", kwlist, &shards))
         return -1;
     Py_XSETREF(SO_REC(self)->f[0], Py_NewRef(shards));
     fast = PySequence_Fast(shards, "shards must be a sequence of ShardMetadata");
-    if (!fast) return -1;
+    SO_CHECK_PTR(fast, done);
     n = PySequence_Fast_GET_SIZE(fast);
-    if (n == 0) {
-        PyErr_Format(PyExc_ValueError, "Empty shard list provided: %R", shards);
-        Py_DECREF(fast);
-        return -1;
-    }
+    SO_CHECK(n > 0, done, PyExc_ValueError, "Empty shard list provided: %R", shards);
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t r = so_shard_md_ndim(PySequence_Fast_GET_ITEM(fast, i));
-        if (r < 0) {
-            Py_DECREF(fast);
-            return -1;
-        }
-        if (rank != -1 && rank != r) {
-            PyErr_Format(PyExc_ValueError, "Found inconsistent ranks for shards: %zd and %zd", rank, r);
-            Py_DECREF(fast);
-            return -1;
-        }
+        SO_CHECK_RC(r, done);
+        SO_CHECK(rank == -1 || rank == r, done, PyExc_ValueError,
+                 "Found inconsistent ranks for shards: %zd and %zd", rank, r);
         rank = r;
     }
-    Py_DECREF(fast);
-    return so_validate_non_overlapping(shards);
-}
-
-static PyObject *enum_build_metadata(PyObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"tensor_sizes", "tensor_properties", NULL};
-    PyObject *sizes, *props, *shards = SO_REC(self)->f[0];
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:build_metadata", kwlist, &sizes, &props))
-        return NULL;
-    if (!shards) return PyErr_Format(PyExc_TypeError, "EnumerableShardingSpec is not initialised");
-    if (so_check_tensor(shards, sizes) < 0) return NULL;
-    return sharded_tensor_metadata(shards, sizes, props);
-}
-
-static PyObject *enum_shard(PyObject *self, PyObject *args, PyObject *kwds)
-{
-    (void)self;
-    (void)args;
-    (void)kwds;
-    PyErr_SetString(PyExc_NotImplementedError, "EnumerableShardingSpec.shard not implemented yet!");
-    return NULL;
+    rc = so_validate_non_overlapping(shards);
+done:
+    Py_XDECREF(fast);
+    return rc;
 }
 
 static PyObject *enum_repr(PyObject *self) { return so_record_repr(self, 1, enum_names); }
@@ -345,11 +236,6 @@ static PyObject *enum_reduce(PyObject *self, PyObject *unused)
 }
 
 static PyMethodDef enum_methods[] = {
-    {"build_metadata", (PyCFunction)(void (*)(void))enum_build_metadata,
-     METH_VARARGS | METH_KEYWORDS,
-     "build_metadata(tensor_sizes, tensor_properties): check_tensor, then ShardedTensorMetadata."},
-    {"shard", (PyCFunction)(void (*)(void))enum_shard, METH_VARARGS | METH_KEYWORDS,
-     "Not implemented (as in torch)."},
     {"__reduce__", enum_reduce, METH_NOARGS, NULL},
     {NULL}};
 
@@ -375,7 +261,7 @@ static PyType_Slot enum_slots[] = {
     {0, NULL}};
 
 static PyType_Spec enum_spec = {
-    .name = "shardopt._C.EnumerableShardingSpec",
+    .name = "shardopt._C.EnumerableShardingSpecBase",
     .basicsize = sizeof(SoRecord) + 1 * sizeof(PyObject *),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
     .slots = enum_slots};
@@ -443,8 +329,7 @@ int so_register_shard(PyObject *m, so_state *st)
     if (so_register_remote_device(m, st) < 0) return -1;
     if (so_register_shard_metadata(m, st) < 0) return -1;
     if (so_register_shard_validate(m, st) < 0) return -1;
-    if (!so_shard_add_type(m, st, &chunk_spec, "ChunkShardingSpec")) return -1;
-    if (!so_shard_add_type(m, st, &enum_spec, "EnumerableShardingSpec")) return -1;
-    if (!so_shard_add_type(m, st, &dps_spec, "DevicePlacementSpec")) return -1;
-    return 0;
+    if (so_shard_add_type(m, &chunk_spec, NULL, &st->shard.chunk_spec_type) < 0) return -1;
+    if (so_shard_add_type(m, &enum_spec, NULL, &st->shard.enum_spec_type) < 0) return -1;
+    return so_shard_add_type(m, &dps_spec, NULL, &st->shard.placement_spec_type);
 }

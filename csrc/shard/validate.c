@@ -1,6 +1,6 @@
 /* validate.c — the chunk rule and the shard-layout validators of
  * torch.distributed._shard.sharding_spec._internals, plus
- * _infer_sharding_spec_from_shards_metadata.
+ * _infer_chunk_layout (the decision half of torch's _infer_sharding_spec_from_shards_metadata).
  *
  * Overlap check: shards are loaded once into int64 arrays, zero-volume shards are dropped
  * (shardopt deviation §12.4: they occupy no elements, so they can neither overlap nor
@@ -20,10 +20,8 @@
 int64_t so_split_size(int64_t dim_size, int64_t chunks)
 {
     int64_t num, q;
-    if (chunks == 0) {
-        PyErr_SetString(PyExc_ZeroDivisionError, "integer division or modulo by zero");
-        return -1;
-    }
+    if (chunks == 0)
+        return so_fail(PyExc_ZeroDivisionError, "integer division or modulo by zero");
     num = dim_size + chunks - 1;
     q = num / chunks;
     if (num % chunks != 0 && ((num < 0) != (chunks < 0))) q -= 1; /* floor, like Python // */
@@ -37,8 +35,8 @@ static int read_int64_seq(PyObject *seq, Py_ssize_t n, int64_t *out, const char 
     PyObject *fast = PySequence_Fast(seq, what);
     if (!fast) return -1;
     if (PySequence_Fast_GET_SIZE(fast) != n) {
-        PyErr_Format(PyExc_ValueError, "%s has %zd elements, expected %zd", what,
-                     PySequence_Fast_GET_SIZE(fast), n);
+        so_fail(PyExc_ValueError, "%s has %zd elements, expected %zd", what,
+                PySequence_Fast_GET_SIZE(fast), n);
         Py_DECREF(fast);
         return -1;
     }
@@ -106,29 +104,26 @@ static int shard_set_load(shard_set *s, PyObject *shards)
     if (!s->fast) return -1;
     s->n = PySequence_Fast_GET_SIZE(s->fast);
     if (s->n == 0) return 0;
-    s->nd = so_shard_md_ndim(PySequence_Fast_GET_ITEM(s->fast, 0));
-    if (s->nd < 0) goto error;
+    int rc = -1;
+    SO_CHECK_RC(s->nd = so_shard_md_ndim(PySequence_Fast_GET_ITEM(s->fast, 0)), done);
     s->off = PyMem_Malloc(sizeof(int64_t) * (size_t)(s->n * s->nd + 1));
     s->sz = PyMem_Malloc(sizeof(int64_t) * (size_t)(s->n * s->nd + 1));
     if (!s->off || !s->sz) {
         PyErr_NoMemory();
-        goto error;
+        goto done;
     }
     for (Py_ssize_t i = 0; i < s->n; i++) {
         PyObject *md = PySequence_Fast_GET_ITEM(s->fast, i);
         Py_ssize_t nd = so_shard_md_ndim(md);
-        if (nd < 0) goto error;
-        if (nd != s->nd) {
-            PyErr_Format(PyExc_ValueError, "Found inconsistent ranks for shards: %zd and %zd",
-                         s->nd, nd);
-            goto error;
-        }
-        if (so_shard_md_read(md, nd, s->off + i * nd, s->sz + i * nd) < 0) goto error;
+        SO_CHECK_RC(nd, done);
+        SO_CHECK(nd == s->nd, done, PyExc_ValueError,
+                 "Found inconsistent ranks for shards: %zd and %zd", s->nd, nd);
+        SO_CHECK_RC(so_shard_md_read(md, nd, s->off + i * nd, s->sz + i * nd), done);
     }
-    return 0;
-error:
-    shard_set_free(s);
-    return -1;
+    rc = 0;
+done:
+    if (rc < 0) shard_set_free(s);
+    return rc;
 }
 
 static int zero_volume(const shard_set *s, Py_ssize_t i)
@@ -325,11 +320,9 @@ int so_validate_non_overlapping(PyObject *shards)
             if (sweep_overlap(&s, keep, m, sweep, &pa, &pb) < 0) goto done;
         }
     }
-    if (pa >= 0) {
-        PyErr_Format(PyExc_ValueError, "Shards %R and %R overlap",
-                     PySequence_Fast_GET_ITEM(s.fast, pa), PySequence_Fast_GET_ITEM(s.fast, pb));
-        goto done;
-    }
+    if (pa >= 0)
+        SO_FAIL(done, PyExc_ValueError, "Shards %R and %R overlap",
+                PySequence_Fast_GET_ITEM(s.fast, pa), PySequence_Fast_GET_ITEM(s.fast, pb));
     rc = 0;
 done:
     PyMem_Free(keep);
@@ -342,10 +335,8 @@ done:
 
 static int mul_checked(int64_t a, int64_t b, int64_t *out)
 {
-    if (__builtin_mul_overflow(a, b, out)) {
-        PyErr_SetString(PyExc_OverflowError, "shard volume does not fit in 64 bits");
-        return -1;
-    }
+    if (__builtin_mul_overflow(a, b, out))
+        return so_fail(PyExc_OverflowError, "shard volume does not fit in 64 bits");
     return 0;
 }
 
@@ -357,14 +348,11 @@ int so_check_tensor(PyObject *shards, PyObject *tensor_dims)
     int rc = -1;
     if (rank < 0) return -1;
     if (shard_set_load(&s, shards) < 0) return -1;
-    if (s.n == 0) {
-        PyErr_SetString(PyExc_ValueError, "check_tensor: no shards given");
-        goto done;
-    }
-    if (rank != s.nd) {
-        PyErr_Format(PyExc_ValueError, "Rank of tensor is %zd, but shards rank is %zd", rank, s.nd);
-        goto done;
-    }
+    if (s.n == 0)
+        SO_FAIL(done, PyExc_ValueError, "check_tensor: no shards given");
+    if (rank != s.nd)
+        SO_FAIL(done, PyExc_ValueError, "Rank of tensor is %zd, but shards rank is %zd", rank,
+                s.nd);
     dims = PyMem_Malloc(sizeof(int64_t) * (size_t)(rank + 1));
     if (!dims) {
         PyErr_NoMemory();
@@ -378,28 +366,22 @@ int so_check_tensor(PyObject *shards, PyObject *tensor_dims)
             if (mul_checked(vol, z[d], &vol) < 0) goto done;
         if (vol == 0) continue; /* empty shards may sit anywhere (deviation §12.4) */
         for (Py_ssize_t d = 0; d < s.nd; d++) {
-            if (o[d] + z[d] > dims[d]) {
-                PyErr_Format(PyExc_ValueError,
-                             "Shard offset %lld and length %lld exceeds tensor dim: %lld for shard %R",
-                             (long long)o[d], (long long)z[d], (long long)dims[d],
-                             PySequence_Fast_GET_ITEM(s.fast, i));
-                goto done;
-            }
+            if (o[d] + z[d] > dims[d])
+                SO_FAIL(done, PyExc_ValueError,
+                        "Shard offset %lld and length %lld exceeds tensor dim: %lld for shard %R",
+                        (long long)o[d], (long long)z[d], (long long)dims[d],
+                        PySequence_Fast_GET_ITEM(s.fast, i));
         }
-        if (__builtin_add_overflow(total, vol, &total)) {
-            PyErr_SetString(PyExc_OverflowError, "total shard volume does not fit in 64 bits");
-            goto done;
-        }
+        if (__builtin_add_overflow(total, vol, &total))
+            SO_FAIL(done, PyExc_OverflowError, "total shard volume does not fit in 64 bits");
     }
     for (Py_ssize_t d = 0; d < rank; d++)
         if (mul_checked(tvol, dims[d], &tvol) < 0) goto done;
-    if (total != tvol) {
-        PyErr_Format(PyExc_ValueError,
-                     "Total volume of shards: %lld does not match tensor volume: %lld, in other "
-                     "words all the individual shards do not cover the entire tensor",
-                     (long long)total, (long long)tvol);
-        goto done;
-    }
+    if (total != tvol)
+        SO_FAIL(done, PyExc_ValueError,
+                "Total volume of shards: %lld does not match tensor volume: %lld, in other "
+                "words all the individual shards do not cover the entire tensor",
+                (long long)total, (long long)tvol);
     rc = 0;
 done:
     PyMem_Free(dims);
@@ -465,8 +447,8 @@ static PyObject *py_get_chunk_sharding_params(PyObject *m, PyObject *args, PyObj
         }
         cur += chunk;
     }
-    PyErr_Format(PyExc_ValueError, "get_chunk_sharding_params: rank %R has no placement in %R",
-                 rank, spec);
+    SO_FAIL(done, PyExc_ValueError, "get_chunk_sharding_params: rank %R has no placement in %R",
+            rank, spec);
 done:
     Py_XDECREF(pls);
     Py_XDECREF(fast);
@@ -502,19 +484,18 @@ static int cmp_int64_qsort(const void *a, const void *b)
     return cmp_i64(*(const int64_t *)a, *(const int64_t *)b);
 }
 
-/* Chunk spec when exactly one dim carries non-zero offsets and the sizes along it are the
- * chunk rule's for their total; EnumerableShardingSpec otherwise.  Keeps torch's quirks:
- * placements are ordered by the sum of offsets, and dim 0 counts as "not decided yet". */
-static PyObject *py_infer_sharding_spec(PyObject *m, PyObject *mds)
+/* _infer_chunk_layout(shards_metadata) -> (dim, placements) when exactly one dim carries
+ * non-zero offsets and the sizes along it are the chunk rule's for their total, else None
+ * (the caller, sharding_spec/api.py, builds ChunkShardingSpec or EnumerableShardingSpec).
+ * Keeps torch's quirks: placements are ordered by the sum of offsets, and dim 0 counts as
+ * "not decided yet". */
+static PyObject *py_infer_chunk_layout(PyObject *m, PyObject *mds)
 {
-    so_state *st = so_state_from_module(m);
     shard_set s;
-    PyObject *placements = NULL, *sorted = NULL, *spec = NULL, *res = NULL;
+    PyObject *placements = NULL, *sorted = NULL, *res = NULL;
     int64_t *keys = NULL, *sizes = NULL, *chunks = NULL;
     Py_ssize_t *order = NULL, csd = -1;
-    PyTypeObject *chunk_tp = so_shard_type(st, "ChunkShardingSpec");
-    PyTypeObject *enum_tp = so_shard_type(st, "EnumerableShardingSpec");
-    if (!chunk_tp || !enum_tp) return NULL;
+    (void)m;
     if (shard_set_load(&s, mds) < 0) return NULL;
     if (s.n == 0) goto enumerable;
     placements = PyList_New(s.n);
@@ -561,8 +542,6 @@ static PyObject *py_infer_sharding_spec(PyObject *m, PyObject *mds)
         if (!sorted) goto done;
         for (Py_ssize_t i = 0; i < s.n; i++)
             PyList_SET_ITEM(sorted, i, Py_NewRef(PyList_GET_ITEM(placements, order[i])));
-        spec = PyObject_CallFunction((PyObject *)chunk_tp, "nO", csd, sorted);
-        if (!spec) goto done;
         for (Py_ssize_t i = 0; i < s.n; i++) {
             sizes[i] = s.sz[i * s.nd + csd];
             total += sizes[i];
@@ -573,16 +552,15 @@ static PyObject *py_infer_sharding_spec(PyObject *m, PyObject *mds)
         qsort(chunks, (size_t)s.n, sizeof(int64_t), cmp_int64_qsort);
         for (Py_ssize_t i = 0; i < s.n && same; i++) same = sizes[i] == chunks[i];
         if (same) {
-            res = Py_NewRef(spec);
+            res = Py_BuildValue("(nO)", csd, sorted);
             goto done;
         }
     }
 enumerable:
-    res = PyObject_CallOneArg((PyObject *)enum_tp, mds);
+    res = Py_NewRef(Py_None);
 done:
     Py_XDECREF(placements);
     Py_XDECREF(sorted);
-    Py_XDECREF(spec);
     PyMem_Free(keys);
     PyMem_Free(sizes);
     PyMem_Free(chunks);
@@ -605,9 +583,9 @@ static PyMethodDef validate_functions[] = {
      "Raise ValueError 'Shards a and b overlap' if two non-empty shards share an element."},
     {"check_tensor", (PyCFunction)(void (*)(void))py_check_tensor, METH_VARARGS | METH_KEYWORDS,
      "check_tensor(shards_metadata, tensor_dims): rank, bounds and total-volume checks."},
-    {"_infer_sharding_spec_from_shards_metadata", py_infer_sharding_spec, METH_O,
-     "ChunkShardingSpec if the shards follow the chunk rule along one dim, else "
-     "EnumerableShardingSpec."},
+    {"_infer_chunk_layout", py_infer_chunk_layout, METH_O,
+     "_infer_chunk_layout(shards_metadata) -> (dim, placements) if the shards follow the chunk "
+     "rule along one dim, else None."},
     {NULL}};
 
 int so_register_shard_validate(PyObject *m, so_state *st)

@@ -1,7 +1,7 @@
 """shardopt.sharded_optim: torch.distributed._shard.sharded_optim without PyTorch.
 
-``named_params_with_sharded_tensor`` and the core of ``ShardedOptimizer`` are C
-(csrc/shard/sharded_optim.c).  ``ShardedOptimizer`` subclasses that C type and
+``ShardedOptimizer`` (api.py) subclasses ``_C.ShardedOptimizerBase`` (the data it owns,
+csrc/shard/sharded_optim.c) and
 ``shardopt.optim.Optimizer`` (whose ``__init__`` it never calls, as torch's does not), so
 ``isinstance(opt, shardopt.optim.Optimizer)`` holds.
 
@@ -33,20 +33,32 @@ ShardedOptimizer(named_params, optimizer_class, *args, **kwargs)
       ``"param_groups.<g>.<i>"``.  Names must be unique across the optimizer.
       ``named_params`` is not changed; ``param_names`` lists every name.
 """
-from .. import _C
-from ..optim import Optimizer
+from typing import Iterator, Tuple
 
-named_params_with_sharded_tensor = _C.named_params_with_sharded_tensor
+from .api import ShardedOptimizer
 
 __all__ = ["ShardedOptimizer", "named_params_with_sharded_tensor"]
 
 
-class ShardedOptimizer(_C.ShardedOptimizerBase, Optimizer):
-    """ShardedOptimizer(named_params, optimizer_class, *args, **kwargs): an optimizer over
-    the local shards of ShardedTensors (and plain Tensors); see shardopt.sharded_optim."""
+def named_params_with_sharded_tensor(module, prefix: str = "",
+                                     recurse: bool = True) -> Iterator[Tuple[str, object]]:
+    """(name, param) over the ShardedTensors held in the ``vars()`` of ``module`` and its
+    submodules (identity de-duplicated), then everything ``module.named_parameters()``
+    yields (which ignores ``prefix`` and ``recurse``: torch's quirk).
 
-    def __getstate__(self):
-        raise TypeError("ShardedOptimizer cannot be pickled; save state_dict() instead")
+    Args:
+        module: the root module.
+        prefix: prepended to the names of the ShardedTensor attributes.
+        recurse: also visit submodules.
+    """
+    from ..sharded_tensor import ShardedTensor  # noqa: PLC0415 (layer beside this one)
 
-    def __repr__(self):
-        return Optimizer.__repr__(self)
+    modules = module.named_modules(prefix=prefix) if recurse else [(prefix, module)]
+    memo, out = set(), []
+    for mod_prefix, mod in modules:
+        for name, val in vars(mod).items():
+            if isinstance(val, ShardedTensor) and id(val) not in memo:
+                memo.add(id(val))
+                out.append((mod_prefix + ("." if mod_prefix else "") + name, val))
+    out.extend(module.named_parameters())
+    return iter(out)

@@ -1,11 +1,13 @@
 """shardopt.sharded_tensor: torch.distributed._shard.sharded_tensor without PyTorch.
 
-``ShardedTensor`` / ``ShardedTensorBase`` are C heap types (csrc/shard/sharded_tensor.c,
-st_init.c); ``api.py`` installs their collective methods.  This module holds the parts that
-are naturally Python: the factories' argument shaping (empty/zeros/ones/full/rand/randn
-and the ``*_like`` ops), ``init_from_local_shards``, the op-registry decorators
-(``custom_sharded_op_impl``, ``_sharded_op_impl``), the state-dict hooks and
-``load_with_process_group``.
+``ShardedTensor(ShardedTensorBase(_C.ShardedTensorBase))`` is defined in ``api.py`` (the
+data and the properties read from it are C, csrc/shard/sharded_tensor.c; the behaviour is
+the class bodies).  The internals live beside it: ``_shard_registry.py`` (the op registry),
+``_shard_chunk.py`` (scattering a full tensor), ``_shard_api.py`` (shard_parameter),
+``_builtin_ops.py`` (the built-in sharded ops).  This module holds the factories
+(empty/zeros/ones/full/rand/randn and the ``*_like`` ops), ``init_from_local_shards``, the
+op-registry decorators (``custom_sharded_op_impl``, ``_sharded_op_impl``), the state-dict
+hooks and ``load_with_process_group``.
 
 Notes on shardopt's behaviour where it differs from torch (spec §12):
   * placements without a rank ("cuda:0", worker names) are rejected by every
@@ -22,9 +24,8 @@ import functools
 import warnings
 
 from .. import _C
-from .. import overrides as _overrides
 from .._layout import contiguous_format, strided
-from .._shard_registry import _sharded_op_impl, custom_sharded_op_impl  # noqa: F401
+from ._shard_registry import _sharded_op_impl, custom_sharded_op_impl  # noqa: F401
 from .api import ShardedTensor, ShardedTensorBase, load_with_process_group  # noqa: F401
 from .metadata import ShardedTensorMetadata, TensorProperties
 from .shard import Shard
@@ -183,8 +184,6 @@ def _register_like_ops():
             _sharded_op_impl(fn)(_like(factory, name))
 
 
-# Route shardopt's module-level functions to ShardedTensor.__torch_function__ when given one.
-_overrides.install(__import__("shardopt").__dict__)
 _register_like_ops()
 
 del functools, warnings

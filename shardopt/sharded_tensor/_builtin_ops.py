@@ -4,7 +4,7 @@ the ``nn.init`` initialisers applied to every local shard.  The ``*_like`` facto
 registered by the package ``__init__``.  Registration is skipped for functions this build
 does not have yet (e.g. shardopt.nn before the nn layer lands).
 """
-from .._shard_registry import _sharded_op_impl
+from ._shard_registry import _sharded_op_impl
 from . import api as _api
 
 __all__ = []

@@ -1,12 +1,14 @@
 """Scattering a full tensor into a ShardedTensor (ChunkShardingSpec.shard, torch's
 ``_shard_tensor``).
 
-``shard_chunk(spec, tensor, src_rank, process_group)`` is what the C
-``ChunkShardingSpec.shard`` forwards to: on ``src_rank`` (a *group* rank) every chunk is
-narrowed out of ``tensor``, cloned, and padded to the common scatter shape (``split`` along
-the sharded dim; the flat prefix is kept, as torch's resize does); one ``dist.scatter``
-delivers each group rank its buffer; the receiver resizes it back to its shard size and
-copies ``requires_grad`` from its own ``tensor``.  Every rank must have exactly one
+``shard_chunk(spec, tensor, src_rank, process_group)`` is ``ChunkShardingSpec.shard``: on
+``src_rank`` (a *group* rank) each chunk of ``tensor`` becomes one element of the scatter
+list at the common scatter size (``split`` along the sharded dim; the flat prefix is kept,
+as torch's resize does) -- a view of ``tensor`` where the chunk is contiguous and full,
+else one copy into a padded buffer (see ``_scatter_piece``); one ``dist.scatter`` delivers
+each group rank its piece; the receiver resizes it back to its shard size and copies
+``requires_grad`` from its own ``tensor``.  (``dist.scatter`` itself packs the list into
+one flat send buffer, so for row sharding that packing is the only copy on the source.)  Every rank must have exactly one
 placement (torch asserts this; here it is a ValueError).
 
 ``_shard_tensor(tensor, sharding_spec, src_rank=0, process_group=None)`` first checks
@@ -30,8 +32,23 @@ def _detach(t):
     return d() if d is not None else t._alias()
 
 
-def _flat(t):
-    return t.contiguous().reshape((t.numel(),))
+def _scatter_piece(src, dim, smd, n):
+    """Chunk `smd` of `src` as the `n`-element tensor dist.scatter sends.
+
+    A full chunk that is contiguous in `src` (row sharding of a contiguous tensor) is sent
+    as a view: no copy here.  Otherwise (a short or empty trailing chunk, or a chunk along
+    another dim) it is copied ONCE, straight from the strided view into a padded buffer;
+    the padding is never read."""
+    length = smd.shard_sizes[dim]
+    if length > 0:
+        view = src.narrow(dim, smd.shard_offsets[dim], length)
+        if view.numel() == n and view.is_contiguous():
+            return view.reshape((n,))
+    buf = _C.empty((n,), src.dtype, src.device)
+    if length > 0:
+        k = view.numel()
+        buf.narrow(0, 0, k).reshape(tuple(view.shape)).copy_(view)
+    return buf
 
 
 def shard_chunk(spec, tensor, src_rank=0, process_group=None):
@@ -81,15 +98,8 @@ def shard_chunk(spec, tensor, src_rank=0, process_group=None):
     recv = _C.empty((n,), tensor.dtype, device)
     scatter_list = None
     if my_group_rank == src_rank:
-        scatter_list = []
-        for g in range(world):
-            smd = shards_md[owner[g]]
-            buf = _C.empty((n,), tensor.dtype, smd.placement.device())
-            length = smd.shard_sizes[dim]
-            if length > 0:
-                chunk = _flat(_detach(tensor).narrow(dim, smd.shard_offsets[dim], length))
-                buf.narrow(0, 0, chunk.numel()).copy_(chunk)
-            scatter_list.append(buf)
+        scatter_list = [_scatter_piece(_detach(tensor), dim, shards_md[owner[g]], n)
+                        for g in range(world)]
     if n > 0:  # Gloo must never see a zero-length collective
         src_global = group_ranks[src_rank] if 0 <= src_rank < world else src_rank
         dist.scatter(recv, scatter_list, src=src_global, group=pg)

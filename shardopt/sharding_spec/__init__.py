@@ -1,8 +1,8 @@
 """shardopt.sharding_spec: torch.distributed._shard.sharding_spec without PyTorch.
 
-ShardMetadata, ChunkShardingSpec, EnumerableShardingSpec, DevicePlacementSpec and the
-helpers in ``_internals`` are C (csrc/shard/); ShardingSpec / PlacementSpec are Python
-ABCs that user specs subclass.
+ShardMetadata, DevicePlacementSpec and the records under ChunkShardingSpec and
+EnumerableShardingSpec are C (csrc/shard/), as are the helpers in ``_internals``; the spec
+classes and the ShardingSpec / PlacementSpec ABCs that user specs subclass are Python.
 """
 from .._C import ShardMetadata
 from .api import (
@@ -14,7 +14,7 @@ from .api import (
 )
 from .chunk_sharding_spec import ChunkShardingSpec
 from . import _internals  # noqa: F401
-from .._shard_registry import custom_sharding_spec_op
+from ..sharded_tensor._shard_registry import custom_sharding_spec_op
 
 __all__ = ["ShardMetadata", "ShardingSpec", "PlacementSpec", "DevicePlacementSpec",
            "ChunkShardingSpec", "EnumerableShardingSpec",

@@ -159,6 +159,32 @@ class TestNoProcessGroupMode(TestCase):
         shard = Shard(torch.zeros(10), md)
         self.assertIsNone(shard.metadata.placement)
 
+    def test_scatter_pieces_copy_at_most_once(self):
+        # issue 8 item 6: the source rank sends views of the tensor where it can (full,
+        # contiguous chunks), and copies a chunk once, straight into a padded buffer, where
+        # it cannot (a short trailing chunk, a chunk along another dim)
+        from shardopt.sharded_tensor._shard_chunk import _scatter_piece
+        full = arange((10, 6))
+        ref = np.arange(60, dtype=np.float32).reshape(10, 6)
+        mds = row_spec().build_metadata(full.size(), TensorProperties()).shards_metadata
+        n = 3 * 6  # split 3 along dim 0
+        for r, md in enumerate(mds):
+            piece = _scatter_piece(full, 0, md, n)
+            self.assertEqual(tuple(piece.shape), (n,))
+            k = md.shard_sizes[0] * 6
+            self.assertTrue(np.array_equal(np_of(piece)[:k], ref[3 * r:3 * r + md.shard_sizes[0]]
+                                           .reshape(-1)))
+            if md.shard_sizes[0] == 3:  # full chunk: a view of `full`, no copy
+                self.assertEqual(piece.data_ptr(), full.data_ptr() + 4 * 18 * r)
+            else:  # rank 3 holds 1 row: copied into its own padded buffer
+                self.assertNotEqual(piece.data_ptr(), full.data_ptr() + 4 * 18 * r)
+        cols = row_spec(dim=1).build_metadata(full.size(), TensorProperties()).shards_metadata
+        for r, md in enumerate(cols):
+            piece = _scatter_piece(full, 1, md, 10 * 2)
+            w = md.shard_sizes[1]
+            got = np_of(piece)[:10 * w].reshape(10, w)
+            self.assertTrue(np.array_equal(got, ref[:, 2 * r:2 * r + w]))
+
     def test_constructor_without_process_group_fails_cleanly(self):
         with self.assertRaisesRegex(ValueError, "Default process group has not been initialized"):
             sharded_tensor.empty(row_spec(), 10, 20)
@@ -1103,6 +1129,41 @@ class TestModuleIntegration(ShardedTensorTestBase):
         holder = nn.Module()
         holder.weight = p
         self.assertEqual([n for n, _ in holder.named_parameters()], ["weight"])
+
+
+    @gloo
+    def test_load_state_dict_round_trip_with_sharded_parameter(self):
+        # Regression (issue 9 item 4 / issue 10 item 6): copy_ follows torch's rule -- the
+        # LOCAL shards' metadata must match, not the whole metadata -- so loading a state
+        # dict whose ShardedTensor differs only in tensor properties (requires_grad: the
+        # state dict holds detached values) works.
+        nn = torch.nn
+        spec = row_spec()
+        torch.manual_seed(11)
+        src = nn.Linear(6, 8)
+        dst = nn.Linear(6, 8)
+        torch.shard_parameter(src, "weight", spec)
+        torch.shard_parameter(dst, "weight", spec)
+        self.assertTrue(src.weight.requires_grad)
+        before = np_of(src.weight.local_tensor()).copy()
+        src.load_state_dict(src.state_dict())  # raised "inplace copy ..." before the fix
+        self.assertTrue(np.array_equal(np_of(src.weight.local_tensor()), before))
+        self.assertTrue(src.weight.requires_grad)  # the parameter keeps its properties
+        # a different module with the same sharding takes src's values
+        dst.load_state_dict(src.state_dict())
+        self.assertTrue(np.array_equal(np_of(dst.weight.local_tensor()), before))
+        self.assertTrue(np.array_equal(np_of(dst.bias.detach()), np_of(src.bias.detach())))
+        self.assertTrue(dst.weight.local_tensor().requires_grad)
+        # copy_ across requires_grad, directly
+        plain = sharded_tensor.zeros(spec, 8, 6)
+        self.assertIs(plain.copy_(src.weight), plain)
+        self.assertFalse(plain.requires_grad)
+        self.assertTrue(np.array_equal(np_of(plain.local_tensor()), before))
+        # a different sharding is still refused, on every rank
+        cols = sharded_tensor.zeros(row_spec(dim=1), 8, 6)
+        with self.assertRaisesRegex(RuntimeError, "inplace copy can only happen between two "
+                                                  "ShardedTensor with same metadata!"):
+            cols.copy_(src.weight)
 
 
 class TestShardedTensorNCCL(ShardedTensorTestBase):

@@ -1,20 +1,19 @@
 """Op registry of ShardedTensor (torch's ``_shard/op_registry_utils.py`` and the tables of
-``sharded_tensor/__init__.py`` / ``sharding_spec/api.py``), and the dispatch protocol.
+``sharded_tensor/__init__.py`` / ``sharding_spec/api.py``).
 
-Protocol.  shardopt has no ``torch.Tensor`` subclassing, so it uses torch's
-``__torch_function__`` protocol on the tensor-like class: a function ``func`` called with a
-ShardedTensor among its arguments ends in ``ShardedTensor.__torch_function__(func, types,
-args, kwargs)``.  Three places route calls there:
+Protocol.  A function ``func`` called with a ShardedTensor among its arguments ends in
+``ShardedTensor.__torch_function__(func, types, args, kwargs)`` (torch's protocol; see
+``shardopt/overrides.py``), which asks ``lookup`` here.  The call reaches it from:
+  * ``shardopt``'s public functions (``shardopt.add``, ``shardopt.equal``...): they are
+    published with ``shardopt.overrides.dispatchable`` by the package that defines them;
+    the normal path calls the original, and only when that raises TypeError and an
+    argument defines ``__torch_function__`` is the call dispatched (no cost otherwise);
   * ``shardopt.nn.init`` (its ``_dispatch``: a non-Tensor with ``__torch_function__``);
-  * module-level functions of ``shardopt`` (``shardopt.add``, ``shardopt.equal``...): they are
-    wrapped by ``shardopt.overrides.install`` when ``shardopt.sharded_tensor`` is imported;
-    the wrapper calls the original and, only when that raises TypeError and an argument
-    defines ``__torch_function__``, dispatches instead (no cost on the normal path);
-  * Tensor methods called on a ShardedTensor (``st.asin()``, ``st.add(1)``...): the type's
+  * Tensor methods called on a ShardedTensor (``st.sqrt()``, ``st.add(1)``...): the class's
     ``__getattr__`` turns an unknown attribute that names a ``shardopt.Tensor`` method into
     a dispatch of ``shardopt.Tensor.<name>``.
-Functions are keyed by identity after unwrapping the override wrapper, so
-``custom_sharded_op_impl(shardopt.asin)`` and ``custom_sharded_op_impl(shardopt.Tensor.asin)``
+Functions are keyed by identity after unwrapping the dispatch wrapper, so
+``custom_sharded_op_impl(shardopt.sqrt)`` and ``custom_sharded_op_impl(shardopt.Tensor.sqrt)``
 are two different ops, as in torch.
 
 Dispatch order: user table (``custom_sharded_op_impl``), then the table of the tensor's spec
@@ -35,7 +34,7 @@ _CUSTOM_SHARDING_SPEC_OPS = {}  # spec class qualname -> {func: impl}
 
 
 def canonical(func):
-    """The key of `func` in the tables: the original of an override wrapper."""
+    """The key of `func` in the tables: the original of a dispatch wrapper."""
     return getattr(func, "_shardopt_original", func)
 
 
@@ -44,7 +43,7 @@ def _func_name(func):
 
 
 def _distributed_tensors(args, kwargs):
-    from .sharded_tensor import ShardedTensor  # noqa: PLC0415
+    from .api import ShardedTensor  # noqa: PLC0415 (api imports this module)
 
     found = []
 

@@ -11,15 +11,11 @@ and ``isinstance(module.<param_name>, ShardedTensor)`` holds.  As in torch,
 ``register_parameter`` raises ``KeyError("attribute '<name>' already exists")`` when the
 name was a plain attribute or a buffer rather than a parameter.
 """
-from . import _C
+from .. import _C
+
+from ._shard_chunk import _shard_tensor
 
 __all__ = ["shard_parameter"]
-
-
-def _shard_tensor_impl():
-    # imported on use: the sharded layer imports shardopt itself
-    from .sharded_tensor._shard_chunk import _shard_tensor  # noqa: PLC0415
-    return _shard_tensor
 
 
 def shard_parameter(module, param_name, sharding_spec, src_rank=0, process_group=None):
@@ -27,7 +23,7 @@ def shard_parameter(module, param_name, sharding_spec, src_rank=0, process_group
     rank of ``process_group``, default the global group), and register the ShardedTensor as
     that parameter.  Collective: every rank of the group must call it with the same
     ``src_rank`` and spec (a mismatch raises ValueError on every rank)."""
-    from .nn import Parameter  # noqa: PLC0415 - shardopt.nn imports the tensor layer
+    from ..nn import Parameter  # noqa: PLC0415 - shardopt.nn imports the tensor layer
 
     # Local checks do not raise yet: their error travels through _shard_tensor's exchange
     # so that every rank raises, not only the one with the bad module (no rank is left
@@ -43,5 +39,5 @@ def shard_parameter(module, param_name, sharding_spec, src_rank=0, process_group
         elif not tensor.is_contiguous():
             error = ValueError(f"param: {param_name} is not a contiguous Tensor")
 
-    st = _shard_tensor_impl()(tensor, sharding_spec, src_rank, process_group, _local_error=error)
+    st = _shard_tensor(tensor, sharding_spec, src_rank, process_group, _local_error=error)
     module.register_parameter(param_name, Parameter(st))
