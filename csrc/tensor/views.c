@@ -4,6 +4,7 @@
  */
 #include "views.h"
 #include "../ops/copy.h"
+#include "../ops/index.h"
 #include <stdio.h>
 
 static so_state *state_of(PyObject *self) { return so_state_from_type(Py_TYPE(self)); }
@@ -540,6 +541,9 @@ PyObject *so_tensor_getitem(PyObject *self, PyObject *index)
     int nd = 0, src_dim = 0, consumed = 0, have_ellipsis = 0;
     Py_ssize_t n;
     PyObject *items;
+    so_state *st = state_of(self);
+    if (!st) return NULL;
+    if (so_index_is_advanced(st, index)) return so_index_getitem(st, t, index);
     if (PyTuple_Check(index))
         items = Py_NewRef(index);
     else
@@ -639,6 +643,7 @@ int so_tensor_setitem(PyObject *self, PyObject *index, PyObject *value)
         PyErr_SetString(PyExc_TypeError, "tensor elements cannot be deleted");
         return -1;
     }
+    if (so_index_is_advanced(st, index)) return so_index_put(st, (SoTensor *)self, index, value, 0);
     view = so_tensor_getitem(self, index);
     if (!view) return -1;
     if (so_tensor_check(st, value)) {
