@@ -532,8 +532,8 @@ static PyObject *py_gather(PyObject *m, PyObject *args)
     t = (SoTensor *)in;
     ix = (SoTensor *)idx_obj;
     if (parse_dim(dim_obj, t->ndim, &dim) < 0) return NULL;
-    if (ix->dtype != SO_INT64)
-        return PyErr_Format(PyExc_RuntimeError, "gather(): Expected dtype int64 for index");
+    if (ix->dtype != SO_INT64 && ix->dtype != SO_INT32)
+        return PyErr_Format(PyExc_RuntimeError, "gather(): Expected dtype int32/int64 for index");
     if (!so_device_eq(so_tensor_device(ix), so_tensor_device(t)))
         return PyErr_Format(PyExc_RuntimeError, "Expected all tensors to be on the same device, "
                             "but found index on a different device than input (gather)");
@@ -549,8 +549,12 @@ static PyObject *py_gather(PyObject *m, PyObject *args)
                                 so_shape_str(t->ndim, t->shape, b2, sizeof b2), (long long)dim);
         }
     }
+    if (!(ix = as_index(st, ix, so_tensor_device(t)))) return NULL;
     out = so_tensor_empty(st, ix->ndim, ix->shape, t->dtype, so_tensor_device(t));
-    if (!out) return NULL;
+    if (!out) {
+        Py_DECREF(ix);
+        return NULL;
+    }
     ind = ix->ndim ? ix->ndim : 1;
     {
         int64_t one = 1;
@@ -561,6 +565,7 @@ static PyObject *py_gather(PyObject *m, PyObject *args)
     (void)ind;
     dims[0] = (int)dim;
     if (run_plan(st, &pl, so_tensor_device(t), ERR_GATHER, dims) < 0) Py_CLEAR(out);
+    Py_DECREF(ix);
     return (PyObject *)out;
 }
 
@@ -569,7 +574,7 @@ static PyObject *py_scatter_(PyObject *m, PyObject *args)
 {
     so_state *st = so_state_from_module(m);
     PyObject *self_obj, *dim_obj, *idx_obj, *src_obj, *res = NULL;
-    SoTensor *t, *ix, *src = NULL;
+    SoTensor *t, *ix, *src = NULL, *ix64 = NULL;
     int accumulate, dims[1];
     int64_t dim, sstr[SO_MAX_DIMS];
     const char *fname;
@@ -584,8 +589,8 @@ static PyObject *py_scatter_(PyObject *m, PyObject *args)
     t = (SoTensor *)self_obj;
     ix = (SoTensor *)idx_obj;
     if (parse_dim(dim_obj, t->ndim, &dim) < 0) return NULL;
-    if (ix->dtype != SO_INT64)
-        return PyErr_Format(PyExc_RuntimeError, "%s(): Expected dtype int64 for index", fname);
+    if (ix->dtype != SO_INT64 && ix->dtype != SO_INT32)
+        return PyErr_Format(PyExc_RuntimeError, "scatter(): Expected dtype int32/int64 for index");
     if (!so_device_eq(so_tensor_device(ix), so_tensor_device(t)))
         return PyErr_Format(PyExc_RuntimeError, "Expected all tensors to be on the same device, "
                             "but found index on a different device than self (%s)", fname);
@@ -638,21 +643,20 @@ static PyObject *py_scatter_(PyObject *m, PyObject *args)
         if (so_fill_(st, src, src_obj) < 0) goto done;
         for (int d = 0; d < SO_MAX_DIMS; d++) sstr[d] = 0;
     }
-    if (ix->storage == t->storage) { /* the writes must not change the indices */
-        SoTensor *c = so_tensor_clone(st, ix);
+    /* int64 indices that the writes cannot change (a copy when they alias self) */
+    if (ix->storage == t->storage || ix->dtype != SO_INT64) {
+        SoTensor *c = ix->dtype == SO_INT64 ? so_tensor_clone(st, ix) : as_index(st, ix, so_tensor_device(t));
         if (!c) goto done;
-        dim_plan(accumulate ? SO_IDX_ADD : SO_IDX_PUT, t, c, dim, so_tensor_data(src), sstr, &pl);
-        dims[0] = (int)dim;
-        so_tensor_bump_version(t);
-        if (run_plan(st, &pl, so_tensor_device(t), ERR_GATHER, dims) == 0) res = Py_NewRef(self_obj);
-        Py_DECREF(c);
-        goto done;
+        ix64 = c;
+    } else {
+        ix64 = (SoTensor *)Py_NewRef(ix);
     }
-    dim_plan(accumulate ? SO_IDX_ADD : SO_IDX_PUT, t, ix, dim, so_tensor_data(src), sstr, &pl);
+    dim_plan(accumulate ? SO_IDX_ADD : SO_IDX_PUT, t, ix64, dim, so_tensor_data(src), sstr, &pl);
     dims[0] = (int)dim;
     so_tensor_bump_version(t);
     if (run_plan(st, &pl, so_tensor_device(t), ERR_GATHER, dims) == 0) res = Py_NewRef(self_obj);
 done:
+    Py_XDECREF(ix64);
     Py_XDECREF(src);
     return res;
 }

@@ -93,7 +93,7 @@ def scatter_add(input, dim, index, src):
     _check_tensor(input, "scatter_add", "input", 1)
     _check_tensor(index, "scatter_add", "index", 3)
     if not isinstance(src, _TB):
-        raise TypeError(f"scatter_add(): argument 'src' (position 4) must be Tensor, not "
+        raise TypeError(f"scatter_add(): argument 'src' (position 3) must be Tensor, not "
                         f"{type(src).__name__}")
     return _C._scatter_(input.clone(), dim, index, src, True)
 
