@@ -109,6 +109,29 @@ SO_HD void so_sort_one_row(const so_sort_plan *pl, int64_t row)
                    pl->values + ooff * so_dtype_itemsize(pl->dtype), pl->g.out_step);
 }
 
+/* An unsigned key whose numeric order is so_sort_before's order on values (ties are then
+ * broken by a stable sort, i.e. by index): NaN -> the largest key, -0.0 == +0.0, IEEE
+ * sign-magnitude made monotonic, signed ints offset; descending complements the key.  The
+ * CPU radix path of full sorts uses it; tests check it against the comparison routine. */
+SO_HD uint64_t so_sort_key(const char *p, int dt, int desc)
+{
+    uint64_t u;
+    if (so_dtype_is_float(dt)) {
+        double v = so_load_as_f64(p, dt);
+        if (v != v) {
+            u = ~(uint64_t)0;
+        } else {
+            uint64_t bits;
+            if (v == 0.0) v = 0.0;
+            memcpy(&bits, &v, 8);
+            u = (bits >> 63) ? ~bits : bits | ((uint64_t)1 << 63);
+        }
+    } else {
+        u = (uint64_t)so_load_as_i64(p, dt) ^ ((uint64_t)1 << 63);
+    }
+    return desc ? ~u : u;
+}
+
 void so_sort_cpu(const so_sort_plan *pl);
 int so_sort_cuda(const so_sort_plan *pl, void *stream, int device_index); /* 0 / cuda err */
 
