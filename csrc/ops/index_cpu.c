@@ -26,6 +26,48 @@ static inline void move_elem(int mode, int dt, int isz, char *sp, char *op)
     }
 }
 
+/* The common one-index-tensor case (gather, scatter, index_select, x[idx]) for one element
+ * size: the same walk with the mode and size fixed, so the inner loop is a load, a bound
+ * check and a move the compiler can schedule. */
+#define SO_ONE_INDEX_LOOP(T, MOVE)                                                         \
+    for (int64_t j = 0; j < inner; j++) {                                                  \
+        int64_t v = ip[j * is0], w = v < 0 ? v + size : v;                                 \
+        if ((uint64_t)w >= (uint64_t)size) {                                               \
+            err->k = 0;                                                                    \
+            err->value = v;                                                                \
+            return -1;                                                                     \
+        }                                                                                  \
+        T *sp = (T *)(void *)(pl->self + (sbase + j * ss + w * step) * isz);               \
+        T *op = (T *)(void *)(pl->other + (obase + j * os) * isz);                         \
+        MOVE;                                                                              \
+    }
+
+static int one_index_row(const so_index_plan *pl, so_index_error *err, int64_t inner,
+                         int64_t sbase, int64_t ss, int64_t obase, int64_t os,
+                         const int64_t *ip, int64_t is0)
+{
+    const int isz = so_dtype_itemsize(pl->dtype);
+    const int64_t size = pl->idx_size[0], step = pl->idx_step[0];
+    if (pl->mode == SO_IDX_GET) {
+        if (isz == 4) { SO_ONE_INDEX_LOOP(uint32_t, *op = *sp) }
+        else if (isz == 8) { SO_ONE_INDEX_LOOP(uint64_t, *op = *sp) }
+        else if (isz == 2) { SO_ONE_INDEX_LOOP(uint16_t, *op = *sp) }
+        else { SO_ONE_INDEX_LOOP(uint8_t, *op = *sp) }
+    } else if (pl->mode == SO_IDX_PUT) {
+        if (isz == 4) { SO_ONE_INDEX_LOOP(uint32_t, *sp = *op) }
+        else if (isz == 8) { SO_ONE_INDEX_LOOP(uint64_t, *sp = *op) }
+        else if (isz == 2) { SO_ONE_INDEX_LOOP(uint16_t, *sp = *op) }
+        else { SO_ONE_INDEX_LOOP(uint8_t, *sp = *op) }
+    } else if (pl->dtype == SO_FLOAT32) {
+        SO_ONE_INDEX_LOOP(float, *sp += *op)
+    } else if (pl->dtype == SO_FLOAT64) {
+        SO_ONE_INDEX_LOOP(double, *sp += *op)
+    } else {
+        SO_ONE_INDEX_LOOP(char, so_index_add_elem((char *)sp, (const char *)op, pl->dtype))
+    }
+    return 0;
+}
+
 int so_index_cpu(const so_index_plan *pl, so_index_error *err)
 {
     const int isz = so_dtype_itemsize(pl->dtype), nd = pl->ndim, K = pl->nidx;
@@ -43,7 +85,10 @@ int so_index_cpu(const so_index_plan *pl, so_index_error *err)
     }
     for (int d = 0; d < nd; d++) c[d] = 0;
     for (;;) {
-        for (int64_t j = 0; j < inner; j++) {
+        if (K == 1) {
+            if (one_index_row(pl, err, inner, sbase, ss, obase, os, pl->idx[0] + ibase[0], is[0]) < 0)
+                return -1;
+        } else for (int64_t j = 0; j < inner; j++) {
             int64_t s = sbase + j * ss;
             for (int k = 0; k < K; k++) {
                 int64_t v = pl->idx[k][ibase[k] + j * is[k]];
