@@ -114,6 +114,34 @@ def _index_select(raw):
     return index_select
 
 
+def _bw_index_put(node, g):
+    m_self, m_val, index, accumulate = node._ctx
+    gs = gv = None
+    if m_self:
+        if accumulate:
+            gs = g
+        else:  # the overwritten positions do not reach the output
+            gs = _C._index_put_(c.RAW_M["clone"](g), index, 0, False)
+    if m_val:
+        gv = fit(c.RAW_M["__getitem__"](g, index), m_val)
+    return gs, gv
+
+
+IndexPutBackward0 = node_type("IndexPutBackward0", _bw_index_put)
+
+
+def _index_put(raw):
+    def index_put(input, indices, values, accumulate=False):
+        out = raw(input, indices, values, accumulate)
+        if _state.enabled and c.any_grad(input, values):
+            index = tuple(slice(None) if t is None else t for t in indices)
+            vt = values if isinstance(values, _TB) else None
+            record(IndexPutBackward0, out, (input, vt),
+                   (meta(input), meta(vt), index, bool(accumulate)))
+        return out
+    return index_put
+
+
 # ------------------------------------------------------------------ where / masked_fill
 
 
@@ -147,7 +175,7 @@ def _where_method(raw_where):
     return where
 
 
-def _masked_fill(raw, where):
+def _masked_fill(raw):
     def masked_fill(input, mask, value):
         if _state.enabled and c.any_grad(input, value):
             out = raw(input, mask, value)  # checks arguments, computes the values
@@ -379,7 +407,8 @@ def build(methods, functions):
     if "where" in c.RAW_F:
         functions["where"] = _wraps(_where(c.RAW_F["where"]), c.RAW_F["where"], "where")
         methods["where"] = _wraps(_where_method(functions["where"]), c.RAW_F["where"], "where")
-    _both(methods, functions, "masked_fill", lambda r: _masked_fill(r, functions.get("where")))
+    _both(methods, functions, "masked_fill", _masked_fill)
+    _both(methods, functions, "index_put", _index_put)
     for name, which in (("clamp", "both"), ("clip", "both"), ("clamp_min", "min"),
                         ("clamp_max", "max")):
         _both(methods, functions, name, lambda r, w=which: _clamp(r, w))

@@ -58,6 +58,9 @@ CASES = [
     ("topk", [distinct((4, 6))], lambda x: so.topk(x, 3, dim=0).values),
     ("cumsum", [(3, 5)], lambda x: x.cumsum(1) * x.cumsum(0)),
     ("tril/triu", [(2, 4, 4)], lambda x: x.tril(-1) + x.triu(2) * 3),
+    ("index_put", [(5, 3), (4, 3)],
+     lambda x, v: x.index_put((I([4, 0, 4, 2]),), v, accumulate=True)),
+    ("index_put overwrite", [(5, 3), (2, 3)], lambda x, v: so.index_put(x, (I([4, 1]),), v)),
     ("chunk/split", [(6, 4)], lambda x: x.chunk(3)[1] * x.split([1, 5])[1][:2]),
 ]
 
@@ -114,6 +117,15 @@ def test_inplace_forms_rebase():
     xv = N(x)
     expect = ((np.abs(xv) <= 0.5) * np.array([0.0, 1, 1, 1])).astype(float)
     np.testing.assert_allclose(N(x.grad), expect)
+    x.grad = None
+    y = x * 1.0
+    v = T(rng.standard_normal((2, 4)), True)
+    y.index_put_((I([2, 2]),), v * 3, accumulate=True)
+    (y * y).sum().backward()
+    yv = N(x).copy()
+    yv[2] += 3 * N(v).sum(0)
+    np.testing.assert_allclose(N(x.grad), 2 * yv)
+    np.testing.assert_allclose(N(v.grad), np.stack([6 * yv[2]] * 2))
     leaf = T(np.zeros(3), True)
     with pytest.raises(RuntimeError, match="leaf Variable"):
         leaf.masked_fill_(so.tensor([True, False, True]), 1.0)
