@@ -53,6 +53,54 @@ static void radix_row(const so_sort_plan *pl, const char *in, int64_t *oidx, cha
     }
 }
 
+/* The heap selection of sort.h for a float32/float64 row with its hot loop specialised:
+ * element i (later than every kept index) enters the heap iff it comes strictly before
+ * the root, which — ties going to the lower index — is a plain compare against the cached
+ * root value plus the NaN-is-largest rule.  Building, sifting and the final heap sort are
+ * sort.h's shared functions. */
+static void select_row_float(const so_sort_plan *pl, int64_t row)
+{
+    const int64_t n = pl->g.in_n, k = pl->g.out_n, hs = pl->g.out_step, step = pl->g.in_step;
+    const int dt = pl->dtype, isz = so_dtype_itemsize(dt), desc = pl->descending;
+    int64_t ioff, ooff, *heap;
+    so_sort_row r;
+    double w;
+    so_rows_offsets(&pl->g, row, &ioff, &ooff);
+    r.p = pl->in + ioff * isz;
+    r.step = step;
+    r.dt = dt;
+    r.desc = desc;
+    heap = pl->indices + ooff;
+    if (k <= 0) return;
+    for (int64_t i = 0; i < k; i++) heap[i * hs] = i;
+    for (int64_t i = k / 2 - 1; i >= 0; i--) so_sort_sift(&r, heap, hs, k, i);
+#define SO_SCAN(T)                                                                         \
+    {                                                                                      \
+        const T *x = (const T *)(const void *)r.p;                                         \
+        w = (double)x[heap[0] * step];                                                     \
+        for (int64_t i = k; i < n; i++) {                                                  \
+            double v = (double)x[i * step];                                                \
+            int before = desc ? (v > w || (v != v && w == w)) : (v < w || (w != w && v == v)); \
+            if (before) {                                                                  \
+                heap[0] = i;                                                               \
+                so_sort_sift(&r, heap, hs, k, 0);                                          \
+                w = (double)x[heap[0] * step];                                             \
+            }                                                                              \
+        }                                                                                  \
+    }
+    if (dt == SO_FLOAT32) SO_SCAN(float)
+    else SO_SCAN(double)
+#undef SO_SCAN
+    for (int64_t end = k - 1; end > 0; end--) {
+        int64_t t = heap[0];
+        heap[0] = heap[end * hs];
+        heap[end * hs] = t;
+        so_sort_sift(&r, heap, hs, end, 0);
+    }
+    for (int64_t i = 0; i < k; i++)
+        memcpy(pl->values + (ooff + i * hs) * isz, r.p + heap[i * hs] * step * isz, (size_t)isz);
+}
+
 void so_sort_cpu(const so_sort_plan *pl)
 {
     const int64_t n = pl->g.in_n, k = pl->g.out_n;
@@ -61,7 +109,11 @@ void so_sort_cpu(const so_sort_plan *pl)
     if (n >= SO_RADIX_MIN && k * 8 >= n)
         buf = (uint64_t *)malloc((size_t)n * 4 * sizeof(uint64_t));
     if (!buf) { /* short rows, small k — or no memory: the heap needs none */
-        for (int64_t r = 0; r < pl->g.rows; r++) so_sort_one_row(pl, r);
+        int fast = pl->dtype == SO_FLOAT32 || pl->dtype == SO_FLOAT64;
+        for (int64_t r = 0; r < pl->g.rows; r++) {
+            if (fast) select_row_float(pl, r);
+            else so_sort_one_row(pl, r);
+        }
         return;
     }
     for (int64_t r = 0; r < pl->g.rows; r++) {
