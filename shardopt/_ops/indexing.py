@@ -65,11 +65,20 @@ def _reduce_mode(fname, reduce):
                        "reduce='add' or None; scatter_reduce is not implemented)")
 
 
+def _accumulated_src(self, index, src, acc):
+    # the accumulating kernel takes a tensor src: a number becomes one of index's shape
+    if acc and not isinstance(src, _TB) and isinstance(index, _TB):
+        return _C.empty(index._shape, self.dtype, self.device).fill_(src)
+    return src
+
+
 def scatter_(self, dim, index, src=None, *, value=None, reduce=None):
-    """In place: self[i][index[i][j]] = src[i][j] (dim=1); src may be a number (``value``)."""
+    """In place: self[i][index[i][j]] = src[i][j] (dim=1); src may be a number (``value``).
+    ``reduce='add'`` accumulates (as scatter_add_)."""
     _check_tensor(self, "scatter_", "input", 1)
-    return _C._scatter_(self, dim, index, _scatter_src("scatter_", src, value),
-                        _reduce_mode("scatter_", reduce))
+    acc = _reduce_mode("scatter_", reduce)
+    src = _accumulated_src(self, index, _scatter_src("scatter_", src, value), acc)
+    return _C._scatter_(self, dim, index, src, acc)
 
 
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
@@ -79,7 +88,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     src = _scatter_src("scatter", src, value)
     acc = _reduce_mode("scatter", reduce)
     _check_tensor(index, "scatter", "index", 3)
-    return _C._scatter_(input.clone(), dim, index, src, acc)
+    return _C._scatter_(input.clone(), dim, index, _accumulated_src(input, index, src, acc), acc)
 
 
 def scatter_add_(self, dim, index, src):
@@ -263,6 +272,11 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
 def cumsum(input, dim, *, dtype=None):
     """Running sum along ``dim``; integer and bool inputs give int64 unless ``dtype``."""
     return _C._cumsum(input, dim, dtype)
+
+
+def cumsum_(self, dim, *, dtype=None):
+    """In place cumsum (the result is cast back to self's dtype)."""
+    return self.copy_(_C._cumsum(self, dim, dtype))
 
 
 # ------------------------------------------------------------------ chunk / split
@@ -501,6 +515,7 @@ TENSOR_METHODS = {
     "argsort": argsort,
     "topk": topk,
     "cumsum": cumsum,
+    "cumsum_": cumsum_,
     "split": split,
     "chunk": chunk,
     "tril": tril,

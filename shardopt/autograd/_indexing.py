@@ -97,7 +97,7 @@ def _scatter(raw, add):
             else:
                 cls = ScatterBackward0 if tsrc is not None else ScatterBackward1
             if not add and kw.get("reduce") is not None:
-                raise RuntimeError("scatter(reduce=...) is not differentiable; use scatter_add")
+                cls = ScatterAddBackward0  # reduce='add' (the only one accepted) adds src
             record(cls, out, (input, tsrc),
                    (meta(input), meta(tsrc), _norm_dim(dim, input.ndim)), (index,))
         return out
@@ -382,7 +382,7 @@ def _tri(raw, lower):
 METHOD_NAMES = ("gather", "scatter", "scatter_add", "index_select", "where", "masked_fill",
                 "clamp", "clip", "clamp_min", "clamp_max", "maximum", "minimum", "max", "min",
                 "sort", "topk", "cumsum", "tril", "triu", "masked_fill_", "scatter_",
-                "scatter_add_", "index_put_", "index_put", "tril_", "triu_")
+                "scatter_add_", "index_put_", "index_put", "tril_", "triu_", "cumsum_")
 
 
 def _wraps(fn, raw, name):

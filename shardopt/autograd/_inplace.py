@@ -89,6 +89,7 @@ _REBASE = {
     "clip_": (lambda s, *a, **k: s.clamp(*a, **k), True),
     "clamp_min_": (lambda s, *a, **k: s.clamp_min(*a, **k), True),
     "clamp_max_": (lambda s, *a, **k: s.clamp_max(*a, **k), True),
+    "cumsum_": (lambda s, *a, **k: s.cumsum(*a, **k), False),
 }
 # the out-of-place method each in-place form needs (only installed when it exists)
 _NEEDS = {"relu_": "relu", "exp_": "exp", "sqrt_": "sqrt", "tanh_": "tanh",
@@ -96,7 +97,7 @@ _NEEDS = {"relu_": "relu", "exp_": "exp", "sqrt_": "sqrt", "tanh_": "tanh",
           "pow_": "pow", "__ipow__": "__pow__", "neg_": "__neg__", "masked_fill_": "masked_fill",
           "scatter_": "scatter", "scatter_add_": "scatter_add", "index_put_": "index_put",
           "tril_": "tril", "triu_": "triu", "clamp_": "clamp", "clip_": "clamp",
-          "clamp_min_": "clamp_min", "clamp_max_": "clamp_max"}
+          "clamp_min_": "clamp_min", "clamp_max_": "clamp_max", "cumsum_": "cumsum"}
 
 _OTHER_INPLACE = (
     "fill_", "zero_", "pow_", "neg_", "abs_", "sqrt_", "exp_", "log_", "clamp_", "clamp_min_",

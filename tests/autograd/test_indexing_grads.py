@@ -61,6 +61,9 @@ CASES = [
     ("index_put", [(5, 3), (4, 3)],
      lambda x, v: x.index_put((I([4, 0, 4, 2]),), v, accumulate=True)),
     ("index_put overwrite", [(5, 3), (2, 3)], lambda x, v: so.index_put(x, (I([4, 1]),), v)),
+    ("scatter reduce=add", [(3, 4), (3, 2)],
+     lambda x, s: x.scatter(1, I([[0, 0], [3, 1], [2, 2]]), s, reduce="add")),
+    ("cumsum_ in place", [(3, 4)], lambda x: (x * 1.0).cumsum_(0)),
     ("chunk/split", [(6, 4)], lambda x: x.chunk(3)[1] * x.split([1, 5])[1][:2]),
 ]
 

@@ -84,8 +84,19 @@ def test_scatter_add_duplicates(rng, dtype, dim):
         want[tuple(tgt)] += sref[pos]
     tol = {so.float16: 3e-2, so.bfloat16: 2e-1, so.float32: 1e-5}.get(dtype, 1e-12)
     np.testing.assert_allclose(to_np(got).astype(np.float64), want, rtol=tol, atol=tol)
+    x2 = x.clone()
     x.scatter_add_(dim, I(idx), src)
     np.testing.assert_allclose(to_np(x).astype(np.float64), want, rtol=tol, atol=tol)
+    # scatter(reduce='add') is scatter_add, also with a number
+    np.testing.assert_allclose(to_np(x2.scatter(dim, I(idx), src, reduce="add")).astype(np.float64),
+                               want, rtol=tol, atol=tol)
+    ones = ref.copy()
+    for pos in np.ndindex(*ishape):
+        tgt = list(pos)
+        tgt[dim] = idx[pos]
+        ones[tuple(tgt)] += 1
+    np.testing.assert_allclose(to_np(x2.scatter_(dim, I(idx), 1, reduce="add")).astype(np.float64),
+                               ones, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES)

@@ -41,6 +41,9 @@ def test_cumsum_dtype_arg_and_views(rng):
     assert to_np(so.tensor([True, True, False]).cumsum(0)).tolist() == [1, 2, 2]
     assert so.cumsum(so.tensor(4.0), 0).item() == 4.0
     assert tuple(so.cumsum(so.zeros(0, 3), 0).shape) == (0, 3)
+    y = x.clone()
+    assert y.cumsum_(1) is y
+    np.testing.assert_allclose(to_np(y), np.cumsum(ref, 1), rtol=1e-6, atol=1e-6)
 
 
 def test_cumsum_long_row_accuracy():
