@@ -12,6 +12,7 @@
 #include "copy.h"
 #include "../core/errors.h"
 #include "../tensor/tensor.h"
+#include "../tensor/views.h"
 #include <stdio.h>
 
 #ifndef SHARDOPT_WITH_CUDA
@@ -151,138 +152,77 @@ static int add_index(adv_expr *a, SoTensor *t, int dim)
     return 0;
 }
 
-static int push_dim(int *nd, int64_t *shape, int64_t *strides, int64_t size, int64_t stride)
+/* so_index_walk's handler of a tensor item: int tensors index one dim, bool masks become
+ * one int64 index per dim they cover (through nonzero), a 0-d bool adds a size-1 dim
+ * indexed by [0] (True) or [] (False). */
+static int on_tensor_item(void *ctx, so_state *st, SoTensor *t, SoTensor *x, so_index_geom *g)
 {
-    if (*nd >= SO_MAX_DIMS)
-        return so_fail(PyExc_IndexError, "at most %d dimensions are supported", SO_MAX_DIMS);
-    shape[*nd] = size;
-    strides[*nd] = stride;
-    (*nd)++;
+    adv_expr *a = (adv_expr *)ctx;
+    so_device dev = so_tensor_device(t), cpu = {SO_CPU, 0};
+    SoTensor *ix;
+    if (x->dtype == SO_BOOL && x->ndim == 0) {
+        int64_t len;
+        SoTensor *h;
+        if (so_tensor_device(x).type == SO_CPU) {
+            len = *(uint8_t *)so_tensor_data(x) ? 1 : 0;
+        } else {
+            if (!(h = so_tensor_convert(st, x, SO_BOOL, cpu))) return -1;
+            len = *(uint8_t *)so_tensor_data(h) ? 1 : 0;
+            Py_DECREF(h);
+        }
+        if (!(h = so_tensor_empty(st, 1, &len, SO_INT64, cpu))) return -1;
+        if (len) *(int64_t *)(void *)so_tensor_data(h) = 0;
+        ix = as_index(st, h, dev);
+        Py_DECREF(h);
+        if (!ix || add_index(a, ix, g->nd) < 0) return -1;
+        return so_index_push_dim(g, 1, 1);
+    }
+    if (x->dtype == SO_BOOL) {
+        SoTensor *nz;
+        int rc = -1;
+        for (int j = 0; j < x->ndim; j++) {
+            if (x->shape[j] != t->shape[g->src + j]) {
+                char b1[256], b2[256];
+                return so_fail(PyExc_IndexError, "The shape of the mask %s at index %d does not "
+                               "match the shape of the indexed tensor %s at index %d",
+                               so_shape_str(x->ndim, x->shape, b1, sizeof b1), j,
+                               so_shape_str(t->ndim, t->shape, b2, sizeof b2), g->src + j);
+            }
+        }
+        if (!(nz = nonzero(st, x))) return -1;
+        for (int j = 0; j < x->ndim; j++) {
+            int64_t cs = nz->shape[0], cst = nz->strides[0];
+            SoTensor *col = so_tensor_as_strided(st, nz, 1, &cs, &cst, nz->offset + j);
+            SO_CHECK_PTR(col, done);
+            ix = as_index(st, col, dev);
+            Py_DECREF(col);
+            SO_CHECK_PTR(ix, done);
+            SO_CHECK_RC(add_index(a, ix, g->nd), done);
+            SO_CHECK_RC(so_index_push_dim(g, t->shape[g->src], t->strides[g->src]), done);
+            g->src++;
+        }
+        rc = 0;
+    done:
+        Py_DECREF(nz);
+        return rc;
+    }
+    if (x->dtype != SO_INT64 && x->dtype != SO_INT32)
+        return so_fail(PyExc_IndexError, "tensors used as indices must be long, int, byte or "
+                       "bool tensors");
+    if (!(ix = as_index(st, x, dev)) || add_index(a, ix, g->nd) < 0) return -1;
+    if (so_index_push_dim(g, t->shape[g->src], t->strides[g->src]) < 0) return -1;
+    g->src++;
     return 0;
 }
 
 /* Parse `index` against t into a (view, index tensors) pair and the result geometry. */
 static int adv_parse(so_state *st, SoTensor *t, PyObject *index, adv_expr *a)
 {
-    PyObject *items = NULL;
-    Py_ssize_t n;
-    int consumed = 0, have_ellipsis = 0, src = 0, nd = 0, rc = -1;
-    int64_t shape[SO_MAX_DIMS], strides[SO_MAX_DIMS], offset = t->offset;
-    so_device dev = so_tensor_device(t);
+    so_index_geom g;
+    int rc = -1;
     memset(a, 0, sizeof *a);
-    SO_CHECK_PTR(items = PyTuple_Check(index) ? Py_NewRef(index) : PyTuple_Pack(1, index), done);
-    n = PyTuple_GET_SIZE(items);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *it = PyTuple_GET_ITEM(items, i);
-        if (it == Py_Ellipsis) {
-            SO_CHECK(!have_ellipsis, done, PyExc_IndexError,
-                     "an index can only have a single ellipsis ('...')");
-            have_ellipsis = 1;
-        } else if (so_tensor_check(st, it)) {
-            SoTensor *x = (SoTensor *)it;
-            if (x->dtype == SO_BOOL) consumed += x->ndim;
-            else consumed++;
-        } else if (it != Py_None) {
-            consumed++;
-        }
-    }
-    SO_CHECK(consumed <= t->ndim, done, PyExc_IndexError,
-             "too many indices for tensor of dimension %d", t->ndim);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *it = PyTuple_GET_ITEM(items, i);
-        if (it == Py_None) {
-            SO_CHECK_RC(push_dim(&nd, shape, strides, 1, 0), done);
-        } else if (it == Py_Ellipsis) {
-            for (int k = consumed; k < t->ndim; k++, src++)
-                SO_CHECK_RC(push_dim(&nd, shape, strides, t->shape[src], t->strides[src]), done);
-        } else if (PySlice_Check(it)) {
-            Py_ssize_t start, stop, step, len;
-            SO_CHECK_RC(PySlice_Unpack(it, &start, &stop, &step), done);
-            SO_CHECK(step > 0, done, PyExc_ValueError, "step must be greater than zero");
-            len = PySlice_AdjustIndices((Py_ssize_t)t->shape[src], &start, &stop, step);
-            SO_CHECK_RC(push_dim(&nd, shape, strides, len, t->strides[src] * step), done);
-            if (len > 0) offset += start * t->strides[src];
-            src++;
-        } else if (so_tensor_check(st, it)) {
-            SoTensor *x = (SoTensor *)it, *ix = NULL;
-            if (x->dtype == SO_BOOL && x->ndim == 0) {
-                /* x[True]: a new dim of size 1, indexed by [0] (or by [] for False) */
-                int64_t len = 0;
-                so_device cpu = {SO_CPU, 0};
-                SoTensor *h = NULL;
-                if (so_tensor_device(x).type == SO_CPU) {
-                    len = *(uint8_t *)so_tensor_data(x) ? 1 : 0;
-                } else {
-                    SO_CHECK_PTR(h = so_tensor_convert(st, x, SO_BOOL, cpu), done);
-                    len = *(uint8_t *)so_tensor_data(h) ? 1 : 0;
-                    Py_DECREF(h);
-                }
-                SO_CHECK_PTR(h = so_tensor_empty(st, 1, &len, SO_INT64, cpu), done);
-                if (len) *(int64_t *)(void *)so_tensor_data(h) = 0;
-                ix = as_index(st, h, dev);
-                Py_DECREF(h);
-                SO_CHECK_PTR(ix, done);
-                SO_CHECK_RC(add_index(a, ix, nd), done);
-                SO_CHECK_RC(push_dim(&nd, shape, strides, 1, 0), done);
-            } else if (x->dtype == SO_BOOL) {
-                SoTensor *nz;
-                for (int j = 0; j < x->ndim; j++) {
-                    if (x->shape[j] != t->shape[src + j]) {
-                        char b1[256], b2[256];
-                        PyErr_Format(PyExc_IndexError, "The shape of the mask %s at index %d does "
-                                     "not match the shape of the indexed tensor %s at index %d",
-                                     so_shape_str(x->ndim, x->shape, b1, sizeof b1), j,
-                                     so_shape_str(t->ndim, t->shape, b2, sizeof b2), src + j);
-                        goto done;
-                    }
-                }
-                SO_CHECK_PTR(nz = nonzero(st, x), done);
-                for (int j = 0; j < x->ndim; j++) {
-                    int64_t cs = nz->shape[0], cst = nz->strides[0];
-                    SoTensor *col = so_tensor_as_strided(st, nz, 1, &cs, &cst, nz->offset + j);
-                    if (!col) {
-                        Py_DECREF(nz);
-                        goto done;
-                    }
-                    ix = as_index(st, col, dev);
-                    Py_DECREF(col);
-                    if (!ix || add_index(a, ix, nd) < 0) {
-                        Py_DECREF(nz);
-                        goto done;
-                    }
-                    if (push_dim(&nd, shape, strides, t->shape[src], t->strides[src]) < 0) {
-                        Py_DECREF(nz);
-                        goto done;
-                    }
-                    src++;
-                }
-                Py_DECREF(nz);
-            } else {
-                SO_CHECK(x->dtype == SO_INT64 || x->dtype == SO_INT32, done, PyExc_IndexError,
-                         "tensors used as indices must be long, int, byte or bool tensors");
-                SO_CHECK_PTR(ix = as_index(st, x, dev), done);
-                SO_CHECK_RC(add_index(a, ix, nd), done);
-                SO_CHECK_RC(push_dim(&nd, shape, strides, t->shape[src], t->strides[src]), done);
-                src++;
-            }
-        } else if (!PyBool_Check(it) && PyIndex_Check(it)) {
-            Py_ssize_t v = PyNumber_AsSsize_t(it, PyExc_IndexError);
-            int64_t size = t->shape[src];
-            if (v == -1 && PyErr_Occurred()) goto done;
-            SO_CHECK(v >= -size && v < size, done, PyExc_IndexError,
-                     "index %zd is out of bounds for dimension %d with size %lld", v, src,
-                     (long long)size);
-            if (v < 0) v += size;
-            offset += v * t->strides[src];
-            src++;
-        } else {
-            SO_FAIL(done, PyExc_IndexError, "only integers, slices (`:`), ellipsis (`...`), None "
-                    "and long or byte Variables are valid indices (got %s)", Py_TYPE(it)->tp_name);
-        }
-    }
-    for (; src < t->ndim; src++)
-        SO_CHECK_RC(push_dim(&nd, shape, strides, t->shape[src], t->strides[src]), done);
-    SO_CHECK_PTR(a->view = so_tensor_as_strided(st, t, nd, shape, strides, offset), done);
+    SO_CHECK_RC(so_index_walk(st, t, index, on_tensor_item, a, &g), done);
+    SO_CHECK_PTR(a->view = so_tensor_as_strided(st, t, g.nd, g.shape, g.strides, g.offset), done);
 
     /* broadcast the index tensors together */
     a->bnd = 0;
@@ -338,7 +278,6 @@ static int adv_parse(so_state *st, SoTensor *t, PyObject *index, adv_expr *a)
     }
     rc = 0;
 done:
-    Py_XDECREF(items);
     if (rc < 0) adv_clear(a);
     return rc;
 }
@@ -523,7 +462,7 @@ static PyObject *py_gather(PyObject *m, PyObject *args)
     PyObject *in, *dim_obj, *idx_obj;
     SoTensor *t, *ix, *out = NULL;
     int64_t dim, ostr[SO_MAX_DIMS];
-    int ind, dims[1];
+    int dims[1];
     so_index_plan pl;
     if (!PyArg_ParseTuple(args, "OOO:gather", &in, &dim_obj, &idx_obj)) return NULL;
     if (check_tensor(st, in, "gather", "input", 1) < 0 ||
@@ -555,14 +494,12 @@ static PyObject *py_gather(PyObject *m, PyObject *args)
         Py_DECREF(ix);
         return NULL;
     }
-    ind = ix->ndim ? ix->ndim : 1;
     {
         int64_t one = 1;
         contiguous_strides(ix->ndim, ix->shape, ostr);
         if (!ix->ndim) ostr[0] = one;
     }
     dim_plan(SO_IDX_GET, t, ix, dim, so_tensor_data(out), ostr, &pl);
-    (void)ind;
     dims[0] = (int)dim;
     if (run_plan(st, &pl, so_tensor_device(t), ERR_GATHER, dims) < 0) Py_CLEAR(out);
     Py_DECREF(ix);
