@@ -190,8 +190,8 @@ def nonzero(input, *, as_tuple=False):
     nz = _C._nonzero(input)
     if not as_tuple:
         return nz
-    if input.ndim == 0:
-        return (nz.reshape(-1),)
+    if input.ndim == 0:  # torch: one index tensor of 0s, one per non-zero (0 or 1)
+        return (_C.empty((nz.shape[0],), _C.int64, nz.device).zero_(),)
     return tuple(nz.select(1, d) for d in range(input.ndim))
 
 
@@ -282,6 +282,13 @@ def cumsum_(self, dim, *, dtype=None):
 # ------------------------------------------------------------------ chunk / split
 
 
+def _wrap_dim(dim, nd):
+    if not -nd <= dim < nd:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], "
+                         f"but got {dim})")
+    return dim + nd if dim < 0 else dim
+
+
 def split(tensor, split_size_or_sections, dim=0):
     """Views of ``tensor`` along ``dim``: pieces of ``split_size`` (the last may be smaller)
     or of the listed sizes."""
@@ -290,9 +297,7 @@ def split(tensor, split_size_or_sections, dim=0):
     nd = tensor.ndim
     if nd == 0:
         raise RuntimeError("split expects at least a 1-dimensional tensor")
-    if not -nd <= dim < nd:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], "
-                         f"but got {dim})")
+    dim = _wrap_dim(dim, nd)
     size = tensor.shape[dim]
     if isinstance(split_size_or_sections, (list, tuple)):
         sizes = [_check_int(s, "split_with_sizes", "split_sizes", 2)
@@ -331,7 +336,7 @@ def chunk(input, chunks, dim=0):
         raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     if chunks <= 0:
         raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
-    dim = _check_int(dim, "chunk", "dim", 3)
+    dim = _wrap_dim(_check_int(dim, "chunk", "dim", 3), input.ndim)
     size = input.shape[dim]
     if size == 0:
         return tuple(input.narrow(dim, 0, 0) for _ in range(chunks))
@@ -411,12 +416,11 @@ def randint(*args, size=None, generator=None, dtype=None, device=None, requires_
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
                            f"to={high}")
-    dev = _C.device(device) if isinstance(device, str) else (device or _C.device("cpu"))
     span = high - low
     if span > 2 ** 53:
         raise RuntimeError(f"randint(): a range of {span} values is beyond the 2**53 this "
                            "implementation draws exactly")
-    u = _uniform01(shape, dev, generator)
+    u = _uniform01(shape, device, generator)
     r = (u * float(span))._convert(_C.int64, None).clamp_max_(span - 1)
     if low:
         r = r + low
@@ -434,8 +438,7 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False,
     n = _check_int(n, "randperm", "n", 1)
     if n < 0:
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
-    dev = _C.device(device) if isinstance(device, str) else (device or _C.device("cpu"))
-    p = _C._sort(_uniform01((n,), dev, generator), 0, False)[1]
+    p = _C._sort(_uniform01((n,), device, generator), 0, False)[1]
     if dtype is not None and dtype != _C.int64:
         p = p._convert(dtype, None)
     if requires_grad:

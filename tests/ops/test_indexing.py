@@ -197,6 +197,8 @@ def test_nonzero_nan_counts_and_0d():
     assert to_np(so.nonzero(so.tensor([0.0, float("nan"), -0.0]))).tolist() == [[1]]
     assert tuple(so.nonzero(so.tensor(3.0)).shape) == (1, 0)
     assert tuple(so.nonzero(so.tensor(0.0)).shape) == (0, 0)
+    assert [to_np(t).tolist() for t in so.where(so.tensor(2.0))] == [[0]]
+    assert [to_np(t).tolist() for t in so.where(so.tensor(0))] == [[]]
 
 
 # ------------------------------------------------------------------ errors

@@ -84,6 +84,8 @@ ERRORS = [
     lambda m: m.zeros(3, 4).chunk(0),
     lambda m: m.zeros(3, 4).split(0),
     lambda m: m.zeros(3, 4).split([1, 1]),
+    lambda m: m.zeros(3, 4).chunk(2, 2),
+    lambda m: m.zeros(3, 4).split(2, -3),
     lambda m: m.zeros(3).tril(),
     lambda m: m.clamp(m.zeros(3)),
     lambda m: m.where(m.tensor([1, 0]), m.zeros(2), 0.0),
