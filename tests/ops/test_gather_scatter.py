@@ -6,7 +6,7 @@ import pytest
 import shardopt as so
 
 from oputil import ALL_DTYPES, needs_cuda, to_np
-from oputil import make
+from oputil import make, poison_heap
 
 
 @pytest.fixture
@@ -31,6 +31,7 @@ def test_gather(rng, dtype, dim):
     ishape[d] = 7  # the gathered dim may be longer than the source's
     idx = rng.integers(-0, x.shape[d], size=ishape)
     # take_along_axis needs equal non-gathered sizes: compare on the matching slice
+    poison_heap(int(np.prod(ishape)) * x.element_size())
     got = so.gather(x, dim, I(idx))
     assert got.dtype == dtype and tuple(got.shape) == tuple(ishape)
     sl = [slice(0, 3), slice(0, 4), slice(0, 5)]
@@ -106,6 +107,7 @@ def test_index_select(rng, dtype, dim, idx_dtype):
     x, ref = make((4, 5, 3), dtype, rng)
     n = x.shape[dim]
     idx = rng.integers(-0, n, size=7)
+    poison_heap(ref.size // n * 7 * x.element_size())
     got = so.index_select(x, dim, so.tensor(idx, dtype=idx_dtype))
     np.testing.assert_array_equal(to_np(got).astype(np.float64), np.take(ref, idx, axis=dim))
     got = x.index_select(dim, so.tensor(int(idx[0]), dtype=idx_dtype))  # 0-d index: size-1 dim

@@ -7,20 +7,12 @@ import pytest
 import shardopt as so
 
 from oputil import ALL_DTYPES, needs_cuda, to_np
-from oputil import make
+from oputil import make, poison_heap
 
 
 @pytest.fixture
 def rng():
     return np.random.default_rng()
-
-
-def poison_heap(nbytes):
-    """Allocate and free a NaN-filled buffer, so a fresh output of that size that some
-    kernel forgot to fill would likely show NaN instead of zeros."""
-    n = max(1, nbytes // 8)
-    p = so.full((n,), float("nan"), dtype=so.float64)
-    del p
 
 
 def I(a, dtype=so.int64):  # noqa: E743
@@ -59,6 +51,8 @@ def test_getitem_matches_numpy(rng, case, idx_dtype):
     x, ref = make(shape, so.float64, rng)
     np_index = build(rng)
     so_index = tuple(I(i, idx_dtype) if isinstance(i, np.ndarray) else i for i in np_index)
+    want = ref[np_index if len(np_index) > 1 else np_index[0]]
+    poison_heap(want.size * 8)
     got = x[so_index if len(so_index) > 1 else so_index[0]]
     want = ref[np_index if len(np_index) > 1 else np_index[0]]
     assert tuple(got.shape) == want.shape

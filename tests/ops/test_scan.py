@@ -6,7 +6,7 @@ import pytest
 import shardopt as so
 
 from oputil import ALL_DTYPES, needs_cuda, to_np
-from oputil import make
+from oputil import make, poison_heap
 
 
 @pytest.fixture
@@ -22,6 +22,7 @@ def tol(dtype):
 @pytest.mark.parametrize("dim", [0, 1, 2, -1])
 def test_cumsum(rng, dtype, dim):
     x, ref = make((5, 6, 7), dtype, rng)
+    poison_heap(ref.size * 8)
     got = so.cumsum(x, dim)
     want_dtype = dtype if dtype.is_floating_point else so.int64
     assert got.dtype == want_dtype

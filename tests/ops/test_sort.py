@@ -6,7 +6,7 @@ import pytest
 import shardopt as so
 
 from oputil import ALL_DTYPES, needs_cuda, to_np
-from oputil import make
+from oputil import make, poison_heap
 
 
 @pytest.fixture
@@ -39,6 +39,7 @@ def np_sort(ref, dim, descending):
 @pytest.mark.parametrize("descending", [False, True])
 def test_sort(rng, dtype, dim, descending):
     x, ref = make((6, 7, 5), dtype, rng, ilo=-3, ihi=3)  # small int range: many ties
+    poison_heap(ref.size * 8)
     vals, idx = so.sort(x, dim=dim, descending=descending)
     wv, wi = np_sort(ref, dim, descending)
     assert vals.dtype == dtype and idx.dtype == so.int64
@@ -74,6 +75,7 @@ def test_sort_noncontiguous_and_0d(rng):
 @pytest.mark.parametrize("dim", [0, -1])
 def test_topk(rng, dtype, k, largest, dim):
     x, ref = make((9, 9), dtype, rng, ilo=-4, ihi=4)
+    poison_heap(k * 9 * 8)
     v, i = x.topk(k, dim=dim, largest=largest)
     wv, wi = np_sort(ref, dim, largest)
     sl = [slice(None)] * 2
