@@ -438,7 +438,13 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False,
     n = _check_int(n, "randperm", "n", 1)
     if n < 0:
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
-    p = _C._sort(_uniform01((n,), device, generator), 0, False)[1]
+    keys = _uniform01((n,), device, generator)
+    if keys.device.type != "cpu":
+        # one long row: the GPU sort runs a row per thread, so sort the drawn keys on the
+        # host (the same total order) and send the permutation back
+        p = _C._sort(keys._convert(None, "cpu"), 0, False)[1]._convert(None, keys.device)
+    else:
+        p = _C._sort(keys, 0, False)[1]
     if dtype is not None and dtype != _C.int64:
         p = p._convert(dtype, None)
     if requires_grad:
