@@ -153,7 +153,8 @@ def _select_ctx(self, out, args, kw):
 
 def _list_index(self, it):
     from .._ops.creation import tensor
-    return tensor(it, device=self.device)
+    # an empty list selects nothing: an empty int64 index, as torch
+    return tensor(it, dtype=None if it else c._C.int64, device=self.device)
 
 
 def normalize_index(self, index):

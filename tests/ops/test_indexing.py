@@ -72,6 +72,7 @@ def test_lists_are_index_tensors(rng):
     x, ref = make((5, 4), so.float32, rng)
     np.testing.assert_array_equal(to_np(x[[0, 4, 4]]), ref[[0, 4, 4]])
     np.testing.assert_array_equal(to_np(x[:, [3, 0]]), ref[:, [3, 0]])
+    assert tuple(x[[]].shape) == (0, 4)
     np.testing.assert_array_equal(to_np(x[[True, False, True, False, True]]),
                                   ref[[True, False, True, False, True]])
 
