@@ -174,12 +174,31 @@ def masked_fill(input, mask, value):
     True."""
     _check_tensor(input, "masked_fill", "input", 1)
     _check_mask(mask, "masked_fill_")
+    _broadcast_shape(input._shape, mask._shape)
     return _c_where(mask, _fill_value(input, value, "masked_fill_"), input)
+
+
+def _broadcast_shape(a, b):
+    """NumPy broadcast of two shapes, torch's message when they do not broadcast."""
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + tuple(a)
+    b = (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y and x != 1 and y != 1:
+            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b "
+                               f"({y}) at non-singleton dimension {i}")
+        out.append(y if x == 1 else x)
+    return tuple(out)
 
 
 def masked_fill_(self, mask, value):
     """In place masked_fill (mask broadcastable to self)."""
     _check_mask(mask, "masked_fill_")
+    shape = _broadcast_shape(self._shape, mask._shape)
+    if shape != tuple(self._shape):
+        raise RuntimeError(f"output with shape {list(self._shape)} doesn't match the broadcast "
+                           f"shape {list(shape)}")
     v = _fill_value(self, value, "masked_fill_")
     return self.copy_(_c_where(mask, v, self))
 

@@ -159,6 +159,8 @@ ERRORS = [
     lambda m: m.zeros(3, 4).index_select(5, m.tensor([0])),
     lambda m: m.zeros(3, 4).masked_fill(m.tensor([1, 0, 1, 0]), 1.0),
     lambda m: m.zeros(3, 4).masked_fill(m.ones(4, dtype=m.bool), m.tensor([1.0, 2.0])),
+    lambda m: m.zeros(3, 4).masked_fill(m.ones(5, dtype=m.bool), 1.0),
+    lambda m: m.zeros(3, 4).masked_fill_(m.ones(2, 3, 4, dtype=m.bool), 1.0),
 ]
 
 
