@@ -174,7 +174,7 @@ def masked_fill(input, mask, value):
     True."""
     _check_tensor(input, "masked_fill", "input", 1)
     _check_mask(mask, "masked_fill_")
-    _broadcast_shape(input._shape, mask._shape)
+    _broadcast_shape(mask._shape, input._shape)
     return _c_where(mask, _fill_value(input, value, "masked_fill_"), input)
 
 
@@ -195,7 +195,7 @@ def _broadcast_shape(a, b):
 def masked_fill_(self, mask, value):
     """In place masked_fill (mask broadcastable to self)."""
     _check_mask(mask, "masked_fill_")
-    shape = _broadcast_shape(self._shape, mask._shape)
+    shape = _broadcast_shape(mask._shape, self._shape)
     if shape != tuple(self._shape):
         raise RuntimeError(f"output with shape {list(self._shape)} doesn't match the broadcast "
                            f"shape {list(shape)}")
