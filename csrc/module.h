@@ -60,6 +60,9 @@ int so_register_generator(PyObject *m, so_state *st); /* tensor/generator.c */
 int so_register_random(PyObject *m, so_state *st);    /* ops/philox.c */
 int so_register_dlpack(PyObject *m, so_state *st);    /* tensor/dlpack.c */
 int so_register_reduce(PyObject *m, so_state *st);    /* ops/reduce.c */
+int so_register_index(PyObject *m, so_state *st);     /* ops/index.c */
+int so_register_sort(PyObject *m, so_state *st);      /* ops/sort.c */
+int so_register_scan(PyObject *m, so_state *st);      /* ops/scan.c */
 int so_register_matmul(PyObject *m, so_state *st);    /* ops/matmul.c */
 int so_register_join(PyObject *m, so_state *st);      /* ops/join.c */
 int so_register_elementwise(PyObject *m, so_state *st); /* ops/elementwise_py.c */

@@ -23,6 +23,11 @@ typedef struct so_tensor_state {
     PyObject *dtypes[SO_NUM_DTYPES];
     /* default generators: [0] cpu, [1 + i] cuda:i (created lazily) */
     PyObject *default_generators[1 + SO_MAX_CUDA_DEVICES];
+    /* Advanced (tensor) indexing is ops' work (ops/index.c: gather/index_put kernels);
+     * views.c's __getitem__ / __setitem__ reach it through these, which ops installs when
+     * it registers, so the tensor layer never includes ops. */
+    PyObject *(*index_get)(PyObject *self, PyObject *index);
+    int (*index_put)(PyObject *self, PyObject *index, PyObject *value);
 } so_tensor_state;
 
 static inline int so_tensor_state_traverse(so_tensor_state *s, visitproc visit, void *arg)

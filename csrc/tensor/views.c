@@ -4,6 +4,7 @@
  */
 #include "views.h"
 #include "copy.h"
+#include "../core/errors.h"
 #include <stdio.h>
 
 static so_state *state_of(PyObject *self) { return so_state_from_type(Py_TYPE(self)); }
@@ -494,28 +495,42 @@ PyObject *so_t_convert(PyObject *self, PyObject *args)
 
 /* ------------------------------------------------------------------ indexing */
 
-/* Apply an index expression (int, slice, None, Ellipsis, or a tuple of them) to self,
- * producing a view. */
-PyObject *so_tensor_getitem(PyObject *self, PyObject *index)
+int so_index_push_dim(so_index_geom *g, int64_t size, int64_t stride)
 {
-    SoTensor *t = (SoTensor *)self;
-    int64_t shape[SO_MAX_DIMS], strides[SO_MAX_DIMS], offset = t->offset;
-    int nd = 0, src_dim = 0, consumed = 0, have_ellipsis = 0;
-    Py_ssize_t n;
+    if (g->nd >= SO_MAX_DIMS)
+        return so_fail(PyExc_IndexError, "at most %d dimensions are supported", SO_MAX_DIMS);
+    g->shape[g->nd] = size;
+    g->strides[g->nd] = stride;
+    g->nd++;
+    return 0;
+}
+
+/* The one walk of an index expression (basic __getitem__ and ops/index.c's advanced
+ * indexing): ints select, slices narrow, None adds a size-1 dim, Ellipsis keeps the dims no
+ * other item consumes.  A tensor item consumes `mask.ndim` dims if bool (1 otherwise) and
+ * is handed to on_tensor, which pushes the dims it keeps (without on_tensor it is refused).
+ * g receives the view's geometry: t's dims as the items leave them. */
+int so_index_walk(so_state *st, SoTensor *t, PyObject *index, so_index_tensor_fn on_tensor,
+                  void *ctx, so_index_geom *g)
+{
     PyObject *items;
-    if (PyTuple_Check(index))
-        items = Py_NewRef(index);
-    else
-        items = PyTuple_Pack(1, index);
-    if (!items) return NULL;
+    Py_ssize_t n;
+    int consumed = 0, have_ellipsis = 0, rc = -1;
+    g->nd = 0;
+    g->src = 0;
+    g->offset = t->offset;
+    SO_CHECK_PTR(items = PyTuple_Check(index) ? Py_NewRef(index) : PyTuple_Pack(1, index), done);
     n = PyTuple_GET_SIZE(items);
     /* count the items that consume a dimension */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *it = PyTuple_GET_ITEM(items, i);
         if (it == Py_Ellipsis) {
-            if (have_ellipsis)
-                SO_FAIL(done, PyExc_IndexError, "an index can only have a single ellipsis ('...')");
+            SO_CHECK(!have_ellipsis, done, PyExc_IndexError,
+                     "an index can only have a single ellipsis ('...')");
             have_ellipsis = 1;
+        } else if (on_tensor && so_tensor_check(st, it)) {
+            SoTensor *x = (SoTensor *)it;
+            consumed += x->dtype == SO_BOOL ? x->ndim : 1;
         } else if (it != Py_None) {
             consumed++;
         }
@@ -524,58 +539,76 @@ PyObject *so_tensor_getitem(PyObject *self, PyObject *index)
              "too many indices for tensor of dimension %d", t->ndim);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *it = PyTuple_GET_ITEM(items, i);
-        SO_CHECK(nd < SO_MAX_DIMS, done, PyExc_IndexError,
-                 "at most %d dimensions are supported", SO_MAX_DIMS);
         if (it == Py_None) {
-            shape[nd] = 1;
-            strides[nd] = 1;
-            nd++;
+            SO_CHECK_RC(so_index_push_dim(g, 1, 1), done);
         } else if (it == Py_Ellipsis) {
-            int skip = t->ndim - consumed;
-            for (int k = 0; k < skip; k++, src_dim++) {
-                shape[nd] = t->shape[src_dim];
-                strides[nd] = t->strides[src_dim];
-                nd++;
-            }
+            for (int k = consumed; k < t->ndim; k++, g->src++)
+                SO_CHECK_RC(so_index_push_dim(g, t->shape[g->src], t->strides[g->src]), done);
         } else if (PySlice_Check(it)) {
             Py_ssize_t start, stop, step, len;
-            if (PySlice_Unpack(it, &start, &stop, &step) < 0) goto done;
+            SO_CHECK_RC(PySlice_Unpack(it, &start, &stop, &step), done);
             SO_CHECK(step > 0, done, PyExc_ValueError, "step must be greater than zero");
-            len = PySlice_AdjustIndices((Py_ssize_t)t->shape[src_dim], &start, &stop, step);
-            shape[nd] = len;
-            strides[nd] = t->strides[src_dim] * step;
-            if (len > 0) offset += start * t->strides[src_dim];
-            nd++;
-            src_dim++;
+            len = PySlice_AdjustIndices((Py_ssize_t)t->shape[g->src], &start, &stop, step);
+            SO_CHECK_RC(so_index_push_dim(g, len, t->strides[g->src] * step), done);
+            if (len > 0) g->offset += start * t->strides[g->src];
+            g->src++;
+        } else if (on_tensor && so_tensor_check(st, it)) {
+            SO_CHECK_RC(on_tensor(ctx, st, t, (SoTensor *)it, g), done);
         } else if (!PyBool_Check(it) && PyIndex_Check(it)) {
             Py_ssize_t v = PyNumber_AsSsize_t(it, PyExc_IndexError);
-            int64_t size = t->shape[src_dim];
+            int64_t size = t->shape[g->src];
             if (v == -1 && PyErr_Occurred()) goto done;
-            if (v < -size || v >= size)
-                SO_FAIL(done, PyExc_IndexError,
-                        "index %zd is out of bounds for dimension %d with size %lld", v,
-                        src_dim, (long long)size);
+            SO_CHECK(v >= -size && v < size, done, PyExc_IndexError,
+                     "index %zd is out of bounds for dimension %d with size %lld", v, g->src,
+                     (long long)size);
             if (v < 0) v += size;
-            offset += v * t->strides[src_dim];
-            src_dim++;
+            g->offset += v * t->strides[g->src];
+            g->src++;
         } else {
-            SO_FAIL(done, PyExc_IndexError,
-                    "only integers, slices (`:`), ellipsis (`...`) and None are valid "
-                    "indices, got %s", Py_TYPE(it)->tp_name);
+            SO_FAIL(done, PyExc_IndexError, "only integers, slices (`:`), ellipsis (`...`), None "
+                    "and long or byte Variables are valid indices (got %s)", Py_TYPE(it)->tp_name);
         }
     }
-    for (; src_dim < t->ndim; src_dim++) {
-        SO_CHECK(nd < SO_MAX_DIMS, done, PyExc_IndexError,
-                 "at most %d dimensions are supported", SO_MAX_DIMS);
-        shape[nd] = t->shape[src_dim];
-        strides[nd] = t->strides[src_dim];
-        nd++;
-    }
-    Py_DECREF(items);
-    return make_view(self, nd, shape, strides, offset);
+    for (; g->src < t->ndim; g->src++)
+        SO_CHECK_RC(so_index_push_dim(g, t->shape[g->src], t->strides[g->src]), done);
+    rc = 0;
 done:
-    Py_DECREF(items);
-    return NULL;
+    Py_XDECREF(items);
+    return rc;
+}
+
+/* 1 if the index expression holds a tensor (advanced indexing), else 0. */
+int so_index_is_advanced(so_state *st, PyObject *index)
+{
+    if (!PyTuple_Check(index)) return so_tensor_check(st, index);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(index); i++)
+        if (so_tensor_check(st, PyTuple_GET_ITEM(index, i))) return 1;
+    return 0;
+}
+
+/* The advanced-indexing hooks ops installs (tensor_state.h); absent only if ops failed to
+ * register, which import would already have reported. */
+static int require_index_hooks(so_state *st)
+{
+    if (st->tensor.index_get && st->tensor.index_put) return 0;
+    return so_fail(PyExc_RuntimeError, "advanced indexing is unavailable: shardopt._C's ops "
+                   "layer did not register");
+}
+
+/* Apply an index expression to self: a view for ints, slices, None and Ellipsis; tensor
+ * (integer or bool) items make it advanced indexing, a copy (ops/index.c). */
+PyObject *so_tensor_getitem(PyObject *self, PyObject *index)
+{
+    SoTensor *t = (SoTensor *)self;
+    so_state *st = state_of(self);
+    so_index_geom g;
+    if (!st) return NULL;
+    if (so_index_is_advanced(st, index)) {
+        if (require_index_hooks(st) < 0) return NULL;
+        return st->tensor.index_get(self, index);
+    }
+    if (so_index_walk(st, t, index, NULL, NULL, &g) < 0) return NULL;
+    return make_view(self, g.nd, g.shape, g.strides, g.offset);
 }
 
 int so_tensor_setitem(PyObject *self, PyObject *index, PyObject *value)
@@ -586,6 +619,10 @@ int so_tensor_setitem(PyObject *self, PyObject *index, PyObject *value)
     if (!st) return -1;
     if (!value)
         return so_fail(PyExc_TypeError, "tensor elements cannot be deleted");
+    if (so_index_is_advanced(st, index)) {
+        if (require_index_hooks(st) < 0) return -1;
+        return st->tensor.index_put(self, index, value);
+    }
     view = so_tensor_getitem(self, index);
     if (!view) return -1;
     if (so_tensor_check(st, value)) {

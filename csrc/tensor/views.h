@@ -24,6 +24,22 @@ PyObject *so_t_fill_(PyObject *self, PyObject *value);
 PyObject *so_t_zero_(PyObject *self, PyObject *unused);
 PyObject *so_t_convert(PyObject *self, PyObject *args);
 PyObject *so_tensor_getitem(PyObject *self, PyObject *index);
+
+/* The geometry an index expression leaves: the view's dims so far, the next source dim. */
+typedef struct {
+    int nd;
+    int src;
+    int64_t shape[SO_MAX_DIMS];
+    int64_t strides[SO_MAX_DIMS];
+    int64_t offset;
+} so_index_geom;
+/* Handles one tensor item of an index expression (pushes the dims it keeps). 0 / -1. */
+typedef int (*so_index_tensor_fn)(void *ctx, so_state *st, SoTensor *t, SoTensor *item,
+                                  so_index_geom *g);
+int so_index_push_dim(so_index_geom *g, int64_t size, int64_t stride);
+int so_index_is_advanced(so_state *st, PyObject *index); /* 1 if index holds a tensor */
+int so_index_walk(so_state *st, SoTensor *t, PyObject *index, so_index_tensor_fn on_tensor,
+                  void *ctx, so_index_geom *g);
 int so_tensor_setitem(PyObject *self, PyObject *index, PyObject *value);
 
 #define SO_VIEW_METHOD_DEFS                                                                     \

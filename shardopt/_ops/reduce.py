@@ -24,13 +24,16 @@ __all__ = ["sum", "mean", "max", "min", "norm", "matmul", "mm", "bmm", "dot", "c
 
 
 class return_types:  # noqa: N801 - torch spells it torch.return_types
-    """Named tuples returned by max/min with a dim (``.values``, ``.indices``)."""
+    """Named tuples returned by max/min with a dim, sort and topk (``.values``,
+    ``.indices``)."""
 
     max = _collections.namedtuple("max", ["values", "indices"])
     min = _collections.namedtuple("min", ["values", "indices"])
+    sort = _collections.namedtuple("sort", ["values", "indices"])
+    topk = _collections.namedtuple("topk", ["values", "indices"])
 
 
-for _cls in (return_types.max, return_types.min):
+for _cls in (return_types.max, return_types.min, return_types.sort, return_types.topk):
     _cls.__module__ = "shardopt.return_types"
 del _cls
 

@@ -20,7 +20,7 @@ While recording:
 from __future__ import annotations
 
 from . import _common as c
-from ._views import AliasBackward0
+from ._views import AliasBackward0, normalize_index
 from .graph import edge, output_nr, set_history
 
 _TB = c._TensorBase
@@ -81,11 +81,26 @@ _REBASE = {
     "square_": (lambda s: s.square(), True),
     "pow_": (lambda s, e: s.pow(e), True),
     "__ipow__": (lambda s, e: s ** e, True),
+    # indexing / masking forms (shardopt.autograd._indexing has their out-of-place nodes)
+    "masked_fill_": (lambda s, *a, **k: s.masked_fill(*a, **k), False),
+    "scatter_": (lambda s, *a, **k: s.scatter(*a, **k), False),
+    "scatter_add_": (lambda s, *a, **k: s.scatter_add(*a, **k), False),
+    "index_put_": (lambda s, *a, **k: s.index_put(*a, **k), False),
+    "tril_": (lambda s, *a, **k: s.tril(*a, **k), False),
+    "triu_": (lambda s, *a, **k: s.triu(*a, **k), False),
+    "clamp_": (lambda s, *a, **k: s.clamp(*a, **k), True),
+    "clip_": (lambda s, *a, **k: s.clamp(*a, **k), True),
+    "clamp_min_": (lambda s, *a, **k: s.clamp_min(*a, **k), True),
+    "clamp_max_": (lambda s, *a, **k: s.clamp_max(*a, **k), True),
+    "cumsum_": (lambda s, *a, **k: s.cumsum(*a, **k), False),
 }
 # the out-of-place method each in-place form needs (only installed when it exists)
 _NEEDS = {"relu_": "relu", "exp_": "exp", "sqrt_": "sqrt", "tanh_": "tanh",
           "sigmoid_": "sigmoid", "abs_": "abs", "log_": "log", "square_": "square",
-          "pow_": "pow", "__ipow__": "__pow__", "neg_": "__neg__"}
+          "pow_": "pow", "__ipow__": "__pow__", "neg_": "__neg__", "masked_fill_": "masked_fill",
+          "scatter_": "scatter", "scatter_add_": "scatter_add", "index_put_": "index_put",
+          "tril_": "tril", "triu_": "triu", "clamp_": "clamp", "clip_": "clamp",
+          "clamp_min_": "clamp_min", "clamp_max_": "clamp_max", "cumsum_": "cumsum"}
 
 _OTHER_INPLACE = (
     "fill_", "zero_", "pow_", "neg_", "abs_", "sqrt_", "exp_", "log_", "clamp_", "clamp_min_",
@@ -191,12 +206,7 @@ def _wrap_setitem(raw):
     def __setitem__(self, index, value):
         if _state.enabled and (self.requires_grad or c.any_grad(value)):
             _check_target(self, "__setitem__")
-            items = index if isinstance(index, tuple) else (index,)
-            for it in items:
-                if isinstance(it, list) or (isinstance(it, _TB) and it.dtype != c._C.bool):
-                    raise NotImplementedError(
-                        "autograd through assignment with integer-tensor indices is not "
-                        "supported; use slices or boolean masks")
+            index = normalize_index(self, index)
             e_self = edge(self)
             m_self = c.meta(self)
             m_value = c.meta(value)
@@ -206,7 +216,7 @@ def _wrap_setitem(raw):
             node._ctx = (index, m_self, m_value)
             set_history(self, node)
             return None
-        return raw(self, index, value)
+        return raw(self, normalize_index(self, index), value)
     __setitem__.__doc__ = raw.__doc__
     __setitem__.__wrapped__ = raw  # the raw C op (functools convention)
     return __setitem__

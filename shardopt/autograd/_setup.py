@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .. import _C
 from . import _common as c
-from . import _inplace, _math, _views, grad_mode
+from . import _indexing, _inplace, _math, _views, grad_mode
 from .engine import run_backward
 from .graph import output_nr
 
@@ -30,6 +30,7 @@ _METHOD_NAMES = (
     | set(_inplace._OTHER_INPLACE) | set(_inplace._NEEDS.values())
     | {"gelu", "sum", "mean", "__getitem__", "__setitem__", "_convert", "clone", "copy_",
        "fill_", "zero_"}
+    | set(_indexing.METHOD_NAMES)
 )
 
 
@@ -136,6 +137,7 @@ def _install(Tensor):
     functions = {}
     _math.build(methods, functions)
     _views.build(methods, functions)
+    _indexing.build(methods, functions)
     _inplace.build(methods)
     for name, fn in methods.items():
         setattr(Tensor, name, fn)

@@ -62,10 +62,10 @@ def _bw_index(node, g):
     return (z,)
 
 
-def _bw_masked_index(node, g):
+def _bw_adv_index(node, g):
     m, index = node._ctx
     z = zeros(m)
-    c.RAW_M["__setitem__"](z, index, g)
+    c._C._index_put_(z, index, g, True)  # accumulate: duplicate indices add up
     return (z,)
 
 
@@ -87,7 +87,7 @@ AliasBackward0 = node_type("AliasBackward0", _bw_identity)
 NarrowBackward0 = node_type("NarrowBackward0", _bw_narrow)
 SelectBackward0 = node_type("SelectBackward0", _bw_select)
 SliceBackward0 = node_type("SliceBackward0", _bw_index)
-IndexBackward0 = node_type("IndexBackward0", _bw_masked_index)
+IndexBackward0 = node_type("IndexBackward0", _bw_adv_index)
 ToCopyBackward0 = node_type("ToCopyBackward0", _bw_convert)
 
 
@@ -154,27 +154,38 @@ def _select_ctx(self, out, args, kw):
     return (meta(self), c.arg(args, kw, 0, "dim"), c.arg(args, kw, 1, "index"))
 
 
-def _has_tensor(index):
+def _list_index(self, it):
+    from .._ops.creation import tensor
+    # an empty list selects nothing: an empty int64 index, as torch
+    return tensor(it, dtype=None if it else c._C.int64, device=self.device)
+
+
+def normalize_index(self, index):
+    """Lists inside an index become index tensors on self's device (torch treats ``x[[0, 2]]``
+    and ``x[:, [1, 1]]`` as integer-tensor indexing; bool lists as masks)."""
+    if isinstance(index, list):
+        return _list_index(self, index)
+    if isinstance(index, tuple) and any(isinstance(it, list) for it in index):
+        return tuple(_list_index(self, it) if isinstance(it, list) else it for it in index)
+    return index
+
+
+def _is_advanced(index):
     items = index if isinstance(index, tuple) else (index,)
-    return [it for it in items if isinstance(it, (_TB, list))]
+    return any(isinstance(it, _TB) for it in items)
 
 
 def _wrap_getitem(raw):
     def __getitem__(self, index):
+        index = normalize_index(self, index)
         out = raw(self, index)
         if self.requires_grad and _state.enabled:
-            tensors = _has_tensor(index)
-            if not tensors:
-                record(SliceBackward0, out, (self,), (meta(self), index))
-                _mark_view(out, self)
-            elif all(isinstance(t, _TB) and t.dtype == c._C.bool for t in tensors):
-                # boolean masks select each element at most once: scatter back with setitem
+            if _is_advanced(index):
+                # a copy: its gradient is an accumulating index_put into zeros
                 record(IndexBackward0, out, (self,), (meta(self), index))
             else:
-                raise NotImplementedError(
-                    "autograd through indexing with integer tensors or lists is not supported "
-                    "(duplicate indices would need an accumulating scatter); detach() the "
-                    "tensor or use narrow/select/slices")
+                record(SliceBackward0, out, (self,), (meta(self), index))
+                _mark_view(out, self)
         return out
     __getitem__.__doc__ = raw.__doc__
     __getitem__.__wrapped__ = raw  # the raw C op (functools convention)

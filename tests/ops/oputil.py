@@ -34,3 +34,11 @@ def make(shape, dtype, rng, lo=-1.0, hi=1.0, ilo=-9, ihi=10):
     if dtype == so.bfloat16:
         t = t.to(so.bfloat16)
     return t, to_np(t).astype(np.float64)
+
+
+def poison_heap(nbytes):
+    """Allocate and free a NaN-filled buffer of `nbytes`, so that a fresh output of that size
+    (malloc reuses the freed block) which a kernel forgot to fill shows NaN, not zeros."""
+    n = max(1, nbytes // 8)
+    p = so.full((n,), float("nan"), dtype=so.float64)
+    del p

@@ -642,12 +642,15 @@ def test_error_messages():
 
 def test_module_surface():
     from shardopt._ops import elementwise as ew
-    for name in ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "clamp",
+    for name in ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "clamp",
                  "sqrt", "exp", "log", "sign", "gelu", "relu", "addcmul", "addcdiv", "lerp",
                  "equal", "allclose", "isclose", "eq", "ne", "lt", "le", "gt", "ge", "neg", "abs"):
         # shardopt.<name> may be the autograd wrapper; it exposes the raw op as __wrapped__
         public = getattr(so, name)
         assert name in ew.__all__ and getattr(public, "__wrapped__", public) is getattr(ew, name)
+    # where() also takes the 1-argument form: the indexing area's function over ew.where
+    from shardopt._ops import indexing
+    assert so.where.__wrapped__ is indexing.where and "where" in ew.__all__
     for name in ("add_", "sub_", "mul_", "div_", "addcmul_", "addcdiv_", "lerp_", "clamp_",
                  "neg_", "abs_", "sqrt_", "relu_", "__radd__", "__rpow__", "__rtruediv__",
                  "__iadd__", "__bool__", "__hash__"):

@@ -313,8 +313,9 @@ def test_index_errors():
         t[::-1]
     with pytest.raises(IndexError, match="only integers, slices"):
         t["a"]
+    # lists are integer-tensor indices (tests/ops/test_indexing.py); floats are not indices
     with pytest.raises(IndexError, match="only integers, slices"):
-        t[[0, 1]]
+        t[1.5]
     with pytest.raises(RuntimeError, match="cannot be broadcast"):
         t[0] = _C.empty((4,))
     with pytest.raises(TypeError):
