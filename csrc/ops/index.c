@@ -9,7 +9,7 @@
  * those dims are adjacent, and go first otherwise (NumPy's rule).
  */
 #include "index.h"
-#include "copy.h"
+#include "../tensor/copy.h"
 #include "../core/errors.h"
 #include "../tensor/tensor.h"
 #include "../tensor/views.h"
@@ -45,7 +45,7 @@ static int run_plan(so_state *st, const so_index_plan *pl, so_device dev, err_st
         rc = so_index_cpu(pl, &e);
         Py_END_ALLOW_THREADS
     } else {
-        void *stream = so_cuda_stream(st->cuda_streams, dev.index);
+        void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
         if (!stream) return -1;
         rc = so_index_cuda(pl, &e, stream, dev.index);
         if (rc > 0) return so_cuda_raise(rc, "index kernel", __FILE__, __LINE__);

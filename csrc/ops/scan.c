@@ -61,7 +61,7 @@ static PyObject *py_cumsum(PyObject *m, PyObject *args, PyObject *kwds)
         so_cumsum_cpu(&pl);
         Py_END_ALLOW_THREADS
     } else {
-        void *stream = so_cuda_stream(st->cuda_streams, dev.index);
+        void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
         int err;
         if (!stream) goto fail;
         err = so_cumsum_cuda(&pl, stream, dev.index);
@@ -108,7 +108,7 @@ static PyObject *py_cdf_search(PyObject *m, PyObject *args)
     if (dev.type == SO_CPU) {
         so_cdf_search_cpu(&pl);
     } else {
-        void *stream = so_cuda_stream(st->cuda_streams, dev.index);
+        void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
         int err;
         if (!stream) goto fail;
         err = so_cdf_search_cuda(&pl, stream, dev.index);

@@ -69,7 +69,7 @@ static PyObject *sort_impl(so_state *st, SoTensor *t, int64_t dim, int64_t k, in
             so_sort_cpu(&pl);
             Py_END_ALLOW_THREADS
         } else {
-            void *stream = so_cuda_stream(st->cuda_streams, dev.index);
+            void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
             int err;
             if (!stream) goto fail;
             err = so_sort_cuda(&pl, stream, dev.index);

@@ -35,10 +35,9 @@ static int read_int64_seq(PyObject *seq, Py_ssize_t n, int64_t *out, const char 
     PyObject *fast = PySequence_Fast(seq, what);
     if (!fast) return -1;
     if (PySequence_Fast_GET_SIZE(fast) != n) {
-        so_fail(PyExc_ValueError, "%s has %zd elements, expected %zd", what,
-                PySequence_Fast_GET_SIZE(fast), n);
+        Py_ssize_t got = PySequence_Fast_GET_SIZE(fast);
         Py_DECREF(fast);
-        return -1;
+        return so_fail(PyExc_ValueError, "%s has %zd elements, expected %zd", what, got, n);
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *ix = PyNumber_Index(PySequence_Fast_GET_ITEM(fast, i));
