@@ -20,9 +20,6 @@ Notes on shardopt's behaviour where it differs from torch (spec §12):
     ``named_parameters()`` lists it), its local shard tensors being the leaves that get
     gradients.
 """
-import functools
-import warnings
-
 from .. import _C
 from .._layout import contiguous_format, strided
 from ._shard_registry import _sharded_op_impl, custom_sharded_op_impl  # noqa: F401
@@ -186,4 +183,3 @@ def _register_like_ops():
 
 _register_like_ops()
 
-del functools, warnings
