@@ -20,9 +20,6 @@ Notes on shardopt's behaviour where it differs from torch (spec §12):
     ``named_parameters()`` lists it), its local shard tensors being the leaves that get
     gradients.
 """
-import functools
-import warnings
-
 from .. import _C
 from .._layout import contiguous_format, strided
 from ._shard_registry import _sharded_op_impl, custom_sharded_op_impl  # noqa: F401
@@ -43,7 +40,7 @@ __all__ = [
 
 def empty(sharding_spec, *size, dtype=None, layout=strided, requires_grad=False,
           pin_memory=False, memory_format=contiguous_format, process_group=None,
-          init_rrefs=False):
+          init_rrefs=False) -> ShardedTensor:
     """A ShardedTensor with uninitialised local shards (torch's sharded_tensor.empty)."""
     return ShardedTensor(sharding_spec, *size, dtype=dtype, layout=layout,
                          requires_grad=requires_grad, pin_memory=pin_memory,
@@ -61,7 +58,7 @@ def _fill_each(st, fill):
 
 def full(sharding_spec, size, fill_value, *, dtype=None, layout=strided, requires_grad=False,
          pin_memory=False, memory_format=contiguous_format, process_group=None,
-         init_rrefs=False):
+         init_rrefs=False) -> ShardedTensor:
     """Every element equals `fill_value`; a None dtype means the default dtype (not
     inferred from fill_value, as torch's implementation)."""
     if isinstance(size, int):
@@ -74,7 +71,7 @@ def full(sharding_spec, size, fill_value, *, dtype=None, layout=strided, require
 
 def zeros(sharding_spec, *size, dtype=None, layout=strided, requires_grad=False,
           pin_memory=False, memory_format=contiguous_format, process_group=None,
-          init_rrefs=False):
+          init_rrefs=False) -> ShardedTensor:
     return full(sharding_spec, size, 0, dtype=dtype, layout=layout, requires_grad=requires_grad,
                 pin_memory=pin_memory, memory_format=memory_format,
                 process_group=process_group, init_rrefs=init_rrefs)
@@ -82,7 +79,7 @@ def zeros(sharding_spec, *size, dtype=None, layout=strided, requires_grad=False,
 
 def ones(sharding_spec, *size, dtype=None, layout=strided, requires_grad=False,
          pin_memory=False, memory_format=contiguous_format, process_group=None,
-         init_rrefs=False):
+         init_rrefs=False) -> ShardedTensor:
     return full(sharding_spec, size, 1, dtype=dtype, layout=layout, requires_grad=requires_grad,
                 pin_memory=pin_memory, memory_format=memory_format,
                 process_group=process_group, init_rrefs=init_rrefs)
@@ -112,7 +109,7 @@ def _normal_(t, mean=0.0, std=1.0):
 
 def rand(sharding_spec, *size, dtype=None, layout=strided, requires_grad=False,
          pin_memory=False, memory_format=contiguous_format, process_group=None,
-         init_rrefs=False):
+         init_rrefs=False) -> ShardedTensor:
     """Uniform [0, 1): each rank fills its local shards, in local order, from its own
     device generator (no coordination across ranks, no offset by shard position)."""
     st = empty(sharding_spec, *size, dtype=dtype, layout=layout, requires_grad=requires_grad,
@@ -123,7 +120,7 @@ def rand(sharding_spec, *size, dtype=None, layout=strided, requires_grad=False,
 
 def randn(sharding_spec, *size, dtype=None, layout=strided, requires_grad=False,
           pin_memory=False, memory_format=contiguous_format, process_group=None,
-          init_rrefs=False):
+          init_rrefs=False) -> ShardedTensor:
     """Standard normal, with rand's per-rank contract."""
     st = empty(sharding_spec, *size, dtype=dtype, layout=layout, requires_grad=requires_grad,
                pin_memory=pin_memory, memory_format=memory_format,
@@ -131,7 +128,8 @@ def randn(sharding_spec, *size, dtype=None, layout=strided, requires_grad=False,
     return _fill_each(st, _normal_)
 
 
-def init_from_local_shards(local_shards, *global_size, process_group=None, init_rrefs=False):
+def init_from_local_shards(local_shards, *global_size, process_group=None,
+                           init_rrefs=False) -> ShardedTensor:
     """Assemble a ShardedTensor from every rank's local shards (an SPMD collective).
 
     A None entry in `global_size` recomputes a row-wise layout: shards ordered by rank get
@@ -141,7 +139,7 @@ def init_from_local_shards(local_shards, *global_size, process_group=None, init_
                                                  init_rrefs=init_rrefs)
 
 
-def state_dict_hook(module, destination, prefix, local_metadata):
+def state_dict_hook(module, destination, prefix, local_metadata) -> None:
     """Module state-dict hook (register on the root with ``_register_state_dict_hook``):
     adds every ShardedTensor held as a plain attribute of any submodule."""
     for submodule_name, submodule in module.named_modules():
@@ -153,7 +151,7 @@ def state_dict_hook(module, destination, prefix, local_metadata):
 
 
 def pre_load_state_dict_hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
-                             unexpected_keys, error_msgs):
+                             unexpected_keys, error_msgs) -> None:
     """Load pre-hook (``_register_load_state_dict_pre_hook(hook, True)``): sets existing
     ShardedTensor attributes from the state dict."""
     for submodule_name, submodule in module.named_modules():
@@ -186,4 +184,3 @@ def _register_like_ops():
 
 _register_like_ops()
 
-del functools, warnings

@@ -8,8 +8,8 @@ as torch's resize does) -- a view of ``tensor`` where the chunk is contiguous an
 else one copy into a padded buffer (see ``_scatter_piece``); one ``dist.scatter`` delivers
 each group rank its piece; the receiver resizes it back to its shard size and copies
 ``requires_grad`` from its own ``tensor``.  (``dist.scatter`` itself packs the list into
-one flat send buffer, so for row sharding that packing is the only copy on the source.)  Every rank must have exactly one
-placement (torch asserts this; here it is a ValueError).
+one flat send buffer, so for row sharding that packing is the only copy on the source.)
+Every rank must have exactly one placement (torch asserts this; here it is a ValueError).
 
 ``_shard_tensor(tensor, sharding_spec, src_rank=0, process_group=None)`` first checks
 contiguity and then that every rank passed the same ``src_rank`` and spec, exchanging them

@@ -25,7 +25,7 @@ import contextlib
 import copy
 import threading
 import warnings
-from typing import Any, List, Optional
+from typing import List
 
 from .. import _C
 from .. import distributed as dist

@@ -7,7 +7,7 @@ rule; the class body adds ``build_metadata`` (wrapping the shard records in a
 ShardedTensorMetadata) and ``shard`` (which needs the sharded-tensor layer).
 """
 from abc import ABC, abstractmethod
-from typing import List, Sequence
+from typing import Sequence
 
 from .. import _C
 

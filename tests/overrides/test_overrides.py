@@ -1,0 +1,55 @@
+"""shardopt.overrides: the __torch_function__ protocol as shardopt's public functions publish
+it (single process; the ShardedTensor side is covered in tests/sharded_tensor)."""
+import pytest
+
+import shardopt as torch
+from shardopt import overrides
+
+
+class _Fake:
+    """A tensor-like that records what it was asked to handle."""
+
+    calls = []
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        cls.calls.append((func, types, args, kwargs))
+        return ("handled", getattr(func, "__name__", None))
+
+
+class _Declines:
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        return NotImplemented
+
+
+def test_public_functions_dispatch_tensor_likes_to_their_class():
+    _Fake.calls.clear()
+    fake = _Fake()
+    assert torch.sqrt(fake) == ("handled", "sqrt")
+    assert torch.add(torch.ones(2), fake, alpha=2) == ("handled", "add")
+    func, types, args, kwargs = _Fake.calls[-1]
+    assert func is torch.add and types == (_Fake,)
+    assert args[1] is fake and kwargs == {"alpha": 2}
+    # found inside a list argument too (cat's tensors)
+    assert torch.cat([torch.ones(2), fake]) == ("handled", "cat")
+
+
+def test_plain_calls_and_genuine_type_errors_are_untouched():
+    assert torch.sqrt(torch.ones(3)).tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(TypeError):
+        torch.sqrt("not a tensor")  # no __torch_function__ anywhere: the op's own error
+
+
+def test_a_class_that_declines_gets_a_clear_type_error():
+    with pytest.raises(TypeError, match="no implementation found for 'sqrt'"):
+        torch.sqrt(_Declines())
+
+
+def test_wrapper_keeps_the_original_for_the_op_registry():
+    assert getattr(torch.sqrt, "_shardopt_original", None) is not None
+    assert overrides.dispatchable(torch.sqrt) is torch.sqrt  # never wrapped twice
+    assert overrides.has_torch_function((1, [_Fake()]))
+    assert not overrides.has_torch_function((torch.ones(1), 2.0), {"x": torch.ones(1)})
+    # functions that never take a tensor-like are published as they are
+    assert getattr(torch.manual_seed, "_shardopt_original", None) is None
