@@ -43,7 +43,8 @@ int so_raise_at(PyObject *exc_type, const char *file, int line, const char *fmt,
 #define so_fail(exc_type, ...) (PyErr_Format((exc_type), __VA_ARGS__), -1)
 
 /* The same for functions returning a typed pointer (SoTensor *, SoStorage *...): evaluates to
- * NULL of any pointer type, where PyErr_Format's PyObject * would not convert. */
+ * NULL of any pointer type, where PyErr_Format's PyObject * would not convert (C only: C++
+ * does not convert void * implicitly). */
 #define so_fail_null(exc_type, ...) (PyErr_Format((exc_type), __VA_ARGS__), (void *)NULL)
 
 /* OSError(errno, "<what>: strerror (file:line)") from the current errno. Returns -1. */
