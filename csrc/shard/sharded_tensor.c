@@ -223,6 +223,13 @@ static PyObject *flatten_size(PyObject *size)
             return NULL;
         }
     }
+    /* The global size must be one a tensor could have (no shard may exist to check it). */
+    int nd;
+    int64_t shape[SO_MAX_DIMS];
+    if (so_parse_int_seq(dims, "size", &nd, shape) < 0 || so_check_sizes(nd, shape) < 0) {
+        Py_DECREF(dims);
+        return NULL;
+    }
     size_cls = so_st_import("shardopt._tensor", "Size");
     if (!size_cls) {
         Py_DECREF(dims);

@@ -130,12 +130,36 @@ int so_parse_shape(PyObject *obj, const char *argname, int *ndim_out, int64_t *s
 check:
     for (int i = 0; i < *ndim_out; i++) {
         if (shape_out[i] < 0) {
+            char buf[256];
+            (void)argname;
             PyErr_Format(PyExc_RuntimeError,
-                         "%s: negative dimension %lld is not allowed", argname,
-                         (long long)shape_out[i]);
+                         "Trying to create tensor with negative dimension %lld: %s",
+                         (long long)shape_out[i], so_shape_str(*ndim_out, shape_out, buf, sizeof buf));
             return -1;
         }
     }
+    return 0;
+}
+
+/* torch's c10 rule: the product of the sizes, computed in uint64, must not overflow at any
+ * step (a later 0 does not excuse it) and must fit int64. */
+static int sizes_overflow(int ndim, const int64_t *shape)
+{
+    uint64_t n = 1;
+    int of = 0;
+    for (int i = 0; i < ndim; i++) of |= __builtin_mul_overflow(n, (uint64_t)shape[i], &n);
+    return of || n > (uint64_t)INT64_MAX;
+}
+
+int so_check_sizes(int ndim, const int64_t *shape)
+{
+    char buf[256];
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0)
+            return so_fail(PyExc_RuntimeError, "Trying to create tensor with negative dimension %lld: %s",
+                           (long long)shape[i], so_shape_str(ndim, shape, buf, sizeof buf));
+    if (sizes_overflow(ndim, shape))
+        return so_fail(PyExc_RuntimeError, "numel: integer multiplication overflow");
     return 0;
 }
 
@@ -143,6 +167,9 @@ SoTensor *so_tensor_from_storage(so_state *st, SoStorage *storage, int64_t offse
                                  const int64_t *shape, const int64_t *strides, int dtype)
 {
     PyTypeObject *cls = st->tensor_class ? st->tensor_class : st->tensor_type;
+    /* Every tensor (factories, views, reshape, expand, shards) is made here: the one place
+     * where a size that cannot exist is refused. */
+    if (so_check_sizes(ndim, shape) < 0) return NULL;
     SoTensor *t = (SoTensor *)cls->tp_alloc(cls, 0);
     if (!t) return NULL;
     t->storage = (SoStorage *)Py_NewRef((PyObject *)storage);
@@ -181,16 +208,21 @@ SoTensor *so_tensor_empty(so_state *st, int ndim, const int64_t *shape, int dtyp
         PyErr_Format(PyExc_ValueError, "size: at most %d dimensions are supported", SO_MAX_DIMS);
         return NULL;
     }
+    char buf[256];
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
-            PyErr_Format(PyExc_RuntimeError, "size: negative dimension %lld is not allowed",
-                         (long long)shape[i]);
+            PyErr_Format(PyExc_RuntimeError, "Trying to create tensor with negative dimension %lld: %s",
+                         (long long)shape[i], so_shape_str(ndim, shape, buf, sizeof buf));
             return NULL;
         }
     }
+    if (sizes_overflow(ndim, shape)) {
+        PyErr_Format(PyExc_RuntimeError, "Storage size calculation overflowed with sizes=%s",
+                     so_shape_str(ndim, shape, buf, sizeof buf));
+        return NULL;
+    }
     numel = contiguous_strides(ndim, shape, strides);
     if (numel < 0 || numel > INT64_MAX / itemsize) {
-        char buf[256];
         PyErr_Format(PyExc_MemoryError, "cannot allocate a tensor of size %s: too many elements",
                      so_shape_str(ndim, shape, buf, sizeof buf));
         return NULL;
