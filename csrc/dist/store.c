@@ -1,4 +1,5 @@
-/* store.c — TCP key-value store: server thread and blocking client (see store.h).
+/* store.c — TCP key-value store: the server thread (see store.h; the client is
+ * store_client.c).
  *
  * Pure C + POSIX; never touches Python, so it runs with the GIL released.  That is why
  * errors here are a negative SO_STORE_* code plus a message in the caller's buffer rather
@@ -6,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "store.h"
+#include "store_wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,12 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REQ_MAGIC 0x564B4F53u /* "SOKV" */
-#define RESP_MAGIC 0x524B4F53u /* "SOKR" */
-#define REQ_HDR 20
-#define RESP_HDR 16
-
-static int set_err(char *err, const char *file, int line, const char *fmt, ...)
+int so_store_set_err(char *err, const char *file, int line, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -40,34 +37,12 @@ static int set_err(char *err, const char *file, int line, const char *fmt, ...)
     }
     return 0;
 }
-#define SET_ERR(...) set_err(err, __FILE__, __LINE__, __VA_ARGS__)
 
 int64_t so_store_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
 }
 
 /* ======================================================================================
@@ -569,11 +544,13 @@ static void reply_done(so_store_server *s, conn *c)
 }
 
 /* Eviction order, lowest first: never did any work and idle; stalled mid-frame or
- * waiting for budget; a reply not being read; did work, now idle; waiting in GET/WAIT. */
-static int conn_class(const conn *c)
+ * waiting for budget; a reply not read for STALL_MS; did work, now idle; waiting in
+ * GET/WAIT; last, a reply being read (evicting it could lose the answer to an executed
+ * ADD, which the client would then retry). */
+static int conn_class(const conn *c, int64_t now)
 {
     if (c->parked) return 4;
-    if (reply_pending(c)) return 2;
+    if (reply_pending(c)) return now - c->t_progress >= STALL_MS ? 2 : 5;
     if (c->hdr_got || c->want_budget) return 1;
     return c->used ? 3 : 0;
 }
@@ -581,12 +558,13 @@ static int conn_class(const conn *c)
 /* Close the least useful connection; 0 if there was none. */
 static int evict_one(so_store_server *s)
 {
+    int64_t now = so_store_now_ms();
     conn *victim = NULL;
     int vclass = 99;
     for (int i = 0; i < s->nconns; i++) {
         conn *c = s->conns[i];
         if (c->fd < 0) continue;
-        int k = conn_class(c);
+        int k = conn_class(c, now);
         if (k < vclass || (k == vclass && c->t_progress < victim->t_progress)) {
             victim = c;
             vclass = k;
@@ -664,7 +642,7 @@ static void server_sweep(so_store_server *s, int64_t now)
         conn *c = s->conns[i];
         if (c->fd < 0) continue;
         int64_t quiet = now - c->t_progress;
-        int k = conn_class(c);
+        int k = conn_class(c, now);
         if ((k == 0 && quiet > IDLE_UNUSED_MS) || (k == 1 && quiet > PARTIAL_MS) ||
             (k == 2 && quiet > REPLY_MS))
             conn_kill(s, c);
@@ -832,218 +810,3 @@ void so_store_server_stop(so_store_server *s)
 }
 
 
-/* ======================================================================================
- * Client
- * ==================================================================================== */
-
-void so_store_client_init(so_store_client *c, const char *host, int port)
-{
-    c->fd = -1;
-    c->connected_once = 0;
-    c->reused = 0;
-    snprintf(c->host, sizeof c->host, "%s", host);
-    c->port = port;
-}
-
-void so_store_client_close(so_store_client *c)
-{
-    if (c->fd >= 0) close(c->fd);
-    c->fd = -1;
-    c->reused = 0;
-}
-
-static int remaining_ms(int64_t deadline)
-{
-    if (deadline < 0) return 1000;
-    int64_t left = deadline - so_store_now_ms();
-    if (left <= 0) return 0;
-    return left > 1000 ? 1000 : (int)left;
-}
-
-/* Non-blocking connect to one address, bounded by the deadline. */
-static int connect_one(const struct addrinfo *a, int64_t deadline)
-{
-    int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return -1;
-    if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-        if (errno != EINPROGRESS) goto fail;
-        for (;;) {
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            int ms = remaining_ms(deadline);
-            if (ms == 0) {
-                errno = ETIMEDOUT;
-                goto fail;
-            }
-            int r = poll(&p, 1, ms);
-            if (r < 0 && errno != EINTR) goto fail;
-            if (r > 0) break;
-        }
-        int soerr = 0;
-        socklen_t sl = sizeof soerr;
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-        if (soerr) {
-            errno = soerr;
-            goto fail;
-        }
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-fail: {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-}
-}
-
-int so_store_client_connect(so_store_client *c, int64_t timeout_ms, char *err)
-{
-    if (c->connected_once && (timeout_ms < 0 || timeout_ms > 1000)) timeout_ms = 1000;
-    int64_t deadline = timeout_ms < 0 ? -1 : so_store_now_ms() + timeout_ms;
-    if (c->fd >= 0) return SO_STORE_OK;
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%d", c->port);
-    int gai = getaddrinfo(c->host, portstr, &hints, &res);
-    if (gai != 0) {
-        SET_ERR("cannot resolve store address %s:%d: %s", c->host, c->port, gai_strerror(gai));
-        return SO_STORE_EIO;
-    }
-    int last = 0;
-    /* Retry with a short back-off: the server may not be listening yet. */
-    for (int attempt = 0;; attempt++) {
-        for (struct addrinfo *a = res; a; a = a->ai_next) {
-            int fd = connect_one(a, deadline);
-            if (fd >= 0) {
-                freeaddrinfo(res);
-                c->fd = fd;
-                c->connected_once = 1;
-                return SO_STORE_OK;
-            }
-            last = errno;
-        }
-        int ms = remaining_ms(deadline);
-        if (ms == 0) break;
-        struct timespec ts = {0, (attempt < 10 ? 10 : 100) * 1000000L};
-        if (ms < (attempt < 10 ? 10 : 100)) ts.tv_nsec = ms * 1000000L;
-        nanosleep(&ts, NULL);
-    }
-    freeaddrinfo(res);
-    SET_ERR("timed out after %lld ms connecting to the store at %s:%d (last error: %s)",
-            (long long)timeout_ms, c->host, c->port, strerror(last));
-    return SO_STORE_ETIMEOUT;
-}
-
-/* 0, or SO_STORE_EIO / SO_STORE_ETIMEOUT with err set. */
-static int io_all(so_store_client *c, int writing, void *buf, uint64_t len, int64_t deadline,
-                  int64_t timeout_ms, uint64_t *moved, char *err)
-{
-    unsigned char *p = buf;
-    while (len) {
-        struct pollfd pf = {.fd = c->fd, .events = writing ? POLLOUT : POLLIN};
-        int ms = remaining_ms(deadline);
-        if (ms == 0) {
-            SET_ERR("timed out after %lld ms waiting for the store at %s:%d",
-                    (long long)timeout_ms, c->host, c->port);
-            return SO_STORE_ETIMEOUT;
-        }
-        int r = poll(&pf, 1, ms);
-        if (r < 0 && errno != EINTR) goto ioerr;
-        if (r <= 0) continue;
-        size_t chunk = len > (1u << 20) ? (1u << 20) : (size_t)len;
-        ssize_t n = writing ? send(c->fd, p, chunk, MSG_NOSIGNAL | MSG_DONTWAIT)
-                            : recv(c->fd, p, chunk, MSG_DONTWAIT);
-        if (n == 0 && !writing) {
-            SET_ERR("connection to the store at %s:%d was closed by the server", c->host,
-                    c->port);
-            return SO_STORE_EIO;
-        }
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
-            goto ioerr;
-        }
-        p += n;
-        len -= (uint64_t)n;
-        if (moved) *moved += (uint64_t)n;
-    }
-    return SO_STORE_OK;
-ioerr:
-    SET_ERR("connection to the store at %s:%d failed: %s", c->host, c->port, strerror(errno));
-    return SO_STORE_EIO;
-}
-
-/* One attempt.  *stale is set when it failed before any reply byte arrived on a
- * connection that had already served a request: the server evicted it while idle (it
- * never closes one mid-request otherwise), so the request was not executed and may be
- * sent again on a fresh connection. */
-static int request_once(so_store_client *c, uint32_t cmd, const char *key, uint32_t klen,
-                        const char *val, uint64_t vlen, int64_t deadline, int64_t timeout_ms,
-                        char **resp, uint64_t *resp_len, int *stale, char *err)
-{
-    *stale = 0;
-    int64_t left = deadline < 0 ? timeout_ms : deadline - so_store_now_ms();
-    int rc = so_store_client_connect(c, left < 0 ? 0 : left, err);
-    if (rc) return rc;
-    int reused = c->reused;
-    uint64_t got = 0;
-    unsigned char hdr[REQ_HDR];
-    put_u32(hdr, REQ_MAGIC);
-    put_u32(hdr + 4, cmd);
-    put_u32(hdr + 8, klen);
-    put_u64(hdr + 12, vlen);
-    char *buf = NULL;
-    unsigned char rh[RESP_HDR];
-    if ((rc = io_all(c, 1, hdr, REQ_HDR, deadline, timeout_ms, NULL, err)) ||
-        (klen && (rc = io_all(c, 1, (void *)key, klen, deadline, timeout_ms, NULL, err))) ||
-        (vlen && (rc = io_all(c, 1, (void *)val, vlen, deadline, timeout_ms, NULL, err))) ||
-        (rc = io_all(c, 0, rh, RESP_HDR, deadline, timeout_ms, &got, err))) {
-        *stale = reused && rc == SO_STORE_EIO && got == 0;
-        goto done;
-    }
-    uint64_t len = get_u64(rh + 8);
-    if (get_u32(rh) != RESP_MAGIC || len > SO_STORE_MAX_VALUE + 4096) {
-        SET_ERR("malformed reply from the store at %s:%d", c->host, c->port);
-        rc = SO_STORE_EIO;
-        goto done;
-    }
-    buf = malloc(len + 1);
-    if (!buf) {
-        SET_ERR("out of memory reading a %llu-byte store reply", (unsigned long long)len);
-        rc = SO_STORE_ENOMEM;
-        goto done;
-    }
-    if (len && (rc = io_all(c, 0, buf, len, deadline, timeout_ms, NULL, err))) goto done;
-    buf[len] = 0;
-    c->reused = 1;
-    if (get_u32(rh + 4) != 0) {
-        SET_ERR("store server error: %s", buf);
-        free(buf);
-        return SO_STORE_EREMOTE;
-    }
-    *resp = buf;
-    *resp_len = len;
-    return SO_STORE_OK;
-done:
-    free(buf);
-    so_store_client_close(c);
-    return rc;
-}
-
-int so_store_request(so_store_client *c, uint32_t cmd, const char *key, uint32_t klen,
-                     const char *val, uint64_t vlen, int64_t timeout_ms, char **resp,
-                     uint64_t *resp_len, char *err)
-{
-    int64_t deadline = timeout_ms < 0 ? -1 : so_store_now_ms() + timeout_ms;
-    *resp = NULL;
-    *resp_len = 0;
-    int stale;
-    int rc = request_once(c, cmd, key, klen, val, vlen, deadline, timeout_ms, resp, resp_len,
-                          &stale, err);
-    if (rc == SO_STORE_EIO && stale)
-        rc = request_once(c, cmd, key, klen, val, vlen, deadline, timeout_ms, resp, resp_len,
-                          &stale, err);
-    return rc;
-}

@@ -72,7 +72,6 @@ typedef struct {
     int fd; /* -1 when not connected */
     int connected_once; /* a reconnect retries only briefly: the server was up, so a refusal
                            now means it died, and waiting the full timeout helps no one */
-    int reused; /* this connection has completed a request (see request_once) */
     char host[256];
     int port;
 } so_store_client;

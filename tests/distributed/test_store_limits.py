@@ -118,6 +118,7 @@ def test_new_client_served_within_1s_with_3000_idle_connections(server_factory, 
         srv = server_factory(nofile=server_nofile)
         veteran = srv.client()  # a real client that did work before the flood
         veteran.set("before", "1")
+        quiet = srv.client()  # connected, no request yet: evicted first, must reconnect
         idle = _open_idle(srv.port, 3000)
         try:
             t0 = time.monotonic()
@@ -131,6 +132,7 @@ def test_new_client_served_within_1s_with_3000_idle_connections(server_factory, 
             # evicted under pressure; it then reconnects transparently)
             assert veteran.get("before") == b"1"
             assert veteran.add("n", 1) == 1
+            assert quiet.add("n", 1) == 2
         finally:
             for s in idle:
                 s.close()
