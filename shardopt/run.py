@@ -333,11 +333,12 @@ class _Coordinator:
         except Exception as e:  # the store is gone: the heartbeat names the lost node
             _log(f"could not publish the failure to the other nodes: {e}")
 
-    def done_and_wait(self, attempt, poll):
+    def done_and_wait(self, attempt, poll, stop_signal):
         """This node's ranks all succeeded: wait (heartbeats running) until every node's
-        did, or a failure or lost node ends the attempt.  True when all succeeded."""
+        did, or a failure, a lost node or a signal ends the attempt.  True when all
+        succeeded."""
         self.store.add(self._k(f"done/{attempt}"), 1)
-        while self.lost is None and attempt not in self.failure:
+        while self.lost is None and attempt not in self.failure and not stop_signal:
             if self.store.add(self._k(f"done/{attempt}"), 0) >= self.nnodes:
                 return True
             time.sleep(poll)
@@ -432,12 +433,16 @@ def _start_ranks(args, cmd, base_env, nproc, world, addr, port, attempt, lock):
     return ranks, pumps
 
 
-def _settle(ranks, seconds):
+def _settle(ranks, seconds, coord, attempt):
     """After a rank raised because of a peer, give the others a moment to exit on their own
     (survivors of a failure exit within milliseconds): those still running after it are the
-    hung ones.  Returns them."""
+    hung ones.  Returns them.  Multi-node: ends early when another node reports the cause."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not all(r.done.is_set() for r in ranks):
+    while time.monotonic() < deadline:
+        if coord is not None and attempt in coord.failure:
+            break
+        if coord is None and all(r.done.is_set() for r in ranks):
+            break  # multi-node: keep waiting for the other nodes' report of the cause
         time.sleep(0.02)
     return [r for r in ranks if not r.done.is_set()]
 
@@ -461,7 +466,7 @@ def _run_attempt(args, ranks, coord, attempt, stop_signal):
         if bad:
             break
         if all(r.code == 0 for r in ranks):
-            if coord is None or coord.done_and_wait(attempt, args.monitor_interval):
+            if coord is None or coord.done_and_wait(attempt, args.monitor_interval, stop_signal):
                 return "ok", None
             continue  # another node failed or was lost: handled above
         time.sleep(args.monitor_interval)
@@ -470,7 +475,11 @@ def _run_attempt(args, ranks, coord, attempt, stop_signal):
     # for the rest: one that does not exit is the hung rank they timed out on.
     still = []
     if not any(r.code < 0 or not r.peer_error() for r in ranks if r.code not in (None, 0)):
-        still = _settle(ranks, min(args.grace_period, 2.0))
+        still = _settle(ranks, min(args.grace_period, 2.0), coord, attempt)
+        if coord is not None and attempt in coord.failure:
+            # another node saw the cause first: our ranks only raised because of it
+            _stop(ranks, args.grace_period)
+            return "failed", (1, None)
     _stop(ranks, args.grace_period)
     culprits, how = _first_failure(ranks, still)
     first = culprits[0]

@@ -197,3 +197,33 @@ def test_max_restarts_across_nodes_resumes_from_checkpoint(hosts, tmp_path):
     assert res[0][1].strip() == "done 0 attempt=1 from=2", res[0]
     assert res[1][1].strip() == "done 1 attempt=1 from=2", res[1]
     assert "exit code 7" in res[1][2] and "restarting the group" in res[0][2]
+
+
+KILLED = """
+    import os, signal, time
+    from datetime import timedelta
+    import shardopt as so
+    import shardopt.distributed as dist
+    dist.init_process_group("gloo", timeout=timedelta(seconds=15))
+    rank = dist.get_rank()
+    dist.barrier()
+    if rank == 1:
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGKILL)
+    for _ in range(100000):
+        dist.all_reduce(so.ones(256))
+"""
+
+
+def test_rank_killed_on_one_node_is_named_on_both(hosts, tmp_path):
+    script = _script(tmp_path, KILLED)
+    args = ["--nproc-per-node", "1", "--grace-period", "1"]
+    res = _finish([hosts.launch(n, args, script) for n in (0, 1)], 40)
+    (rc0, _, err0), (rc1, _, err1) = res
+    assert rc1 == 128 + signal.SIGKILL, err1[-3000:]
+    assert "rank 1 (local_rank 0" in err1 and "killed by signal SIGKILL" in err1, err1[-3000:]
+    # node 0's rank only raised because of it: node 0 reports node 1's cause, not its own rank
+    assert rc0 != 0
+    summary0 = [l for l in err0.splitlines() if l.startswith("[shardopt.run]")]
+    assert any("the group failed on another node" in l and "node 1: rank 1" in l
+               and "SIGKILL" in l for l in summary0), err0[-3000:]

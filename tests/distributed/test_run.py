@@ -26,6 +26,10 @@ def _script(tmp_path, body, name="script.py"):
 
 
 def _launch(args, env=None, timeout=60, **kw):
+    # --standalone (a free port) unless the test is about ports or nodes: several test
+    # runs share this machine, and the default MASTER_PORT 29500 may be taken.
+    if not {"--master-port", "--rdzv-endpoint", "--nnodes", "--standalone"} & set(args):
+        args = ["--standalone", *args]
     return subprocess.run([sys.executable, "-m", "shardopt.run", *args], env=env or _env(),
                           capture_output=True, timeout=timeout, **kw)
 
@@ -150,8 +154,8 @@ def test_sigint_to_launcher_stops_all_ranks(tmp_path):
         open(os.path.join(sys.argv[1], "pid" + os.environ["RANK"]), "w").write(str(os.getpid()))
         time.sleep(60)
     """)
-    p = subprocess.Popen([sys.executable, "-m", "shardopt.run", "--nproc-per-node", "2",
-                          script, str(tmp_path)], env=_env(), stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-m", "shardopt.run", "--standalone",
+                          "--nproc-per-node", "2", script, str(tmp_path)], env=_env(), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not all(
