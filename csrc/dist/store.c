@@ -70,9 +70,10 @@ int64_t so_store_now_ms(void)
 #define NBUCKETS 1024
 /* Upper bound on connections whatever the descriptor limit; each costs a poll slot. */
 #define MAX_CONNS_HARD 16384
-#define IDLE_UNUSED_MS 10000   /* connected but never sent a complete request */
-#define PARTIAL_MS 10000       /* mid-frame (or waiting for budget) without progress */
-#define REPLY_MS 30000         /* a reply the client does not read */
+/* Connected but never sent a complete request, or mid-frame (or waiting for budget)
+ * without progress: closed after this long (SHARDOPT_STORE_IDLE_TIMEOUT seconds); a reply
+ * the client does not read, after three times as long. */
+#define IDLE_MS_DEFAULT 10000
 #define STALL_MS 1000          /* a budget holder this still may be evicted for another */
 #define INLINE_REPLY 64        /* small payloads (ints, flags) live in the connection */
 
@@ -121,6 +122,7 @@ struct so_store_server {
     conn **conns;
     int nconns, cap_conns;
     int64_t listen_paused_until; /* out of descriptors with nothing to evict */
+    int64_t idle_ms;             /* see IDLE_MS_DEFAULT */
     uint64_t buffered;           /* bytes charged to the budget */
     entry *buckets[NBUCKETS];
     int64_t nkeys;
@@ -643,8 +645,8 @@ static void server_sweep(so_store_server *s, int64_t now)
         if (c->fd < 0) continue;
         int64_t quiet = now - c->t_progress;
         int k = conn_class(c, now);
-        if ((k == 0 && quiet > IDLE_UNUSED_MS) || (k == 1 && quiet > PARTIAL_MS) ||
-            (k == 2 && quiet > REPLY_MS))
+        if ((k == 0 && quiet > s->idle_ms) || (k == 1 && quiet > s->idle_ms) ||
+            (k == 2 && quiet > 3 * s->idle_ms))
             conn_kill(s, c);
     }
     for (int i = 0; i < s->nconns; i++) {
@@ -691,8 +693,10 @@ static void *server_main(void *arg)
             conn *c = s->conns[i];
             short ev = pfds[2 + i].revents;
             if (c->fd < 0 || !ev) continue; /* evicted while this loop ran */
-            int bad = 0;
-            if (ev & POLLOUT) bad = conn_write(c, now) < 0;
+            /* A frame waiting for budget is not read, so a dead peer shows only as
+             * POLLHUP/POLLERR (which poll reports regardless): drop it, or poll spins. */
+            int bad = c->want_budget && (ev & (POLLHUP | POLLERR));
+            if (!bad && (ev & POLLOUT)) bad = conn_write(c, now) < 0;
             if (!bad && reply_pending(c) && (ev & (POLLHUP | POLLERR))) bad = 1;
             if (!bad) reply_done(s, c);
             if (!bad && !reply_pending(c) && (ev & (POLLIN | POLLHUP | POLLERR))) {
@@ -764,6 +768,20 @@ int so_store_server_start(const char *host, int port, so_store_server **out, int
         return SO_STORE_ENOMEM;
     }
     s->listen_fd = fd;
+    s->idle_ms = IDLE_MS_DEFAULT;
+    const char *idle = getenv("SHARDOPT_STORE_IDLE_TIMEOUT");
+    if (idle && *idle) {
+        char *end;
+        double sec = strtod(idle, &end);
+        if (*end || !(sec > 0 && sec <= 86400)) {
+            SET_ERR("SHARDOPT_STORE_IDLE_TIMEOUT must be a number of seconds in (0, 86400], "
+                    "got '%.64s'", idle);
+            close(fd);
+            free(s);
+            return SO_STORE_EIO;
+        }
+        s->idle_ms = (int64_t)(sec * 1000);
+    }
     if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         SET_ERR("pipe: %s", strerror(errno));
         close(fd);

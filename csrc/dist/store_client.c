@@ -168,9 +168,9 @@ static int request_once(so_store_client *c, uint32_t cmd, const char *key, uint3
                         char **resp, uint64_t *resp_len, int *stale, char *err)
 {
     *stale = 0;
-    int64_t left = deadline < 0 ? timeout_ms : deadline - so_store_now_ms();
+    int64_t left = deadline < 0 ? -1 : deadline - so_store_now_ms();
     int reused = c->fd >= 0; /* connected before this call */
-    int rc = so_store_client_connect(c, left < 0 ? 0 : left, err);
+    int rc = so_store_client_connect(c, deadline < 0 ? -1 : left < 0 ? 0 : left, err);
     if (rc) return rc;
     uint64_t got = 0;
     unsigned char hdr[REQ_HDR];

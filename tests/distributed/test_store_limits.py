@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 class _Server:
     """A store master in a child process; `nofile` sets its RLIMIT_NOFILE soft limit."""
 
-    def __init__(self, nofile=None):
+    def __init__(self, nofile=None, idle_timeout=None):
         code = textwrap.dedent("""
             import resource, sys
             from datetime import timedelta
@@ -44,6 +44,8 @@ class _Server:
             sys.stdin.read()  # until the test closes our stdin
         """)
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        if idle_timeout is not None:
+            env["SHARDOPT_STORE_IDLE_TIMEOUT"] = str(idle_timeout)
         self.proc = subprocess.Popen([sys.executable, "-c", code, str(nofile or 0)], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         line = self.proc.stdout.readline()
@@ -271,3 +273,42 @@ def test_oversized_value_is_refused_by_client_and_server(server_factory):
     r.close()
     c.set("k", "ok")
     assert c.get("k") == b"ok"
+
+
+def _closed_within(sock, seconds):
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(64) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_idle_and_partial_frame_timeouts(server_factory):
+    srv = server_factory(idle_timeout=0.5)
+    idle = socket.create_connection((HOST, srv.port), timeout=5)
+    partial = socket.create_connection((HOST, srv.port), timeout=5)
+    partial.sendall(_frame(SET, "k", vlen=1000) + b"x" * 10)  # 990 bytes short
+    worker = socket.create_connection((HOST, srv.port), timeout=5)
+    worker.sendall(_frame(CHECK, "k"))
+    assert len(worker.recv(64)) == 17
+    t0 = time.monotonic()
+    assert _closed_within(idle, 5) and _closed_within(partial, 5)
+    assert time.monotonic() - t0 < 3
+    # a connection that did work may idle as long as it likes (torch's clients do)
+    time.sleep(1.0)
+    worker.sendall(_frame(CHECK, "k"))
+    worker.settimeout(5)
+    assert len(worker.recv(64)) == 17
+    for s in (idle, partial, worker):
+        s.close()
+
+
+def test_bad_idle_timeout_setting_is_refused():
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               SHARDOPT_STORE_IDLE_TIMEOUT="soon")
+    r = subprocess.run([sys.executable, "-c", "import shardopt.distributed as d; "
+                        "d.TCPStore('127.0.0.1', 0, is_master=True, wait_for_workers=False)"],
+                       env=env, capture_output=True, timeout=60)
+    assert r.returncode != 0 and b"SHARDOPT_STORE_IDLE_TIMEOUT" in r.stderr
