@@ -6,6 +6,7 @@
 // reused after a timeout or a lost peer (toolchain.md section 3), so failing fast is the
 // only honest answer for later calls.
 #include "gloo.h"
+#include "gloo_iface.h"
 
 #include <algorithm>
 #include <chrono>
@@ -270,9 +271,9 @@ int so_gloo_connect(const so_gloo_store *store, int rank, int size, int64_t time
     }
     int rc = guarded(c, "rendezvous", err, [&] {
         gloo::transport::tcp::attr attr;
-        // Loopback unless told otherwise: multi-node runs set GLOO_SOCKET_IFADDR.
-        const char *addr = getenv("GLOO_SOCKET_IFADDR");
-        attr.hostname = addr && *addr ? addr : "127.0.0.1";
+        char host[256], why[SO_GLOO_ERRLEN]; // GLOO_SOCKET_IFADDR/IFNAME, MASTER_ADDR's route
+        if (so_gloo_pick_address(host, sizeof host, why, sizeof why) < 0) throw std::runtime_error(why);
+        attr.hostname = host;
         auto dev = gloo::transport::tcp::CreateDevice(attr);
         c->io = so_gloo_io_take_over(dev);
         StoreAdapter adapter(*store, timeout_ms);

@@ -3,7 +3,9 @@
  * Two halves:
  *  - a server (rank 0 runs it on a thread): a poll() loop over non-blocking sockets, so one
  *    slow or hostile client never stalls the others; frames are bounded (keys <= 4 KiB,
- *    values <= 64 MiB) and a malformed or oversized frame closes only that connection;
+ *    values <= 32 MiB) and a malformed or oversized frame closes only that connection;
+ *    memory, connections and time per client are bounded too (see the server section of
+ *    store.c), because it may listen on every interface;
  *  - a client: one blocking request/response exchange at a time, every wait bounded by a
  *    deadline.
  * Neither half touches Python: both are called with the GIL released.  Failures return a
@@ -28,7 +30,11 @@ extern "C" {
 #endif
 
 #define SO_STORE_MAX_KEY ((uint32_t)4096)
-#define SO_STORE_MAX_VALUE ((uint64_t)64 << 20)
+/* The largest value, and the memory all requests being received may hold together (a
+ * frame whose body does not fit waits unread).  The value cap stays below the budget so
+ * one full-size SET can always be received while small requests still fit beside it. */
+#define SO_STORE_MAX_VALUE ((uint64_t)32 << 20)
+#define SO_STORE_BUFFER_BUDGET ((uint64_t)48 << 20)
 #define SO_STORE_ERRLEN 512
 
 enum {

@@ -43,19 +43,16 @@ static int as_bytes(PyObject *obj, const char *argname, const char **p, Py_ssize
         *n = PyByteArray_GET_SIZE(obj);
         return 0;
     }
-    PyErr_Format(PyExc_TypeError, "%s must be str or bytes, got %.100s", argname,
+    return so_fail(PyExc_TypeError, "%s must be str or bytes, got %.100s", argname,
                  Py_TYPE(obj)->tp_name);
-    return -1;
 }
 
 static int check_key(const char *k, Py_ssize_t n)
 {
     (void)k;
-    if ((uint64_t)n > SO_STORE_MAX_KEY) {
-        PyErr_Format(PyExc_ValueError, "key is %zd bytes; the store accepts at most %u", n,
-                     (unsigned)SO_STORE_MAX_KEY);
-        return -1;
-    }
+    if ((uint64_t)n > SO_STORE_MAX_KEY)
+        return so_fail(PyExc_ValueError, "key is %zd bytes; the store accepts at most %u", n,
+                       (unsigned)SO_STORE_MAX_KEY);
     return 0;
 }
 
@@ -74,20 +71,13 @@ static int store_call(TCPStoreObject *self, const char *op, uint32_t cmd, const 
     PyThread_release_lock(self->lock);
     Py_END_ALLOW_THREADS
     if (rc == SO_STORE_OK) return 0;
-    if (rc == SO_STORE_ENOMEM) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    if (rc == SO_STORE_ENOMEM) return so_fail(PyExc_MemoryError, "TCPStore.%s: %s", op, err);
     so_state *st = so_state_from_type(Py_TYPE(self));
     if (!st) return -1;
     PyObject *exc = st->dist_store_error ? st->dist_store_error : PyExc_RuntimeError;
-    if (key)
-        PyErr_Format(exc, "TCPStore.%s('%.200s'): %s%s", op, key,
-                     rc == SO_STORE_ETIMEOUT ? "timeout: " : "", err);
-    else
-        PyErr_Format(exc, "TCPStore.%s(): %s%s", op, rc == SO_STORE_ETIMEOUT ? "timeout: " : "",
-                     err);
-    return -1;
+    const char *what = rc == SO_STORE_ETIMEOUT ? "timeout: " : "";
+    if (key) return so_fail(exc, "TCPStore.%s('%.200s'): %s%s", op, key, what, err);
+    return so_fail(exc, "TCPStore.%s(): %s%s", op, what, err);
 }
 
 static int64_t read_i64(const char *p)
@@ -110,9 +100,8 @@ static int do_add(TCPStoreObject *self, const char *key, Py_ssize_t klen, int64_
     if (rl != 8) {
         free(resp);
         so_state *st = so_state_from_type(Py_TYPE(self));
-        PyErr_Format(st ? st->dist_store_error : PyExc_RuntimeError,
+        return so_fail(st ? st->dist_store_error : PyExc_RuntimeError,
                      "TCPStore.add('%s'): malformed reply", key);
-        return -1;
     }
     *out = read_i64(resp);
     free(resp);
@@ -134,24 +123,20 @@ static int TCPStore_init(PyObject *op, PyObject *args, PyObject *kwds)
                                      &multi_tenant, &listen_fd, &use_libuv))
         return -1;
     if (self->lock) {
-        PyErr_SetString(PyExc_RuntimeError, "TCPStore.__init__ called twice");
-        return -1;
+        return so_fail(PyExc_RuntimeError, "TCPStore.__init__ called twice");
     }
     if (port < 0 || port > 65535) {
-        PyErr_Format(PyExc_ValueError, "port must be in [0, 65535], got %d", port);
-        return -1;
+        return so_fail(PyExc_ValueError, "port must be in [0, 65535], got %d", port);
     }
     if (port == 0 && !is_master) {
-        PyErr_SetString(PyExc_ValueError, "port 0 (pick a free port) is only valid with is_master=True");
-        return -1;
+        return so_fail(PyExc_ValueError, "port 0 (pick a free port) is only valid with is_master=True");
     }
     self->world_size = -1;
     if (world_size != Py_None) {
         long ws = PyLong_AsLong(world_size);
         if (ws == -1 && PyErr_Occurred()) return -1;
         if (ws < 1 || ws > 1 << 20) {
-            PyErr_Format(PyExc_ValueError, "world_size must be a positive int, got %ld", ws);
-            return -1;
+            return so_fail(PyExc_ValueError, "world_size must be a positive int, got %ld", ws);
         }
         self->world_size = (int)ws;
     }
@@ -160,10 +145,7 @@ static int TCPStore_init(PyObject *op, PyObject *args, PyObject *kwds)
         so_parse_timeout_ms(timeout, "timeout", &self->timeout_ms) < 0)
         return -1;
     self->lock = PyThread_allocate_lock();
-    if (!self->lock) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    if (!self->lock) return so_fail(PyExc_MemoryError, "TCPStore: cannot allocate its lock");
     self->is_master = is_master;
     self->wait_for_workers = wait_for_workers;
     char err[SO_STORE_ERRLEN] = "";
@@ -175,8 +157,7 @@ static int TCPStore_init(PyObject *op, PyObject *args, PyObject *kwds)
         rc = so_store_server_start(host, port, &self->server, &port, err);
         Py_END_ALLOW_THREADS
         if (rc) {
-            PyErr_Format(st->dist_store_error, "TCPStore: %s", err);
-            return -1;
+            return so_fail(st->dist_store_error, "TCPStore: %s", err);
         }
     }
     /* The master talks to its own server through a client connection like everyone. */
@@ -188,8 +169,7 @@ static int TCPStore_init(PyObject *op, PyObject *args, PyObject *kwds)
     rc = so_store_client_connect(&self->client, self->timeout_ms, err);
     Py_END_ALLOW_THREADS
     if (rc) {
-        PyErr_Format(st->dist_store_error, "TCPStore: %s", err);
-        return -1;
+        return so_fail(st->dist_store_error, "TCPStore: %s", err);
     }
     if (wait_for_workers) {
         int64_t n;
@@ -200,11 +180,10 @@ static int TCPStore_init(PyObject *op, PyObject *args, PyObject *kwds)
             int64_t deadline = so_store_now_ms() + self->timeout_ms;
             while (n < self->world_size) {
                 if (so_store_now_ms() > deadline) {
-                    PyErr_Format(st->dist_store_error,
+                    return so_fail(st->dist_store_error,
                                  "TCPStore: timed out after %lld ms waiting for %d workers to "
                                  "join (%lld joined)",
                                  (long long)self->timeout_ms, self->world_size, (long long)n);
-                    return -1;
                 }
                 Py_BEGIN_ALLOW_THREADS
                 usleep(10000);
@@ -243,8 +222,7 @@ static int TCPStore_traverse(PyObject *op, visitproc visit, void *arg)
 static int ready(TCPStoreObject *self)
 {
     if (!self->lock) {
-        PyErr_SetString(PyExc_RuntimeError, "TCPStore is not initialised");
-        return -1;
+        return so_fail(PyExc_RuntimeError, "TCPStore is not initialised");
     }
     return 0;
 }
@@ -256,16 +234,13 @@ static PyObject *TCPStore_set(PyObject *op, PyObject *const *args, Py_ssize_t na
     Py_ssize_t kl, vl;
     if (ready(self) < 0) return NULL;
     if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "set() takes (key, value), got %zd arguments", nargs);
-        return NULL;
+        return PyErr_Format(PyExc_TypeError, "set() takes (key, value), got %zd arguments", nargs);
     }
     if (as_bytes(args[0], "key", &k, &kl) < 0 || check_key(k, kl) < 0) return NULL;
     if (as_bytes(args[1], "value", &v, &vl) < 0) return NULL;
-    if ((uint64_t)vl > SO_STORE_MAX_VALUE) {
-        PyErr_Format(PyExc_ValueError, "value is %zd bytes; the store accepts at most %llu", vl,
-                     (unsigned long long)SO_STORE_MAX_VALUE);
-        return NULL;
-    }
+    if ((uint64_t)vl > SO_STORE_MAX_VALUE)
+        return PyErr_Format(PyExc_ValueError, "value is %zd bytes; the store accepts at most %llu",
+                            vl, (unsigned long long)SO_STORE_MAX_VALUE);
     char *resp;
     uint64_t rl;
     if (store_call(self, "set", SO_STORE_CMD_SET, k, kl, v, (uint64_t)vl, self->timeout_ms,
@@ -299,14 +274,12 @@ static PyObject *TCPStore_add(PyObject *op, PyObject *const *args, Py_ssize_t na
     Py_ssize_t kl;
     if (ready(self) < 0) return NULL;
     if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "add() takes (key, amount), got %zd arguments", nargs);
-        return NULL;
+        return PyErr_Format(PyExc_TypeError, "add() takes (key, amount), got %zd arguments", nargs);
     }
     if (as_bytes(args[0], "key", &k, &kl) < 0 || check_key(k, kl) < 0) return NULL;
     if (!PyLong_Check(args[1])) {
-        PyErr_Format(PyExc_TypeError, "amount must be int, got %.100s",
+        return PyErr_Format(PyExc_TypeError, "amount must be int, got %.100s",
                      Py_TYPE(args[1])->tp_name);
-        return NULL;
     }
     long long d = PyLong_AsLongLong(args[1]);
     if (d == -1 && PyErr_Occurred()) return NULL;
@@ -322,17 +295,15 @@ static PyObject *TCPStore_compare_set(PyObject *op, PyObject *const *args, Py_ss
     Py_ssize_t kl, el, dl;
     if (ready(self) < 0) return NULL;
     if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError,
+        return PyErr_Format(PyExc_TypeError,
                      "compare_set() takes (key, expected_value, desired_value), got %zd", nargs);
-        return NULL;
     }
     if (as_bytes(args[0], "key", &k, &kl) < 0 || check_key(k, kl) < 0 ||
         as_bytes(args[1], "expected_value", &e, &el) < 0 ||
         as_bytes(args[2], "desired_value", &d, &dl) < 0)
         return NULL;
     if ((uint64_t)el + (uint64_t)dl > SO_STORE_MAX_VALUE) {
-        PyErr_SetString(PyExc_ValueError, "compare_set: values too large");
-        return NULL;
+        return PyErr_Format(PyExc_ValueError, "compare_set: values too large");
     }
     uint64_t vlen = 8 + (uint64_t)el + (uint64_t)dl;
     char *buf = malloc(vlen);
@@ -357,9 +328,8 @@ static PyObject *keys_op(TCPStoreObject *self, PyObject *keys, uint32_t cmd, con
 {
     if (ready(self) < 0) return NULL;
     if (PyUnicode_Check(keys) || PyBytes_Check(keys)) {
-        PyErr_Format(PyExc_TypeError, "%s() takes a list of keys, got a single %.50s", op,
+        return PyErr_Format(PyExc_TypeError, "%s() takes a list of keys, got a single %.50s", op,
                      Py_TYPE(keys)->tp_name);
-        return NULL;
     }
     PyObject *seq = PySequence_Fast(keys, "keys must be a list of str");
     if (!seq) return NULL;

@@ -121,11 +121,37 @@ int so_parse_shape(PyObject *obj, const char *argname, int *ndim_out, int64_t *s
         return -1;
     }
     for (int i = 0; i < *ndim_out; i++) {
-        if (shape_out[i] < 0)
+        if (shape_out[i] < 0) {
+            char buf[256];
+            (void)argname;
             return so_fail(PyExc_RuntimeError,
-                           "%s: negative dimension %lld is not allowed", argname,
-                           (long long)shape_out[i]);
+                           "Trying to create tensor with negative dimension %lld: %s",
+                           (long long)shape_out[i],
+                           so_shape_str(*ndim_out, shape_out, buf, sizeof buf));
+        }
     }
+    return 0;
+}
+
+/* torch's c10 rule: the product of the sizes, computed in uint64, must not overflow at any
+ * step (a later 0 does not excuse it) and must fit int64. */
+static int sizes_overflow(int ndim, const int64_t *shape)
+{
+    uint64_t n = 1;
+    int of = 0;
+    for (int i = 0; i < ndim; i++) of |= __builtin_mul_overflow(n, (uint64_t)shape[i], &n);
+    return of || n > (uint64_t)INT64_MAX;
+}
+
+int so_check_sizes(int ndim, const int64_t *shape)
+{
+    char buf[256];
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0)
+            return so_fail(PyExc_RuntimeError, "Trying to create tensor with negative dimension %lld: %s",
+                           (long long)shape[i], so_shape_str(ndim, shape, buf, sizeof buf));
+    if (sizes_overflow(ndim, shape))
+        return so_fail(PyExc_RuntimeError, "numel: integer multiplication overflow");
     return 0;
 }
 
@@ -133,6 +159,9 @@ SoTensor *so_tensor_from_storage(so_state *st, SoStorage *storage, int64_t offse
                                  const int64_t *shape, const int64_t *strides, int dtype)
 {
     PyTypeObject *cls = st->tensor.tensor_class ? st->tensor.tensor_class : st->tensor.tensor_type;
+    /* Every tensor (factories, views, reshape, expand, shards) is made here: the one place
+     * where a size that cannot exist is refused. */
+    if (so_check_sizes(ndim, shape) < 0) return NULL;
     SoTensor *t = (SoTensor *)cls->tp_alloc(cls, 0);
     if (!t) return NULL;
     t->storage = (SoStorage *)Py_NewRef((PyObject *)storage);
@@ -170,14 +199,20 @@ SoTensor *so_tensor_empty(so_state *st, int ndim, const int64_t *shape, int dtyp
     if (ndim < 0 || ndim > SO_MAX_DIMS)
         return so_fail_null(PyExc_ValueError,
                             "size: at most %d dimensions are supported", SO_MAX_DIMS);
+    char buf[256];
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
-            return so_fail_null(PyExc_RuntimeError, "size: negative dimension %lld is not allowed",
-                                (long long)shape[i]);
+            return so_fail_null(PyExc_RuntimeError,
+                                "Trying to create tensor with negative dimension %lld: %s",
+                                (long long)shape[i], so_shape_str(ndim, shape, buf, sizeof buf));
+    }
+    if (sizes_overflow(ndim, shape)) {
+        PyErr_Format(PyExc_RuntimeError, "Storage size calculation overflowed with sizes=%s",
+                     so_shape_str(ndim, shape, buf, sizeof buf));
+        return NULL;
     }
     numel = contiguous_strides(ndim, shape, strides);
     if (numel < 0 || numel > INT64_MAX / itemsize) {
-        char buf[256];
         return so_fail_null(PyExc_MemoryError,
                             "cannot allocate a tensor of size %s: too many elements",
                             so_shape_str(ndim, shape, buf, sizeof buf));
@@ -607,8 +642,21 @@ done:
     return (PyObject *)t;
 }
 
+/* _check_sizes(size): refuses a size no tensor may have (so_check_sizes), for callers that
+ * never allocate a tensor of that size themselves (the sharded factories' global size). */
+static PyObject *py_check_sizes(PyObject *m, PyObject *size)
+{
+    int nd;
+    int64_t shape[SO_MAX_DIMS];
+    (void)m;
+    if (so_parse_int_seq(size, "size", &nd, shape) < 0 || so_check_sizes(nd, shape) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef tensor_module_functions[] = {
     {"_from_bytes", py_from_bytes, METH_VARARGS, NULL},
+    {"_check_sizes", py_check_sizes, METH_O, NULL},
     {"_set_tensor_class", (PyCFunction)set_tensor_class, METH_O, NULL},
     {"_make_subclass", (PyCFunction)make_subclass, METH_VARARGS, NULL},
     {"empty", (PyCFunction)(void (*)(void))py_empty, METH_VARARGS | METH_KEYWORDS,

@@ -73,9 +73,15 @@ SoStorage *so_storage_wrap_release(so_state *st, so_device dev, void *data, int6
                                    void (*release)(void *), void *ctx);
 
 /* New contiguous tensor of st->tensor.tensor_class with uninitialised contents.  Validates sizes
- * (negative -> ValueError naming `size`, overflow -> MemoryError). */
+ * with torch's messages (negative or an overflowing product -> RuntimeError; too many bytes
+ * -> MemoryError). */
 SoTensor *so_tensor_empty(so_state *st, int ndim, const int64_t *shape, int dtype, so_device dev);
-/* New tensor (st->tensor.tensor_class) viewing `storage` with the given geometry.  No checks. */
+/* Sizes every tensor must have: none negative (RuntimeError "Trying to create tensor with
+ * negative dimension ..."), and a product that does not overflow (RuntimeError "numel:
+ * integer multiplication overflow"), as torch checks. 0 / -1 with the error set. */
+int so_check_sizes(int ndim, const int64_t *shape);
+/* New tensor (st->tensor.tensor_class) viewing `storage` with the given geometry.  Checks the
+ * sizes (so_check_sizes) and nothing else. */
 SoTensor *so_tensor_from_storage(so_state *st, SoStorage *storage, int64_t offset, int ndim,
                                  const int64_t *shape, const int64_t *strides, int dtype);
 /* A view of `base` sharing its storage with new geometry. */

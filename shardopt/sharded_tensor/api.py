@@ -378,6 +378,7 @@ class ShardedTensorBase(_C.ShardedTensorBase):
         for d in dims:
             if not isinstance(d, int):
                 raise TypeError(f"size has to be a sequence of ints, found: {dims!r}")
+        _C._check_sizes(dims)  # no shard may exist to refuse a size no tensor can have
         props = TensorProperties(
             get_default_dtype() if dtype is None else dtype,
             strided if layout is None else layout, bool(requires_grad),

@@ -26,6 +26,10 @@ def _script(tmp_path, body, name="script.py"):
 
 
 def _launch(args, env=None, timeout=60, **kw):
+    # --standalone (a free port) unless the test is about ports or nodes: several test
+    # runs share this machine, and the default MASTER_PORT 29500 may be taken.
+    if not {"--master-port", "--rdzv-endpoint", "--nnodes", "--standalone"} & set(args):
+        args = ["--standalone", *args]
     return subprocess.run([sys.executable, "-m", "shardopt.run", *args], env=env or _env(),
                           capture_output=True, timeout=timeout, **kw)
 
@@ -53,9 +57,21 @@ def test_environment_and_args(tmp_path):
 
 def test_multinode_ranks_and_rdzv_endpoint_and_omp_kept(tmp_path):
     script = _script(tmp_path, ENV_DUMP)
-    r = _launch(["--nnodes", "2", "--node_rank", "1", "--nproc_per_node", "2",
-                 "--rdzv-endpoint", "localhost:29612", script, str(tmp_path)],
-                env=_env(OMP_NUM_THREADS="4"))
+    # both nodes on this host: node 1's launcher joins node 0's through its store
+    common = ["--nnodes", "2", "--nproc_per_node", "2", "--rdzv-endpoint", "localhost:29612"]
+    node0 = subprocess.Popen([sys.executable, "-m", "shardopt.run", *common, "--node_rank",
+                              "0", script, str(tmp_path)], env=_env(OMP_NUM_THREADS="4"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        r = _launch([*common, "--node_rank", "1", script, str(tmp_path)],
+                    env=_env(OMP_NUM_THREADS="4"))
+        assert node0.wait(timeout=60) == 0, node0.stderr.read()
+    finally:
+        if node0.poll() is None:
+            node0.kill()
+            node0.wait(timeout=10)
+        node0.stdout.close()
+        node0.stderr.close()
     assert r.returncode == 0, r.stderr
     d2, d3 = (json.loads((tmp_path / f"rank{i}").read_text()) for i in (2, 3))
     assert (d2["LOCAL_RANK"], d3["LOCAL_RANK"]) == ("0", "1")
@@ -138,8 +154,8 @@ def test_sigint_to_launcher_stops_all_ranks(tmp_path):
         open(os.path.join(sys.argv[1], "pid" + os.environ["RANK"]), "w").write(str(os.getpid()))
         time.sleep(60)
     """)
-    p = subprocess.Popen([sys.executable, "-m", "shardopt.run", "--nproc-per-node", "2",
-                          script, str(tmp_path)], env=_env(), stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-m", "shardopt.run", "--standalone",
+                          "--nproc-per-node", "2", script, str(tmp_path)], env=_env(), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not all(
@@ -218,3 +234,106 @@ def test_script_runs_under_real_torchrun(tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stderr.decode()[-3000:]
     assert r.stdout.decode().count("ok done") == 2
+
+
+# ---- which rank failed first -------------------------------------------------------------
+
+COLLECTIVE_LOOP = """
+    import os, signal, sys, time
+    from datetime import timedelta
+    import shardopt as so
+    import shardopt.distributed as dist
+    rank = int(os.environ["RANK"])
+    dist.init_process_group("gloo", timeout=timedelta(seconds=float(sys.argv[1])))
+    dist.barrier()
+    {fault}
+    for _ in range(100000):
+        dist.all_reduce(so.ones(1024))
+"""
+
+
+def _summary(stderr):
+    lines = [l for l in stderr.decode().splitlines() if l.startswith("[shardopt.run]")]
+    assert lines, stderr.decode()[-3000:]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("victim", [1, 2])
+def test_rank_killed_mid_collective_is_named_not_the_ranks_that_raised(tmp_path, victim):
+    # The survivors raise DistBackendError within milliseconds of the kill; a slow monitor
+    # interval makes the launcher see every exit at once, so only the exit times (and
+    # causes) can tell who went first.
+    fault = (f"if rank == {victim}:\n        time.sleep(0.3)\n"
+             f"        os.kill(os.getpid(), signal.SIGKILL)")
+    script = _script(tmp_path, COLLECTIVE_LOOP.format(fault=fault))
+    r = _launch(["--nproc-per-node", "3", "--monitor-interval", "1", script, "20"],
+                timeout=120)
+    summary = _summary(r.stderr)
+    assert r.returncode == 128 + signal.SIGKILL, summary
+    first = summary.splitlines()[-1]
+    assert first.startswith(f"[shardopt.run] rank {victim} (local_rank {victim}"), summary
+    assert "killed by signal SIGKILL; stopped after it:" in first, summary
+    for other in {0, 1, 2} - {victim}:
+        assert f"rank {other}: " in first.split("stopped after it:")[1], summary
+
+
+def test_hung_rank_is_named_not_the_ranks_that_timed_out_on_it(tmp_path):
+    fault = "if rank == 1:\n        time.sleep(120)"
+    script = _script(tmp_path, COLLECTIVE_LOOP.format(fault=fault))
+    t0 = time.monotonic()
+    r = _launch(["--nproc-per-node", "3", "--grace-period", "1", script, "3"], timeout=120)
+    assert time.monotonic() - t0 < 60
+    summary = _summary(r.stderr)
+    assert r.returncode != 0
+    first = summary.splitlines()[-1]
+    assert first.startswith("[shardopt.run] rank 1 (local_rank 1"), summary
+    assert "hung" in first, summary
+    after = first.split("stopped after it:")[1]
+    assert "rank 0: exit code 1" in after and "rank 2: exit code 1" in after, summary
+
+
+# ---- --max-restarts ----------------------------------------------------------------------
+
+RESUMING = """
+    import os, sys
+    from datetime import timedelta
+    import shardopt as so
+    import shardopt.distributed as dist
+    ckpt = os.path.join(sys.argv[1], "step")
+    rank, attempt = int(os.environ["RANK"]), int(os.environ["TORCHELASTIC_RESTART_COUNT"])
+    assert os.environ["TORCHELASTIC_MAX_RESTARTS"] == sys.argv[2]
+    dist.init_process_group("gloo", timeout=timedelta(seconds=20))
+    start = int(open(ckpt).read()) if os.path.exists(ckpt) else 0
+    for step in range(start, 6):
+        t = so.ones(4)
+        dist.all_reduce(t)
+        assert t.tolist() == [2.0] * 4
+        dist.barrier()
+        if rank == 0:
+            with open(ckpt + ".tmp", "w") as f:
+                f.write(str(step + 1))
+            os.replace(ckpt + ".tmp", ckpt)
+        dist.barrier()
+        if step == 2 and attempt == 0 and rank == 1:
+            os._exit(5)
+    os.write(1, f"done rank={rank} attempt={attempt} from={start}\\n".encode())
+"""
+
+
+def test_max_restarts_restarts_the_group_which_resumes(tmp_path):
+    script = _script(tmp_path, RESUMING)
+    r = _launch(["--nproc-per-node", "2", "--max-restarts", "2", script, str(tmp_path), "2"],
+                timeout=120)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    assert sorted(r.stdout.decode().splitlines()) == [
+        "done rank=0 attempt=1 from=3", "done rank=1 attempt=1 from=3"]
+    err = r.stderr.decode()
+    assert "rank 1 (local_rank 1" in err and "exit code 5" in err
+    assert "restarting the group: attempt 1 of 2" in err
+
+
+def test_without_restarts_the_failure_ends_the_run(tmp_path):
+    script = _script(tmp_path, RESUMING)
+    r = _launch(["--nproc-per-node", "2", script, str(tmp_path), "0"], timeout=120)
+    assert r.returncode == 5, r.stderr.decode()[-3000:]
+    assert "restarting" not in r.stderr.decode()

@@ -83,7 +83,7 @@ def test_bad_arguments_name_the_argument():
     with pytest.raises(ValueError, match="key"):
         s.set("k" * 5000, "v")
     with pytest.raises(ValueError, match="value"):
-        s.set("k", b"x" * ((64 << 20) + 1))
+        s.set("k", b"x" * ((32 << 20) + 1))
     with pytest.raises(TypeError, match="amount"):
         s.add("k", 1.5)
     with pytest.raises(TypeError, match="list"):

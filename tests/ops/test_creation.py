@@ -185,7 +185,7 @@ def test_size_forms_and_errors():
         shardopt.empty()
     with pytest.raises(TypeError, match="size"):
         shardopt.zeros(2, size=(2,))
-    with pytest.raises(MemoryError):
+    with pytest.raises(RuntimeError, match="^Storage size calculation overflowed"):  # torch's
         shardopt.empty(2**40, 2**40)
     with pytest.raises(TypeError, match="dtype"):
         shardopt.zeros(2, dtype="complex")

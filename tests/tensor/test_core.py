@@ -119,7 +119,7 @@ def test_empty_sizes_forms():
 
 
 @pytest.mark.parametrize("size,exc", [((-1, 2), RuntimeError), (("a",), TypeError),
-                                      ((2.5,), TypeError), ((1 << 62, 1 << 62), MemoryError),
+                                      ((2.5,), TypeError), ((1 << 62, 1 << 62), RuntimeError),
                                       ((1 << 40,), MemoryError), (tuple([1] * 17), ValueError)])
 def test_bad_sizes(size, exc):
     with pytest.raises(exc):
