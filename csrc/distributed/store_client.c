@@ -231,7 +231,7 @@ int so_store_request(so_store_client *c, uint32_t cmd, const char *key, uint32_t
         rc = request_once(c, cmd, key, klen, val, vlen, deadline, timeout_ms, resp, resp_len,
                           &stale, again);
         /* the first failure is the news; the retry's only says the server is gone */
-        if (rc && err) snprintf(err, SO_STORE_ERRLEN, "%.300s; reconnecting: %.200s", first, again);
+        if (rc && err) snprintf(err, SO_STORE_ERRLEN, "%.290s; reconnecting: %.190s", first, again);
     }
     return rc;
 }

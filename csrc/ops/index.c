@@ -23,13 +23,6 @@ int so_index_cuda(const so_index_plan *pl, so_index_error *err, void *stream, in
 }
 #endif
 
-static const char *scalar_name(int dt)
-{
-    static const char *names[SO_NUM_DTYPES] = {"Float", "Double", "Half", "BFloat16",
-                                               "Int", "Long", "Bool"};
-    return dt >= 0 && dt < SO_NUM_DTYPES ? names[dt] : "?";
-}
-
 /* How an out-of-range index is reported. */
 typedef enum { ERR_INDEX = 0, ERR_GATHER = 1, ERR_SELECT = 2 } err_style;
 
