@@ -28,5 +28,7 @@ from . import distributed  # noqa: E402
 # shardopt.* functions above, so it must happen before any user code holds references.
 from . import sharding_spec, sharded_tensor  # noqa: E402
 from ._shard_api import shard_parameter  # noqa: E402,F401  (torch.distributed._shard.shard_parameter)
+from . import serialization  # noqa: E402
+from .serialization import load, save  # noqa: E402,F401  (torch.save / torch.load)
 
 del _builtins
