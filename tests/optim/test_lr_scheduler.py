@@ -297,3 +297,16 @@ def test_drives_sharded_optimizer():
     assert s.get_last_lr() == [0.1]
     assert opt.param_groups[0]["lr"] == 0.1
     assert opt._opt_called is True
+
+
+def test_tensor_lr_is_updated_in_place():
+    lr = shardopt.tensor(0.1, dtype=shardopt.float64)
+    opt = Adam([shardopt.zeros(2)], lr=lr)
+    s = so_sched.ExponentialLR(opt, gamma=0.5)
+    for _ in range(2):
+        opt.step()
+        s.step()
+    assert opt.param_groups[0]["lr"] is lr  # filled in place, never replaced
+    assert lr.item() == pytest.approx(0.025)
+    last = s.get_last_lr()[0]
+    assert last is not lr and last.item() == pytest.approx(0.025)  # a copy, not an alias

@@ -342,3 +342,24 @@ def test_bad_arguments(tmp_path):
         so.save({}, tmp_path)
     with pytest.raises(TypeError, match="unexpected keyword arguments"):
         so.load(io.BytesIO(), encoding="latin1")
+
+
+def test_crash_mid_save_leaves_the_old_file(tmp_path):
+    """A process that dies after writing the new archive but before the rename (os._exit in
+    fsync) leaves the previous checkpoint intact and loadable."""
+    import subprocess
+    import sys
+    import textwrap
+    path = tmp_path / "ck.pt"
+    so.save({"version": 1, "w": so.ones(1000)}, path)
+    before = path.read_bytes()
+    script = textwrap.dedent(f"""
+        import os
+        import shardopt as so
+        os.fsync = lambda fd: os._exit(7)   # die with the new bytes written, not renamed
+        so.save({{"version": 2, "w": so.zeros(100000)}}, {str(path)!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == 7, proc.stderr.decode()
+    assert path.read_bytes() == before
+    assert so.load(path)["version"] == 1
