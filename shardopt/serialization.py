@@ -31,8 +31,8 @@ import collections
 import io
 import os
 import pickle
+import secrets
 import sys
-import tempfile
 import zipfile
 from typing import Any, Callable
 
@@ -124,6 +124,18 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _create_temp(directory: str, base: str):
+    """A new file next to the target, created with mode 0o666 minus the umask (as a plain
+    open() would: mkstemp's 0o600 would make the renamed checkpoint private)."""
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"save(): could not create a temporary file in {directory!r}")
+
+
 def save(obj: Any, f, pickle_module=None, pickle_protocol: int = DEFAULT_PROTOCOL) -> None:
     """Save ``obj`` (tensors, ShardedTensors, state dicts, containers, numbers, strings)
     to ``f``.
@@ -145,8 +157,7 @@ def save(obj: Any, f, pickle_module=None, pickle_protocol: int = DEFAULT_PROTOCO
         directory = os.path.dirname(os.path.abspath(path))
         if os.path.isdir(path):
             raise IsADirectoryError(f"save(): {path!r} is a directory")
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
-                                   suffix=".tmp", dir=directory)
+        fd, tmp = _create_temp(directory, os.path.basename(path))
         try:
             with os.fdopen(fd, "wb") as out:
                 _write_archive(obj, out, pickle_protocol)

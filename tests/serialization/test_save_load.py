@@ -256,6 +256,9 @@ def test_save_to_path_is_atomic_and_leaves_no_temp_file(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["m.pt"]  # no temp file left
     so.save({"v": 3}, os.fspath(path))
     assert so.load(path)["v"] == 3 and sorted(os.listdir(tmp_path)) == ["m.pt"]
+    with open(tmp_path / "plain", "wb"):
+        pass  # the mode a plain open() gives under this umask
+    assert os.stat(path).st_mode & 0o777 == os.stat(tmp_path / "plain").st_mode & 0o777
 
 
 def test_save_to_file_object_and_pathlike(tmp_path):
