@@ -1,4 +1,5 @@
-"""shardopt.nn: Module, Parameter, Linear, GELU, ReLU, Sequential, MSELoss, functional, init."""
+"""shardopt.nn: Module, Parameter, Linear, GELU, ReLU, Sequential, MSELoss, functional, init,
+utils (gradient clipping)."""
 from . import functional, init  # noqa: F401
 from .modules import GELU, Identity, Linear, Module, MSELoss, ReLU, Sequential
 from .parameter import Parameter

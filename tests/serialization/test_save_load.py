@@ -366,3 +366,15 @@ def test_crash_mid_save_leaves_the_old_file(tmp_path):
     assert proc.returncode == 7, proc.stderr.decode()
     assert path.read_bytes() == before
     assert so.load(path)["version"] == 1
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_pickle_protocols(protocol):
+    base = so.rand(4, 4)
+    obj = {"t": base, "v": base[1], "b": b"raw", "ba": bytearray(b"xy"), "s": {1, 2}}
+    buf = io.BytesIO()
+    so.save(obj, buf, pickle_protocol=protocol)
+    buf.seek(0)
+    r = so.load(buf)
+    assert r["v"]._storage is r["t"]._storage
+    assert r["b"] == b"raw" and r["ba"] == bytearray(b"xy") and r["s"] == {1, 2}
