@@ -64,8 +64,8 @@ static int module_exec(PyObject *m)
     if (so_register_random(m, st) < 0) return -1;
     if (so_register_dlpack(m, st) < 0) return -1;
     if (so_register_reduce(m, st) < 0) return -1;
-    if (so_register_norms(m, st) < 0) return -1;
     if (so_register_matmul(m, st) < 0) return -1;
+    if (so_register_norms(m, st) < 0) return -1;
     if (so_register_join(m, st) < 0) return -1;
     if (so_register_elementwise(m, st) < 0) return -1;
     if (so_register_optim(m, st) < 0) return -1;

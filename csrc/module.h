@@ -62,8 +62,8 @@ int so_register_generator(PyObject *m, so_state *st); /* tensor/generator.c */
 int so_register_random(PyObject *m, so_state *st);    /* ops/philox.c */
 int so_register_dlpack(PyObject *m, so_state *st);    /* tensor/dlpack.c */
 int so_register_reduce(PyObject *m, so_state *st);    /* ops/reduce.c */
-int so_register_norms(PyObject *m, so_state *st);     /* ops/norms.c */
 int so_register_matmul(PyObject *m, so_state *st);    /* ops/matmul.c */
+int so_register_norms(PyObject *m, so_state *st);     /* ops/norms.c */
 int so_register_join(PyObject *m, so_state *st);      /* ops/join.c */
 int so_register_elementwise(PyObject *m, so_state *st); /* ops/elementwise_py.c */
 int so_register_optim(PyObject *m, so_state *st);     /* optim/optim_py.c */

@@ -23,12 +23,12 @@ from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  #
 from . import autograd, nn  # noqa: E402
 from . import cuda  # noqa: E402
 from . import optim  # noqa: E402
+from . import serialization  # noqa: E402
+from .serialization import load, save  # noqa: E402,F401  (torch.save / torch.load)
 from . import distributed  # noqa: E402
 # sharding layer last: importing sharded_tensor installs ShardedTensor dispatch on the
 # shardopt.* functions above, so it must happen before any user code holds references.
 from . import sharding_spec, sharded_tensor  # noqa: E402
 from ._shard_api import shard_parameter  # noqa: E402,F401  (torch.distributed._shard.shard_parameter)
-from . import serialization  # noqa: E402
-from .serialization import load, save  # noqa: E402,F401  (torch.save / torch.load)
 
 del _builtins

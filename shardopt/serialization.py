@@ -192,10 +192,9 @@ def _qualified(obj) -> tuple:
 
 def _default_safe() -> dict:
     """The built-in allowlist: (module, name) as pickle writes it -> object."""
-    from . import _layout
+    from . import _layout, sharded_tensor, sharding_spec
     from .sharded_tensor import ShardedTensor
     from .sharded_tensor import metadata as st_meta
-    from .sharding_spec import ChunkShardingSpec, EnumerableShardingSpec
 
     table = {
         ("collections", "OrderedDict"): collections.OrderedDict,
@@ -212,9 +211,16 @@ def _default_safe() -> dict:
     for name in ("strided", "sparse_coo", "contiguous_format", "channels_last",
                  "preserve_format"):
         table[("shardopt._layout", name)] = getattr(_layout, name)
+    # the sharding layer's data types (ShardedTensor, Shard, metadata, specs...): every class
+    # its packages export, so a ShardedTensor pickled by their __getstate__ loads back
     classes = [_C.device, Size, ShardedTensor, _C.ShardedTensorBase, _C.Shard, _C.ShardMetadata,
                _C._remote_device, st_meta.ShardedTensorMetadata, st_meta.TensorProperties,
-               st_meta.MEM_FORMAT_ENCODING, ChunkShardingSpec, EnumerableShardingSpec]
+               st_meta.MEM_FORMAT_ENCODING]
+    for mod in (sharded_tensor, sharding_spec, st_meta):
+        for name in getattr(mod, "__all__", ()):
+            obj = getattr(mod, name, None)
+            if isinstance(obj, type):
+                classes.append(obj)
     for cls in classes:
         table[_qualified(cls)] = cls  # what pickle writes: __module__, __qualname__
     return table
