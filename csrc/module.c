@@ -75,6 +75,7 @@ static int module_exec(PyObject *m)
     if (so_register_sort(m, st) < 0) return -1;
     if (so_register_scan(m, st) < 0) return -1;
     if (so_register_matmul(m, st) < 0) return -1;
+    if (so_register_norms(m, st) < 0) return -1;
     if (so_register_join(m, st) < 0) return -1;
     if (so_register_elementwise(m, st) < 0) return -1;
     if (so_register_optim(m, st) < 0) return -1;

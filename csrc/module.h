@@ -64,6 +64,7 @@ int so_register_index(PyObject *m, so_state *st);     /* ops/index.c */
 int so_register_sort(PyObject *m, so_state *st);      /* ops/sort.c */
 int so_register_scan(PyObject *m, so_state *st);      /* ops/scan.c */
 int so_register_matmul(PyObject *m, so_state *st);    /* ops/matmul.c */
+int so_register_norms(PyObject *m, so_state *st);     /* ops/norms.c */
 int so_register_join(PyObject *m, so_state *st);      /* ops/join.c */
 int so_register_elementwise(PyObject *m, so_state *st); /* ops/elementwise_py.c */
 int so_register_optim(PyObject *m, so_state *st);     /* optim/optim_py.c */
