@@ -7,10 +7,17 @@
  * An out-of-range target stops the loop and is reported through c->bad.
  * The math is cross_entropy.h's.
  */
+/* No FP trapping semantics: lets gcc if-convert the branch-free exp's selects and vectorize
+ * (nothing here reads FP exception flags; torch builds with -fno-trapping-math too).  Before
+ * the includes so every function of this file has the same optimisation attributes. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 #include "cross_entropy.h"
+#include "cpu_dispatch.h"
 
 #define DEF_XE_CPU(T, S)                                                                        \
-    static void forward_##S(so_xe_call *c)                                                      \
+    SO_CPU_CLONES static void forward_##S(so_xe_call *c)                                                      \
     {                                                                                           \
         const int64_t C = c->C, inner = c->inner;                                               \
         const T *w = (const T *)(const void *)c->w;                                             \
@@ -79,7 +86,7 @@
                 *loss = so_xe_loss_index_##S(x[t * inner], lse, wtv, sum_wx, W, eps, C);        \
             }                                                                                   \
     }                                                                                           \
-    static void backward_##S(const so_xe_call *c)                                               \
+    SO_CPU_CLONES static void backward_##S(const so_xe_call *c)                                               \
     {                                                                                           \
         const int64_t C = c->C, inner = c->inner;                                               \
         const T *w = (const T *)(const void *)c->w;                                             \

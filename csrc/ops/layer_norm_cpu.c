@@ -5,13 +5,20 @@
  * unit-stride loops over restrict pointers, specialised on whether weight / bias exist so
  * each loop body is branch-free.  The math is layer_norm.h's.
  */
+/* No FP trapping semantics: lets gcc if-convert the branch-free exp's selects and vectorize
+ * (nothing here reads FP exception flags; torch builds with -fno-trapping-math too).  Before
+ * the includes so every function of this file has the same optimisation attributes. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 #include "layer_norm.h"
+#include "cpu_dispatch.h"
 
 #define LN_L 16
 
 #define DEF_LN_CPU(T, S)                                                                        \
     /* sum (x - shift)^p over a row, p = 1 or 2 */                                              \
-    static double lane_sum_##S(const T *restrict x, int64_t n, T shift, int sq)                 \
+    SO_CPU_CLONES static double lane_sum_##S(const T *restrict x, int64_t n, T shift, int sq)                 \
     {                                                                                           \
         T s[LN_L];                                                                              \
         int64_t i = 0;                                                                          \
@@ -34,7 +41,7 @@
         }                                                                                       \
         return r;                                                                               \
     }                                                                                           \
-    static void forward_##S(const so_ln_call *c)                                                \
+    SO_CPU_CLONES static void forward_##S(const so_ln_call *c)                                                \
     {                                                                                           \
         const int64_t n = c->n;                                                                 \
         const T *restrict w = (const T *)(const void *)c->w;                                    \
@@ -58,7 +65,7 @@
                 for (int64_t i = 0; i < n; i++) y[i] = so_ln_fwd_##S(x[i], mean, rstd, 1, 0);   \
         }                                                                                       \
     }                                                                                           \
-    static void backward_##S(const so_ln_call *c)                                               \
+    SO_CPU_CLONES static void backward_##S(const so_ln_call *c)                                               \
     {                                                                                           \
         const int64_t n = c->n;                                                                 \
         const T *restrict w = (const T *)(const void *)c->w;                                    \

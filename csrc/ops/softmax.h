@@ -10,8 +10,8 @@
  * exp: a float32 exp written with +, *, and exponent bit tricks only (Cephes' range
  * reduction and polynomial, <= 2 ulp over the normal range), branch-free so gcc turns the
  * row loops into SSE2 code; libm's expf is a function call per element that never
- * vectorizes.  Results below 2^-126 flush to 0 (where libm would return a subnormal of
- * magnitude < 1.2e-38); +inf/NaN propagate as in libm.  float64 uses libm's exp.
+ * vectorizes.  Results below 2^-125 flush to 0 (where libm would return a tiny number of
+ * magnitude < 2.5e-38); +inf/NaN propagate as in libm.  float64 uses libm's exp.
  */
 #ifndef SO_SOFTMAX_H
 #define SO_SOFTMAX_H
@@ -45,7 +45,9 @@ typedef struct {
 
 SO_HD float so_nn_expf(float x)
 {
-    const float lo = -87.33654475f, hi = 88.72283906f;
+    /* x = n ln2 + r with n = round(x / ln2) in [-125, 128]; 2^n is applied as 2 * 2^(n-1)
+     * so both ends stay normal floats.  Below lo the result flushes to 0. */
+    const float lo = -86.64f, hi = 88.72283906f;
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     float xc = x < lo ? lo : x;
     xc = xc > hi ? hi : xc;
@@ -61,10 +63,7 @@ SO_HD float so_nn_expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     float y = p * (r * r) + r + 1.0f;
-    /* 2^n as bits; n + 127 is in [1, 255) after the clamp (wraps harmlessly for NaN) */
-    float scale = so_bits_to_float(((uint32_t)(ni + 127) & 0xffu) << 23);
-    /* 2^128 is not a float: split the top binade's scale in two */
-    y = ni > 127 - 1 ? y * 2.0f * so_bits_to_float((uint32_t)(ni + 126) << 23) : y * scale;
+    y = (y + y) * so_bits_to_float((uint32_t)(ni + 126) << 23);
     y = x < lo ? 0.0f : y;
     y = x > hi ? (float)INFINITY : y;
     return y;

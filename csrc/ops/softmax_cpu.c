@@ -7,13 +7,20 @@
  * blocks of SM_CB elements: per-column max/sum arrays on the stack, unit-stride inner loops.
  * Float32 partial sums are combined in double once per row.  The math is softmax.h's.
  */
+/* No FP trapping semantics: lets gcc if-convert the branch-free exp's selects and vectorize
+ * (nothing here reads FP exception flags; torch builds with -fno-trapping-math too).  Before
+ * the includes so every function of this file has the same optimisation attributes. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 #include "softmax.h"
+#include "cpu_dispatch.h"
 
 #define SM_L 16   /* lanes per reduction */
 #define SM_CB 256 /* columns per block when inner > 1 */
 
 #define DEF_SOFTMAX_CPU(T, S)                                                                   \
-    T so_sm_row_max_##S(const T *restrict x, int64_t n)                                        \
+    SO_CPU_CLONES T so_sm_row_max_##S(const T *restrict x, int64_t n)                                        \
     {                                                                                           \
         T m[SM_L];                                                                              \
         int64_t i = 0;                                                                          \
@@ -27,7 +34,7 @@
         return r;                                                                               \
     }                                                                                           \
     /* sum exp(x - m), storing the exps into y when y != NULL */                                \
-    double so_sm_row_expsum_##S(const T *restrict x, T *restrict y, int64_t n, T m)            \
+    SO_CPU_CLONES double so_sm_row_expsum_##S(const T *restrict x, T *restrict y, int64_t n, T m)            \
     {                                                                                           \
         T s[SM_L];                                                                              \
         int64_t i = 0;                                                                          \
@@ -52,7 +59,7 @@
         }                                                                                       \
         return r;                                                                               \
     }                                                                                           \
-    static double row_dot_##S(const T *restrict a, const T *restrict b, int64_t n)              \
+    SO_CPU_CLONES static double row_dot_##S(const T *restrict a, const T *restrict b, int64_t n)              \
     {                                                                                           \
         T s[SM_L];                                                                              \
         int64_t i = 0;                                                                          \
@@ -69,7 +76,7 @@
         for (; i < n; i++) r += (double)(b ? a[i] * b[i] : a[i]);                               \
         return r;                                                                               \
     }                                                                                           \
-    static void rows_##S(const so_softmax_call *c)                                              \
+    SO_CPU_CLONES static void rows_##S(const so_softmax_call *c)                                              \
     {                                                                                           \
         const int64_t n = c->n;                                                                 \
         for (int64_t r = 0; r < c->outer; r++) {                                                \
@@ -103,7 +110,7 @@
         }                                                                                       \
     }                                                                                           \
     /* inner > 1: the reduction runs down columns; blocks of SM_CB columns */                   \
-    static void cols_##S(const so_softmax_call *c)                                              \
+    SO_CPU_CLONES static void cols_##S(const so_softmax_call *c)                                              \
     {                                                                                           \
         const int64_t n = c->n, inner = c->inner;                                               \
         const int bw = c->op == SO_SM_SOFTMAX_BW || c->op == SO_SM_LOG_SOFTMAX_BW;              \
