@@ -146,10 +146,14 @@ def dropout(input, p=0.5, training=True, inplace=False, generator=None):
 # ------------------------------------------------------------------ normalization
 
 
-def _norm_shape(normalized_shape):
-    if isinstance(normalized_shape, int):
+def _norm_shape(normalized_shape, fname):
+    if isinstance(normalized_shape, int) and not isinstance(normalized_shape, bool):
         return (normalized_shape,)
-    return tuple(int(s) for s in normalized_shape)
+    if isinstance(normalized_shape, (tuple, list)) and all(
+            isinstance(s, int) and not isinstance(s, bool) for s in normalized_shape):
+        return tuple(normalized_shape)
+    raise TypeError(f"{fname}(): argument 'normalized_shape' (position 2) must be tuple of ints, "
+                    f"not {type(normalized_shape).__name__}")
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -157,7 +161,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     dims (biased variance, as torch)."""
     _need_tensor(input, "layer_norm", "input")
     (x, w, b), half = _upcast(input, weight, bias)
-    out = _fn.NativeLayerNorm.apply(x, w, b, _norm_shape(normalized_shape), float(eps), False)
+    out = _fn.NativeLayerNorm.apply(x, w, b, _norm_shape(normalized_shape, "layer_norm"), float(eps),
+                                   False)
     return _down(out, half)
 
 
@@ -168,7 +173,8 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     if eps is None:
         eps = _FINFO_EPS.get(input.dtype, _FINFO_EPS[_C.float32])
     (x, w), half = _upcast(input, weight)
-    out = _fn.NativeLayerNorm.apply(x, w, None, _norm_shape(normalized_shape), float(eps), True)
+    out = _fn.NativeLayerNorm.apply(x, w, None, _norm_shape(normalized_shape, "rms_norm"), float(eps),
+                                   True)
     return _down(out, half)
 
 
