@@ -12,7 +12,7 @@ needs_cuda = [pytest.mark.cuda,
 def T(a, dtype=None, requires_grad=False):
     """A tensor owning a copy of ``a`` (NumPy dtype kept unless ``dtype`` is given)."""
     arr = np.array(a, dtype=dtype, copy=True)
-    t = shardopt.from_numpy(np.ascontiguousarray(arr))
+    t = shardopt.from_numpy(arr)  # a fresh array: contiguous, 0-d kept
     if requires_grad:
         t.requires_grad_()
     return t
