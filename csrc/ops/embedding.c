@@ -186,8 +186,9 @@ static int check_offsets(so_state *st, SoTensor *off, int64_t n)
     SO_CHECK(o[0] == 0, done, PyExc_RuntimeError, "offsets[0] has to be 0, i.e., the first "
              "sequence in the mini-batch has to start from position 0. However, got %lld",
              (long long)o[0]);
-    SO_CHECK(o[B1 - 1] <= n, done, PyExc_RuntimeError, "offsets[-1] can not be greater than "
-             "input's length %lld but got offsets[-1] of %lld", (long long)n, (long long)o[B1 - 1]);
+    for (int64_t b = 0; b < B1; b++) /* the appended end is n itself: a larger user offset */
+        SO_CHECK(o[b] <= n, done, PyExc_RuntimeError, "offsets[-1] can not be greater than "
+                 "input's length %lld but got offsets[-1] of %lld", (long long)n, (long long)o[b]);
     for (int64_t b = 1; b < B1; b++)
         SO_CHECK(o[b] >= o[b - 1], done, PyExc_RuntimeError, "embedding_bag(): offsets must be "
                  "non-decreasing, but offsets[%lld] = %lld < offsets[%lld] = %lld", (long long)b,

@@ -6,8 +6,6 @@ embedding / embedding_bag, dropout: csrc/ops/*) through the autograd Functions o
 tensor ops.  The kernels compute in float32 / float64: float16 / bfloat16 inputs are computed
 in float32 and rounded back.
 """
-import builtins as _builtins
-import math
 import warnings
 
 from .. import _C
@@ -257,7 +255,9 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
             raise ValueError("if input is 2D, then offsets has to be None, as input is treated is "
                              "a mini-batch of fixed length sequences. However, found offsets of "
                              f"type {type(offsets)}")
-        offsets = _arange(0, input.numel(), _builtins.max(input.size(1), 1), input.device)
+        B, L = input.size(0), input.size(1)
+        offsets = _arange(0, B * L, L, input.device) if L > 0 else \
+            _C.empty((B,), _C.int64, input.device).zero_()
         input = input.reshape(-1)
         if per_sample_weights is not None:
             per_sample_weights = per_sample_weights.reshape(-1)
@@ -530,5 +530,3 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
                                      reduction, out_shape)
     return _down(out, half)
 
-
-del _builtins, math
