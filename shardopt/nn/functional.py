@@ -121,7 +121,7 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     return _sm.log_softmax(input, dim, dtype)
 
 
-def dropout(input, p=0.5, training=True, inplace=False, generator=None):
+def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) (training
     only).  The mask comes from the input device's Philox generator (deterministic after
     ``manual_seed``), bit-identical on CPU and CUDA."""
@@ -134,7 +134,7 @@ def dropout(input, p=0.5, training=True, inplace=False, generator=None):
         out = input * 0.0
     else:
         (x,), half = _upcast(input)
-        out = _down(_fn.Dropout.apply(x, float(p), generator), half)
+        out = _down(_fn.Dropout.apply(x, float(p), None), half)
     if inplace:
         input.copy_(out)
         return input
