@@ -159,8 +159,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     dims (biased variance, as torch)."""
     _need_tensor(input, "layer_norm", "input")
     (x, w, b), half = _upcast(input, weight, bias)
-    out = _fn.NativeLayerNorm.apply(x, w, b, _norm_shape(normalized_shape, "layer_norm"), float(eps),
-                                   False)
+    ns = _norm_shape(normalized_shape, "layer_norm")
+    out = _fn.NativeLayerNorm.apply(x, w, b, ns, float(eps), False)
     return _down(out, half)
 
 
@@ -171,8 +171,8 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     if eps is None:
         eps = _FINFO_EPS.get(input.dtype, _FINFO_EPS[_C.float32])
     (x, w), half = _upcast(input, weight)
-    out = _fn.NativeLayerNorm.apply(x, w, None, _norm_shape(normalized_shape, "rms_norm"), float(eps),
-                                   True)
+    ns = _norm_shape(normalized_shape, "rms_norm")
+    out = _fn.NativeLayerNorm.apply(x, w, None, ns, float(eps), True)
     return _down(out, half)
 
 

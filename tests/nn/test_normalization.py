@@ -105,7 +105,8 @@ def test_modules_defaults_repr_state_dict():
     ln3 = nn.LayerNorm(3, bias=False)
     assert ln3.bias is None and list(ln3.state_dict()) == ["weight"]
     assert repr(nn.RMSNorm(4)) == "RMSNorm((4,), eps=None, elementwise_affine=True)"
-    assert repr(nn.RMSNorm([2, 4], eps=1e-5)) == "RMSNorm((2, 4), eps=1e-05, elementwise_affine=True)"
+    assert repr(nn.RMSNorm([2, 4], eps=1e-5)) == \
+        "RMSNorm((2, 4), eps=1e-05, elementwise_affine=True)"
     assert list(nn.RMSNorm(4).state_dict()) == ["weight"]
     ln64 = nn.LayerNorm(4, dtype=shardopt.float64)
     assert ln64.weight.dtype == shardopt.float64
