@@ -18,6 +18,7 @@
 
 #define SM_L 16   /* lanes per reduction */
 #define SM_CB 256 /* columns per block when inner > 1 */
+#define SM_BLOCK 512 /* elements per exp block in a row */
 
 #define DEF_SOFTMAX_CPU(T, S)                                                                   \
     SO_CPU_CLONES T so_sm_row_max_##S(const T *restrict x, int64_t n)                                        \
@@ -33,29 +34,31 @@
         /* a NaN is skipped here but reaches the sum through exp(NaN - m): the row is NaN */    \
         return r;                                                                               \
     }                                                                                           \
-    /* sum exp(x - m), storing the exps into y when y != NULL */                                \
-    SO_CPU_CLONES double so_sm_row_expsum_##S(const T *restrict x, T *restrict y, int64_t n, T m)            \
+    /* sum of a short unit-stride block in SM_L lanes */                                     \
+    static inline double lane_sum_##S(const T *restrict a, int64_t n)                           \
     {                                                                                           \
         T s[SM_L];                                                                              \
         int64_t i = 0;                                                                          \
         for (int l = 0; l < SM_L; l++) s[l] = 0;                                                \
-        if (y) {                                                                                \
-            for (; i + SM_L <= n; i += SM_L)                                                    \
-                for (int l = 0; l < SM_L; l++) {                                                \
-                    T e = so_sm_exp_##S(x[i + l] - m);                                          \
-                    y[i + l] = e;                                                               \
-                    s[l] += e;                                                                  \
-                }                                                                               \
-        } else {                                                                                \
-            for (; i + SM_L <= n; i += SM_L)                                                    \
-                for (int l = 0; l < SM_L; l++) s[l] += so_sm_exp_##S(x[i + l] - m);            \
-        }                                                                                       \
+        for (; i + SM_L <= n; i += SM_L)                                                        \
+            for (int l = 0; l < SM_L; l++) s[l] += a[i + l];                                    \
         double r = 0;                                                                           \
         for (int l = 0; l < SM_L; l++) r += (double)s[l];                                       \
-        for (; i < n; i++) {                                                                    \
-            T e = so_sm_exp_##S(x[i] - m);                                                      \
-            if (y) y[i] = e;                                                                    \
-            r += (double)e;                                                                     \
+        for (; i < n; i++) r += (double)a[i];                                                   \
+        return r;                                                                               \
+    }                                                                                           \
+    /* sum exp(x - m), storing the exps into y when y != NULL: the exps go through a plain  */ \
+    /* loop (which gcc vectorizes at full width) in blocks, then the block is summed */        \
+    SO_CPU_CLONES double so_sm_row_expsum_##S(const T *restrict x, T *restrict y, int64_t n, T m) \
+    {                                                                                           \
+        T buf[SM_BLOCK];                                                                        \
+        double r = 0;                                                                           \
+        for (int64_t i0 = 0; i0 < n; i0 += SM_BLOCK) {                                          \
+            const int64_t w = n - i0 < SM_BLOCK ? n - i0 : SM_BLOCK;                            \
+            T *restrict e = y ? y + i0 : buf;                                                   \
+            const T *restrict xb = x + i0;                                                      \
+            for (int64_t i = 0; i < w; i++) e[i] = so_sm_exp_##S(xb[i] - m);                    \
+            r += lane_sum_##S(e, w);                                                            \
         }                                                                                       \
         return r;                                                                               \
     }                                                                                           \
