@@ -44,21 +44,51 @@ static int parse_dim(PyObject *dim_obj, const SoTensor *t, int64_t *d)
     return so_wrap_dim(dim, t->ndim, d);
 }
 
-/* _C._softmax(input, dim, log) -> softmax (log=0) or log_softmax (log=1) along dim */
+/* out= of softmax / log_softmax: a contiguous tensor of x's shape, dtype and device that
+ * does not overlap x (the kernel reads x after writing rows of out).  New reference. */
+static SoTensor *check_out(so_state *st, PyObject *out_obj, const SoTensor *x, const char *fname)
+{
+    SoTensor *o;
+    char b1[128], b2[128];
+    if (!so_tensor_check(st, out_obj))
+        return (SoTensor *)PyErr_Format(PyExc_TypeError, "%s(): argument 'out' must be Tensor, "
+                                        "not %s", fname, Py_TYPE(out_obj)->tp_name);
+    o = (SoTensor *)out_obj;
+    if (so_nn_check_dtype(x, o, fname, "out") < 0 || so_nn_check_device(x, o, fname, "out") < 0)
+        return NULL;
+    if (o->ndim != x->ndim || memcmp(o->shape, x->shape, sizeof(int64_t) * x->ndim))
+        return (SoTensor *)PyErr_Format(PyExc_RuntimeError, "%s(): out has shape %s, expected "
+                                        "%s", fname, so_shape_str(o->ndim, o->shape, b1, sizeof b1),
+                                        so_shape_str(x->ndim, x->shape, b2, sizeof b2));
+    if (!so_tensor_is_contiguous(o))
+        return (SoTensor *)PyErr_Format(PyExc_RuntimeError, "%s(): out must be contiguous", fname);
+    if (o->storage == x->storage && so_tensor_numel(o) > 0)
+        return (SoTensor *)PyErr_Format(PyExc_RuntimeError, "%s(): out must not share memory "
+                                        "with the input", fname);
+    so_tensor_bump_version(o);
+    return (SoTensor *)Py_NewRef(out_obj);
+}
+
+/* _C._softmax(input, dim, log, out=None) -> softmax (log=0) or log_softmax (log=1) along
+ * dim, in a new tensor or written into out */
 static PyObject *py_softmax(PyObject *m, PyObject *args)
 {
     so_state *st = so_state_from_module(m);
-    PyObject *in, *dim_obj, *res = NULL;
+    PyObject *in, *dim_obj, *out_obj = Py_None, *res = NULL;
     int log;
     int64_t d;
     SoTensor *x = NULL, *out = NULL;
     so_softmax_call c;
-    if (!PyArg_ParseTuple(args, "OOp:_softmax", &in, &dim_obj, &log)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOp|O:_softmax", &in, &dim_obj, &log, &out_obj)) return NULL;
     const char *fname = log ? "log_softmax" : "softmax";
     SO_CHECK_PTR(x = so_nn_contiguous(st, in, fname, "input"), done);
     SO_CHECK_RC(so_nn_check_float(x, fname, "input"), done);
     SO_CHECK_RC(parse_dim(dim_obj, x, &d), done);
-    SO_CHECK_PTR(out = so_tensor_empty(st, x->ndim, x->shape, x->dtype, so_tensor_device(x)), done);
+    if (out_obj != Py_None)
+        SO_CHECK_PTR(out = check_out(st, out_obj, x, fname), done);
+    else
+        SO_CHECK_PTR(out = so_tensor_empty(st, x->ndim, x->shape, x->dtype, so_tensor_device(x)),
+                     done);
     memset(&c, 0, sizeof c);
     c.op = log ? SO_SM_LOG_SOFTMAX : SO_SM_SOFTMAX;
     c.dtype = x->dtype;
@@ -151,7 +181,8 @@ done:
 
 static PyMethodDef softmax_functions[] = {
     {"_softmax", py_softmax, METH_VARARGS,
-     "_softmax(input, dim, log): softmax (log=False) or log_softmax along dim (float32/64)"},
+     "_softmax(input, dim, log, out=None): softmax (log=False) or log_softmax along dim "
+     "(float32/64)"},
     {"_softmax_backward", py_softmax_backward, METH_VARARGS,
      "_softmax_backward(output, grad_output, dim, log): the input gradient"},
     {"_logsumexp", py_logsumexp, METH_VARARGS,

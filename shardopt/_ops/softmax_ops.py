@@ -14,6 +14,8 @@ __all__ = ["softmax", "log_softmax", "logsumexp"]
 _TB = _C.TensorBase
 _HALF = (_C.float16, _C.bfloat16)
 _NAMES = {_C.int32: "Int", _C.int64: "Long", _C.bool: "Bool"}
+_CPP_NAMES = {_C.float32: "float", _C.float64: "double", _C.float16: "c10::Half",
+              _C.bfloat16: "c10::BFloat16"}
 
 
 def _check_input(input, fname):
@@ -57,7 +59,7 @@ class LogSoftmax(_Softmax):
     """Node name LogSoftmaxBackward (torch: LogSoftmaxBackward0)."""
 
 
-def _softmax_impl(input, dim, dtype, log):
+def _softmax_impl(input, dim, dtype, log, out=None):
     fname = "log_softmax" if log else "softmax"
     _check_input(input, fname)
     _check_dim(dim, fname)
@@ -68,22 +70,40 @@ def _softmax_impl(input, dim, dtype, log):
         last = "lastdim_" if d == _builtins.max(input.ndim, 1) - 1 else ""
         raise NotImplementedError(f'"{fname}_{last}kernel_impl" not implemented for '
                                   f"'{_NAMES.get(input.dtype, str(input.dtype))}'")
+    if out is not None:
+        from ..autograd import grad_mode
+        if grad_mode.is_grad_enabled() and (input.requires_grad or out.requires_grad):
+            raise RuntimeError(f"{fname}(): functions with out=... arguments don't support "
+                               "automatic differentiation, but one of the arguments requires "
+                               "grad.")
+        if not isinstance(out, _TB):
+            raise TypeError(f"{fname}(): argument 'out' must be Tensor, not "
+                            f"{type(out).__name__}")
+        if out.dtype != input.dtype:
+            raise RuntimeError(f"Expected out tensor to have dtype "
+                               f"{_CPP_NAMES.get(input.dtype, input.dtype)}, but got "
+                               f"{_CPP_NAMES.get(out.dtype, out.dtype)} instead")
+        if input.dtype in _HALF:
+            out.copy_(_softmax_impl(input, d, None, log))
+            return out
+        return _C._softmax(input, d, log, out)
     half = input.dtype if input.dtype in _HALF else None
     if half is not None:
         input = input.float()
-    out = (LogSoftmax if log else Softmax).apply(input, d, log)
-    return out.to(half) if half is not None else out
+    res = (LogSoftmax if log else Softmax).apply(input, d, log)
+    return res.to(half) if half is not None else res
 
 
-def softmax(input, dim, dtype=None):
+def softmax(input, dim, dtype=None, *, out=None):
     """exp(x) / sum(exp(x)) along ``dim`` (computed as exp(x - max) / sum, so it never
-    overflows)."""
-    return _softmax_impl(input, dim, dtype, False)
+    overflows); ``out`` receives the result (no autograd, as in torch)."""
+    return _softmax_impl(input, dim, dtype, False, out)
 
 
-def log_softmax(input, dim, dtype=None):
-    """x - max - log(sum(exp(x - max))) along ``dim``: log(softmax(x)) without underflow."""
-    return _softmax_impl(input, dim, dtype, True)
+def log_softmax(input, dim, dtype=None, *, out=None):
+    """x - max - log(sum(exp(x - max))) along ``dim``: log(softmax(x)) without underflow;
+    ``out`` receives the result (no autograd, as in torch)."""
+    return _softmax_impl(input, dim, dtype, True, out)
 
 
 class Logsumexp(Function):

@@ -199,3 +199,26 @@ def test_cuda_matches_cpu(dim):
     b = x.clone().requires_grad_()
     b.log_softmax(dim).sum().backward()
     np.testing.assert_allclose(N(a.grad), N(b.grad), rtol=1e-5, atol=1e-6)
+
+
+def test_out_argument():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 6)).astype(np.float32)
+    out = T(np.full((5, 6), np.nan, np.float32))
+    v0 = out._version
+    assert shardopt.softmax(T(x), 1, out=out) is out
+    np.testing.assert_allclose(N(out), np.exp(ref_log_softmax(x.astype(np.float64), 1)),
+                               rtol=3e-6)
+    assert out._version > v0
+    res = shardopt.log_softmax(T(x), 0, out=out)
+    np.testing.assert_allclose(N(res), ref_log_softmax(x.astype(np.float64), 0), rtol=3e-6,
+                               atol=1e-6)
+    with pytest.raises(RuntimeError, match="out has shape"):
+        shardopt.softmax(T(x), 1, out=T(np.zeros((6, 5), np.float32)))
+    with pytest.raises(RuntimeError, match="Expected out tensor to have dtype float, but got double instead"):
+        shardopt.softmax(T(x), 1, out=T(np.zeros((5, 6))))
+    xt = T(x)
+    with pytest.raises(RuntimeError, match="must not share memory"):
+        shardopt.softmax(xt, 1, out=xt)
+    with pytest.raises(RuntimeError, match="don't support automatic differentiation"):
+        shardopt.softmax(T(x, requires_grad=True), 1, out=out)
