@@ -285,6 +285,12 @@ static PyObject *py_embedding_bag_backward(PyObject *m, PyObject *args)
                  (mode != SO_BAG_MAX || (mi && mi->dtype == SO_INT64 && so_tensor_numel(mi) == c.B * c.D)),
              done, PyExc_RuntimeError, "embedding_bag_backward(): inconsistent arguments");
     SO_CHECK_RC(so_nn_check_device(w, g, "embedding_bag_backward", "grad"), done);
+    SO_CHECK_RC(so_nn_check_device(w, off, "embedding_bag_backward", "offsets"), done);
+    SO_CHECK_RC(so_nn_check_device(w, cnt, "embedding_bag_backward", "bag_count"), done);
+    if (mi) SO_CHECK_RC(so_nn_check_device(w, mi, "embedding_bag_backward", "max_indices"), done);
+    if (psw)
+        SO_CHECK_RC(so_nn_check_device(w, psw, "embedding_bag_backward", "per_sample_weights"),
+                    done);
     SO_CHECK_RC(check_offsets(st, off, c.n), done);
     c.mode = mode;
     c.offsets = (const int64_t *)(const void *)so_tensor_data(off);

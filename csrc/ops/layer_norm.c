@@ -147,6 +147,14 @@ static PyObject *py_layer_norm_backward(PyObject *m, PyObject *args)
     SO_CHECK_RC(so_nn_check_float(x, fname, "input"), done);
     SO_CHECK_RC(so_nn_check_dtype(x, g, fname, "grad_out"), done);
     SO_CHECK_RC(so_nn_check_device(x, g, fname, "grad_out"), done);
+    SO_CHECK_RC(so_nn_check_dtype(x, mean, fname, "mean"), done);
+    SO_CHECK_RC(so_nn_check_device(x, mean, fname, "mean"), done);
+    SO_CHECK_RC(so_nn_check_dtype(x, rstd, fname, "rstd"), done);
+    SO_CHECK_RC(so_nn_check_device(x, rstd, fname, "rstd"), done);
+    if (w) {
+        SO_CHECK_RC(so_nn_check_dtype(x, w, fname, "weight"), done);
+        SO_CHECK_RC(so_nn_check_device(x, w, fname, "weight"), done);
+    }
     SO_CHECK(so_tensor_numel(g) == so_tensor_numel(x) && n > 0 && so_tensor_numel(x) % n == 0 &&
                  so_tensor_numel(mean) * n == so_tensor_numel(x) &&
                  so_tensor_numel(rstd) == so_tensor_numel(mean) && (!w || so_tensor_numel(w) == n),
