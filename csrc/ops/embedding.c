@@ -261,13 +261,14 @@ static PyObject *py_embedding_bag_backward(PyObject *m, PyObject *args)
 {
     so_state *st = so_state_from_module(m);
     PyObject *g_obj, *w_obj, *i_obj, *o_obj, *c_obj, *mi_obj, *p_obj, *res = NULL;
-    int mode, want_w, want_p, err = 0;
+    int mode, want_w, want_p, freq = 0, err = 0;
     long long padding_idx;
     SoTensor *g = NULL, *w = NULL, *idx = NULL, *off = NULL, *cnt = NULL, *mi = NULL, *psw = NULL;
-    SoTensor *gw = NULL, *gp = NULL;
+    SoTensor *gw = NULL, *gp = NULL, *scratch = NULL;
     so_emb_call c;
-    if (!PyArg_ParseTuple(args, "OOOOOOiOLpp:_embedding_bag_backward", &g_obj, &w_obj, &i_obj,
-                          &o_obj, &c_obj, &mi_obj, &mode, &p_obj, &padding_idx, &want_w, &want_p))
+    if (!PyArg_ParseTuple(args, "OOOOOOiOLpp|p:_embedding_bag_backward", &g_obj, &w_obj, &i_obj,
+                          &o_obj, &c_obj, &mi_obj, &mode, &p_obj, &padding_idx, &want_w, &want_p,
+                          &freq))
         return NULL;
     SO_CHECK(mode >= SO_BAG_SUM && mode <= SO_BAG_MAX, done, PyExc_ValueError,
              "mode has to be one of sum, mean or max");
@@ -302,6 +303,12 @@ static PyObject *py_embedding_bag_backward(PyObject *m, PyObject *args)
     if (want_w) {
         SO_CHECK_PTR(gw = so_tensor_empty(st, 2, w->shape, w->dtype, so_tensor_device(w)), done);
         c.gw = so_tensor_data(gw);
+        if (freq && mode != SO_BAG_MAX) {
+            int64_t vs[1] = {c.V > 0 ? c.V : 1};
+            SO_CHECK_PTR(scratch = so_tensor_empty(st, 1, vs, SO_INT64, so_tensor_device(w)), done);
+            c.scratch = (int64_t *)(void *)so_tensor_data(scratch);
+            c.scale_grad_by_freq = 1;
+        }
     }
     if (want_p && mode == SO_BAG_SUM) {
         int64_t ns[1] = {c.n};
@@ -320,6 +327,7 @@ done:
     Py_XDECREF(psw);
     Py_XDECREF(gw);
     Py_XDECREF(gp);
+    Py_XDECREF(scratch);
     return res;
 }
 
@@ -334,7 +342,7 @@ static PyMethodDef embedding_functions[] = {
      "(out, bag_count, max_indices)"},
     {"_embedding_bag_backward", py_embedding_bag_backward, METH_VARARGS,
      "_embedding_bag_backward(grad, weight, indices, offsets, bag_count, max_indices, mode, "
-     "per_sample_weights, padding_idx, want_weight, want_psw)"},
+     "per_sample_weights, padding_idx, want_weight, want_psw, scale_grad_by_freq=False)"},
     {NULL}};
 
 int so_register_embedding(PyObject *m, so_state *st)

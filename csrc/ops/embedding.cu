@@ -135,6 +135,7 @@ __global__ void bag_bwd(so_emb_call c)
             if (c.gpsw) atomicAdd(&((T *)c.gpsw)[j], g * w[k * c.D + d]);
             if (!c.gw) continue;
             T f = c.mode == SO_BAG_MEAN ? (T)1 / (T)c.bag_count[b] : (psw ? psw[j] : (T)1);
+            if (c.scale_grad_by_freq) f /= (T)c.scratch[k];
             atomicAdd(&((T *)c.gw)[k * c.D + d], g * f);
         }
     }
@@ -218,6 +219,10 @@ extern "C" int so_bag_backward_cuda(const so_emb_call *c, void *stream)
     if (c->gpsw) {
         if (c->dtype == SO_FLOAT64) zero_t<double><<<grid_for(c->n), kThreads, 0, s>>>((double *)c->gpsw, c->n);
         else zero_t<float><<<grid_for(c->n), kThreads, 0, s>>>((float *)c->gpsw, c->n);
+    }
+    if (c->scale_grad_by_freq) {
+        zero_i64<<<grid_for(c->V), kThreads, 0, s>>>(c->scratch, c->V);
+        emb_count<<<grid_for(c->n), kThreads, 0, s>>>(*c);
     }
     if ((err = cudaGetLastError()) != cudaSuccess) return (int)err;
     if (c->B * c->D == 0) return 0;

@@ -119,7 +119,8 @@ static int check_all(so_emb_call *c)
                     ((T *)(void *)c->gpsw)[j] = (T)s;                                           \
                 }                                                                               \
                 if (!gw) continue;                                                              \
-                const T f = c->mode == SO_BAG_MEAN ? (T)1 / (T)cnt : (psw ? psw[j] : (T)1);     \
+                T f = c->mode == SO_BAG_MEAN ? (T)1 / (T)cnt : (psw ? psw[j] : (T)1);           \
+                if (c->scale_grad_by_freq) f /= (T)c->scratch[k];                               \
                 T *restrict row = gw + k * D;                                                   \
                 for (int64_t d = 0; d < D; d++) row[d] += g[d] * f;                             \
             }                                                                                   \
@@ -168,6 +169,13 @@ void so_bag_forward_cpu(so_emb_call *c)
 
 void so_bag_backward_cpu(const so_emb_call *c)
 {
+    if (c->scale_grad_by_freq) {
+        memset(c->scratch, 0, sizeof(int64_t) * (size_t)c->V);
+        for (int64_t j = 0; j < c->n; j++) {
+            int64_t k = so_emb_index(c->idx, c->idtype, j);
+            if (k >= 0 && k < c->V) c->scratch[k]++;
+        }
+    }
     if (c->dtype == SO_FLOAT64) bag_bwd_d(c);
     else bag_bwd_f(c);
 }

@@ -92,24 +92,25 @@ class EmbeddingBag(Function):
     mode 0 sum / 1 mean / 2 max, optionally weighted per sample (sum only)."""
 
     @staticmethod
-    def forward(ctx, weight, indices, offsets, mode, per_sample_weights, padding_idx):
+    def forward(ctx, weight, indices, offsets, mode, per_sample_weights, padding_idx,
+                scale_grad_by_freq=False):
         out, count, max_idx = _C._embedding_bag(weight, indices, offsets, mode,
                                                 per_sample_weights, padding_idx)
-        ctx.args = (mode, padding_idx)
+        ctx.args = (mode, padding_idx, scale_grad_by_freq)
         ctx.save_for_backward(weight, indices, offsets, count, max_idx, per_sample_weights)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         weight, indices, offsets, count, max_idx, psw = ctx.saved_tensors
-        mode, padding_idx = ctx.args
+        mode, padding_idx, freq = ctx.args
         need = ctx.needs_input_grad
         gw, gp = _C._embedding_bag_backward(grad, weight, indices, offsets, count, max_idx, mode,
                                             psw, padding_idx, need[0],
-                                            len(need) > 4 and need[4])
+                                            len(need) > 4 and need[4], freq)
         if gp is not None:
             gp = gp.reshape(psw.shape)
-        return gw, None, None, None, gp, None
+        return gw, None, None, None, gp, None, None
 
 
 class Dropout(Function):

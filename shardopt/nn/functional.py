@@ -281,9 +281,6 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     if sparse:
         raise NotImplementedError("embedding_bag(sparse=True): sparse gradients are not "
                                   "supported by shardopt; use sparse=False")
-    if scale_grad_by_freq:
-        raise NotImplementedError("embedding_bag(scale_grad_by_freq=True) is not supported by "
-                                  "shardopt")
     if max_norm is not None:
         _no_grad_embedding_renorm_(weight, input, max_norm, norm_type)
     if per_sample_weights is not None and mode != "sum":
@@ -306,7 +303,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         raise RuntimeError("include_last_offset: number of offsets should be at least 1")
     (w, psw), half = _upcast(weight, per_sample_weights)
     out = _fn.EmbeddingBag.apply(w, input.contiguous(), offsets.contiguous(), modes[mode], psw,
-                                 padding_idx)
+                                 padding_idx, bool(scale_grad_by_freq))
     return _down(out, half)
 
 
@@ -449,6 +446,11 @@ def _loss_target_checks(fname, input, target, weight):
     _need_tensor(target, fname, "target")
     if weight is not None:
         _need_tensor(weight, fname, "weight")
+        from ..autograd import grad_mode
+        if weight.requires_grad and grad_mode.is_grad_enabled():
+            raise RuntimeError("The function 'nll_loss_forward' is not differentiable with "
+                               "respect to argument 'weight'. This input cannot have "
+                               "requires_grad True.")
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
 

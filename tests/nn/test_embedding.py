@@ -161,6 +161,25 @@ def test_against_torch():
         np.testing.assert_allclose(N(a.grad), b.grad.numpy(), rtol=1e-6)
 
 
+def test_embedding_bag_scale_grad_by_freq():
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((6, 3))
+    idx = np.array([1, 1, 4, 1, 2, 4])
+    offs = np.array([0, 2, 4])
+    g = rng.standard_normal((3, 3))
+    counts = np.bincount(idx, minlength=6)
+    for mode in ("sum", "mean"):
+        wt = T(w, requires_grad=True)
+        F.embedding_bag(T(idx), wt, T(offs), mode=mode, scale_grad_by_freq=True).backward(T(g))
+        want = np.zeros((6, 3))
+        bounds = list(offs) + [len(idx)]
+        for b in range(3):
+            n = bounds[b + 1] - bounds[b]
+            for j in range(bounds[b], bounds[b + 1]):
+                want[idx[j]] += g[b] / (n if mode == "mean" else 1) / counts[idx[j]]
+        np.testing.assert_allclose(N(wt.grad), want, rtol=1e-14)
+
+
 def test_embedding_bag_module():
     bag = nn.EmbeddingBag(5, 3, mode="sum", padding_idx=0, include_last_offset=True, max_norm=2.0)
     assert repr(bag) == "EmbeddingBag(5, 3, max_norm=2.0, mode='sum', padding_idx=0)"

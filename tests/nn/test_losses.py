@@ -248,3 +248,6 @@ def test_errors_match_torch():
         F.smooth_l1_loss(x, x, beta=-1.0)
     with pytest.raises(TypeError, match="argument 'target'"):
         F.cross_entropy(x, [0, 1, 2])
+    with pytest.raises(RuntimeError, match="not differentiable with respect to argument "
+                                           "'weight'"):
+        F.cross_entropy(x, T(np.array([0, 1, 2])), T(np.ones(5, np.float32), requires_grad=True))
