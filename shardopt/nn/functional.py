@@ -234,7 +234,10 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
                   padding_idx=None):
     """Sums, means or maxima of bags of embedding rows: ``input`` 2-D (fixed-length bags) or
     1-D with ``offsets`` (bag starts; with include_last_offset the last one is the end).
-    per_sample_weights scale each row (mode='sum' only).  Empty bags give zeros."""
+    per_sample_weights scale each row (mode='sum' only).  Empty bags give zeros.
+    scale_grad_by_freq divides each row's gradient by its index's count in ``input`` (the
+    documented rule, as F.embedding; torch 2.13's CPU kernel divides some rows by another
+    index's count)."""
     _need_tensor(weight, "embedding_bag", "weight")
     _need_tensor(input, "embedding_bag", "input")
     if weight.dtype == _C.int64 and input.dtype.is_floating_point:
