@@ -71,8 +71,8 @@ static int run_forward(so_state *st, so_xe_call *c, so_device dev, int64_t *bad)
         Py_END_ALLOW_THREADS
         return 0;
     }
-    void *stream = so_nn_stream(st, dev), *dbad = NULL;
-    int rc = -1;
+    int prev, rc = -1;
+    void *stream = so_nn_cuda_begin(st, dev, &prev), *dbad = NULL;
     if (!stream) return -1;
     SO_CHECK_RC(so_cuda_malloc(dev.index, stream, 2 * sizeof(int64_t), &dbad), done);
     SO_CHECK_RC(so_cuda_memcpy(dbad, bad, 2 * sizeof(int64_t), 0, stream), done);
@@ -83,6 +83,7 @@ static int run_forward(so_state *st, so_xe_call *c, so_device dev, int64_t *bad)
     rc = 0;
 done:
     if (dbad) so_cuda_free(dev.index, stream, dbad);
+    so_nn_cuda_end(dev, prev);
     return rc;
 }
 
@@ -188,10 +189,12 @@ static PyObject *py_cross_entropy_backward(PyObject *m, PyObject *args)
         so_xe_backward_cpu(&c);
         Py_END_ALLOW_THREADS
     } else {
-        void *stream = so_nn_stream(st, so_tensor_device(x));
+        int prev, rc;
+        void *stream = so_nn_cuda_begin(st, so_tensor_device(x), &prev);
         SO_CHECK_PTR(stream, done);
-        SO_CHECK_RC(so_nn_launched(so_xe_backward_cuda(&c, stream), "cross_entropy backward launch"),
-                    done);
+        rc = so_nn_launched(so_xe_backward_cuda(&c, stream), "cross_entropy backward launch");
+        so_nn_cuda_end(so_tensor_device(x), prev);
+        SO_CHECK_RC(rc, done);
     }
     res = (PyObject *)gx;
     gx = NULL;

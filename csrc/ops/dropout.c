@@ -74,9 +74,12 @@ static PyObject *py_dropout(PyObject *m, PyObject *args)
         so_dropout_cpu(&c);
         Py_END_ALLOW_THREADS
     } else {
-        void *stream = so_nn_stream(st, dev);
+        int prev, rc;
+        void *stream = so_nn_cuda_begin(st, dev, &prev);
         SO_CHECK_PTR(stream, done);
-        SO_CHECK_RC(so_nn_launched(so_dropout_cuda(&c, stream), "dropout kernel launch"), done);
+        rc = so_nn_launched(so_dropout_cuda(&c, stream), "dropout kernel launch");
+        so_nn_cuda_end(dev, prev);
+        SO_CHECK_RC(rc, done);
     }
     res = Py_BuildValue("(OO)", out, mask);
 done:

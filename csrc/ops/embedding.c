@@ -32,7 +32,8 @@ static int run(so_state *st, so_emb_call *c, so_device dev, int which)
         }
         Py_END_ALLOW_THREADS
     } else {
-        void *stream = so_nn_stream(st, dev);
+        int prev;
+        void *stream = so_nn_cuda_begin(st, dev, &prev);
         if (!stream) return -1;
         switch (which) {
         case K_FWD: err = so_emb_forward_cuda(c, stream, bad); break;
@@ -41,7 +42,9 @@ static int run(so_state *st, so_emb_call *c, so_device dev, int which)
         case K_BAG_FWD: err = so_bag_forward_cuda(c, stream, bad); break;
         default: err = so_bag_backward_cuda(c, stream); break;
         }
-        if (so_nn_launched(err, "embedding kernel launch") < 0) return -1;
+        err = so_nn_launched(err, "embedding kernel launch");
+        so_nn_cuda_end(dev, prev);
+        if (err < 0) return -1;
     }
     if (bad[0]) return so_fail(PyExc_IndexError, "index out of range in self");
     return 0;

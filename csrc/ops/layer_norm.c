@@ -27,10 +27,13 @@ static int run(so_state *st, so_ln_call *c, so_device dev, int backward)
         Py_END_ALLOW_THREADS
         return 0;
     }
-    void *stream = so_nn_stream(st, dev);
+    int prev, rc;
+    void *stream = so_nn_cuda_begin(st, dev, &prev);
     if (!stream) return -1;
-    return so_nn_launched(backward ? so_ln_backward_cuda(c, stream) : so_ln_forward_cuda(c, stream),
-                          "layer_norm kernel launch");
+    rc = so_nn_launched(backward ? so_ln_backward_cuda(c, stream) : so_ln_forward_cuda(c, stream),
+                        "layer_norm kernel launch");
+    so_nn_cuda_end(dev, prev);
+    return rc;
 }
 
 /* Check x against normalized_shape (torch's message) and w/b against it; fills rows, n. */

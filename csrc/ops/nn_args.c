@@ -74,9 +74,27 @@ int so_nn_check_dtype(const SoTensor *a, const SoTensor *b, const char *fname,
                    so_nn_scalar_name(b->dtype));
 }
 
-void *so_nn_stream(so_state *st, so_device dev)
+void *so_nn_cuda_begin(so_state *st, so_device dev, int *prev)
 {
-    return so_cuda_stream(st->cuda_streams, dev.index);
+    void *stream;
+    *prev = dev.index;
+    if (so_cuda_get_device(prev) < 0) return NULL;
+    if (*prev != dev.index && so_cuda_set_device(dev.index) < 0) {
+        *prev = dev.index;
+        return NULL;
+    }
+    stream = so_cuda_stream(st->cuda_streams, dev.index);
+    if (!stream) so_nn_cuda_end(dev, *prev);
+    return stream;
+}
+
+void so_nn_cuda_end(so_device dev, int prev)
+{
+    PyObject *t, *v, *tb;
+    if (prev == dev.index) return;
+    PyErr_Fetch(&t, &v, &tb); /* keep a pending error; a failed restore is not reported */
+    if (so_cuda_set_device(prev) < 0) PyErr_Clear();
+    PyErr_Restore(t, v, tb);
 }
 
 int so_nn_launched(int status, const char *what)

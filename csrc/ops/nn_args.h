@@ -27,8 +27,11 @@ int so_nn_check_device(const SoTensor *a, const SoTensor *b, const char *fname,
 /* RuntimeError unless b has a's dtype. */
 int so_nn_check_dtype(const SoTensor *a, const SoTensor *b, const char *fname,
                       const char *argname);
-/* The compute stream of a CUDA device (NULL with an exception on failure). */
-void *so_nn_stream(so_state *st, so_device dev);
+/* Before CUDA launches on `dev`: makes it the current device (*prev receives the one to
+ * restore) and returns its compute stream (NULL with an exception on failure, the current
+ * device then unchanged).  so_nn_cuda_end restores *prev and never raises. */
+void *so_nn_cuda_begin(so_state *st, so_device dev, int *prev);
+void so_nn_cuda_end(so_device dev, int prev);
 /* 0, or raise the CUDA status of a launch (-1). */
 int so_nn_launched(int status, const char *what);
 /* torch's ScalarType names: "Float", "Long"... */

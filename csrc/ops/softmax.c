@@ -21,9 +21,12 @@ static int run(so_state *st, so_softmax_call *c, so_device dev)
         Py_END_ALLOW_THREADS
         return 0;
     }
-    void *stream = so_nn_stream(st, dev);
+    int prev, rc;
+    void *stream = so_nn_cuda_begin(st, dev, &prev);
     if (!stream) return -1;
-    return so_nn_launched(so_softmax_cuda(c, stream), "softmax kernel launch");
+    rc = so_nn_launched(so_softmax_cuda(c, stream), "softmax kernel launch");
+    so_nn_cuda_end(dev, prev);
+    return rc;
 }
 
 /* (outer, n, inner) of t around dim d (already wrapped). 0-d tensors are one element. */
