@@ -57,6 +57,8 @@ def test_parameter_list_and_dict():
     pd["b"] = nn.Parameter(shardopt.zeros(1))
     assert list(pd.state_dict()) == ["w", "b"] and "w" in pd and isinstance(pd["w"], nn.Parameter)
     assert [k for k, _ in pd.named_parameters()] == ["w", "b"]
+    assert repr(nn.ParameterDict({"x": shardopt.ones(2)})) == \
+        "ParameterDict(  (x): Parameter containing: [shardopt.FloatTensor of size 2])"
     del pd["w"]
     assert list(pd.keys()) == ["b"]
     m = nn.Module()

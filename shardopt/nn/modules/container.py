@@ -5,7 +5,7 @@ from itertools import islice
 
 from ... import _C
 from ..parameter import Parameter
-from .module import Module, _addindent
+from .module import Module, _addindent, typename
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
@@ -263,11 +263,12 @@ class ModuleDict(Module):
                 self[m[0]] = m[1]
 
 
-def _param_repr_line(p):
+def _param_repr_line(p, type_str=None):
     size_str = "x".join(str(size) for size in p.size())
     device_str = "" if p.device.type == "cpu" else f" ({p.device})"
     return "{} containing: [{} of size {}{}]".format(
-        "Parameter" if isinstance(p, Parameter) else "Tensor", p.dtype, size_str, device_str)
+        "Parameter" if isinstance(p, Parameter) else "Tensor",
+        p.dtype if type_str is None else type_str, size_str, device_str)
 
 
 class ParameterList(Module):
@@ -433,8 +434,10 @@ class ParameterDict(Module):
                 self[p[0]] = p[1]
 
     def extra_repr(self):
-        return "\n".join(f"({k}): " + (_param_repr_line(p) if isinstance(p, _C.TensorBase)
-                                        else "Object of type: " + type(p).__name__)
+        # torch's format here: two leading spaces and the tensor type name
+        return "\n".join(f"  ({k}): " + (_param_repr_line(p, typename(p))
+                                          if isinstance(p, _C.TensorBase)
+                                          else "Object of type: " + type(p).__name__)
                           for k, p in self.items())
 
     def __call__(self, input):
