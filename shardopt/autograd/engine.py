@@ -154,6 +154,9 @@ def run_backward(outputs, grads, retain_graph, inputs=None, allow_unused=False,
                 deps[ck] -= 1
                 if deps[ck] == 0:
                     ready.append(child)
+            # drop the engine's own references to the gradients it handed on: a buffer that
+            # only its consumer holds can be adopted by AccumulateGrad without a copy
+            in_grads = g = buf = None
     finally:
         grad_mode._set_enabled(prev_mode)
 

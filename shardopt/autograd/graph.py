@@ -12,6 +12,7 @@ through an output's own grad_fn) together with the storage version at save time;
 checks the version (in-place modification error) and whether the graph was already freed.
 """
 import re
+import sys
 import weakref
 
 from .. import _C
@@ -152,7 +153,11 @@ class AccumulateGrad(Node):
         var = self.variable
         old = var.grad
         if old is None:
-            # a fresh contiguous tensor the leaf owns (the incoming one may alias other data)
+            # torch's rule: adopt the incoming buffer when nothing else can see it, else
+            # store a fresh contiguous copy the leaf owns (the incoming one may alias data)
+            if _stealable(g):
+                var.grad = g
+                return ()
             new = g.clone()
             if new.requires_grad or new.grad_fn is not None:
                 new = new.detach()
@@ -163,6 +168,34 @@ class AccumulateGrad(Node):
             except (AttributeError, RuntimeError):
                 var.grad = old + g
         return ()
+
+
+# References to the incoming gradient while AccumulateGrad._apply runs on a buffer the engine
+# made: the engine's buffer list, _apply's local `g`, _stealable's parameter and
+# getrefcount's own argument.  Any other holder (the caller of backward(gradient=g),
+# autograd.grad's capture, a second edge that received the same tensor) adds one.
+_EXPECTED_TENSOR_REFS = 4
+# References to its storage when the tensor is its only viewer: the tensor, the local `s`
+# and getrefcount's argument.  Views, saved-for-backward aliases and NumPy arrays exported
+# from it each add one.
+_EXPECTED_STORAGE_REFS = 3
+
+
+def _stealable(g):
+    """True when ``g`` may become a leaf's ``.grad`` without a copy: no other reference to
+    the tensor, no other view of (or NumPy array over) its storage, it covers the whole
+    buffer contiguously, the buffer is shardopt's own (not a NumPy array's that the caller
+    could still write), and it has no autograd history."""
+    if sys.getrefcount(g) > _EXPECTED_TENSOR_REFS:
+        return False
+    if g.requires_grad or g.grad_fn is not None or g.storage_offset() != 0:
+        return False
+    if not g.is_contiguous():
+        return False
+    s = g._storage
+    if sys.getrefcount(s) > _EXPECTED_STORAGE_REFS or not s._owns_memory:
+        return False
+    return s.nbytes() == g.numel() * g.element_size()
 
 
 # id(leaf) -> weakref(AccumulateGrad). The node holds the leaf strongly, so the id cannot be
