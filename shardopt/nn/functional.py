@@ -57,6 +57,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     reduction = _reduction_of(size_average, reduce, reduction)
     if reduction not in ("none", "mean", "sum"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
+    if weight is None and reduction != "none" and input.dtype.is_floating_point:
+        return _math.mse_loss(input, target, reduction)
     d = input - target
     loss = d * d
     if weight is not None:
