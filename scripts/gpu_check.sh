@@ -6,7 +6,7 @@
 #
 # Steps, each time-boxed with `timeout` and recorded (PASS / FAIL rc=N / TIMEOUT / SKIPPED)
 # whatever the previous ones did, inside an overall budget of $GPU_CHECK_BUDGET seconds
-# (default 450: the device tool allows ~8 minutes for the command):
+# (default 460 s: the device tool allows ~8 minutes for the command):
 #   1. probe   : nvidia-smi (device name, driver, memory), date, python, torch if importable
 #   2. build   : SHARDOPT_CUDA=1 build in place, only for the GPU's own arch (fast nvcc)
 #   3. tests   : pytest -m cuda (every CUDA-marked test)
@@ -32,7 +32,7 @@ else
 fi
 mkdir -p "$(dirname "$RESULTS")" || exit 2
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")" || exit 2
-BUDGET="${GPU_CHECK_BUDGET:-450}"
+BUDGET="${GPU_CHECK_BUDGET:-460}"
 START=$(date +%s)
 FAILED=0
 
@@ -109,7 +109,7 @@ esac
 export SHARDOPT_CUDA=1
 say "build: SHARDOPT_CUDA=1 SHARDOPT_CUDA_ARCHS=${SHARDOPT_CUDA_ARCHS:-default} SHARDOPT_GLOO=${SHARDOPT_GLOO:-auto}"
 BUILD_OK=0
-run_step build 240 bash -c 'source scripts/bootstrap.sh && "$PY" -c "
+run_step build 210 bash -c 'source scripts/bootstrap.sh && "$PY" -c "
 import shardopt
 print(\"built:\", shardopt.__file__, \"cuda available:\", shardopt.cuda.is_available(),
       \"devices:\", shardopt.cuda.device_count() if shardopt.cuda.is_available() else 0)
@@ -124,12 +124,12 @@ if [ "$BUILD_OK" = 0 ]; then
     for s in tests bench train; do skip_step "$s" "CUDA build failed"; done
 else
     # ---- 3. CUDA-marked tests
-    run_step tests 150 "$PY" -m pytest -m cuda -q --maxfail=5 -p no:cacheprovider tests
+    run_step tests 110 "$PY" -m pytest -m cuda -q --maxfail=5 -p no:cacheprovider tests
     # ---- 4. GPU optimizer benchmark (JSON beside the results file)
-    run_step bench 90 "$PY" benchmarks/bench_optim.py --device cuda --repeat 10 \
+    run_step bench 120 "$PY" benchmarks/bench_optim.py --device cuda --repeat 10 \
         --out "$(dirname "$RESULTS")/bench_optim_gpu.json"
     # ---- 5. one-GPU sharded training (NCCL, 1 rank): correctness and wall time
-    run_step train 90 "$PY" examples/train_sharded.py --nproc 1 --device cuda --steps 40 \
+    run_step train 75 "$PY" examples/train_sharded.py --nproc 1 --device cuda --steps 40 \
         --log-every 10
 fi
 
