@@ -23,7 +23,7 @@ typedef void (*ew_loop_fn)(char **p, const int64_t *s, int64_t n, so_ew_params *
 
 /* out[i] = FN(OP, x[i]) */
 #define DEF_UNARY(NAME, T, FN, OP, ATTR)                                                      \
-    ATTR static void NAME(char **p, const int64_t *s, int64_t n, so_ew_params *prm)                \
+    ATTR static void NAME(char **p, const int64_t *s, int64_t n, so_ew_params *prm)           \
     {                                                                                         \
         const so_ew_params lp = *prm; /* a local copy: stores cannot alias it */              \
         char *o = p[0];                                                                       \
@@ -52,7 +52,7 @@ typedef void (*ew_loop_fn)(char **p, const int64_t *s, int64_t n, so_ew_params *
 /* out[i] = FN(OP, a[i], b[i]); OT is T, or uint8_t (bool) for comparisons.  INTDIV: the op
  * divides integers, so zero divisors are reported through prm->err after the row. */
 #define DEF_BINARY(NAME, T, OT, FN, OP, INTDIV, ATTR)                                        \
-    ATTR static void NAME(char **p, const int64_t *s, int64_t n, so_ew_params *prm)                \
+    ATTR static void NAME(char **p, const int64_t *s, int64_t n, so_ew_params *prm)           \
     {                                                                                         \
         const so_ew_params lp = *prm;                                                         \
         char *o = p[0];                                                                       \
@@ -176,7 +176,8 @@ typedef void (*ew_loop_fn)(char **p, const int64_t *s, int64_t n, so_ew_params *
  * loader picks one for the CPU at hand: the polynomial GELU math in elementwise_math.h runs
  * ~15x faster with AVX-512 than with the x86-64 baseline's SSE2 (measured), and wheels
  * cannot assume -march=native. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && \
+    __GNUC__ >= 11
 #define EW_SIMD __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define EW_SIMD
