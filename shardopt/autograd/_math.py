@@ -368,7 +368,12 @@ def linear(input, weight, bias=None):
     # the raw transpose: linear records one node for weight itself, not a TBackward view
     out = c.RAW_M["matmul"](input, c.RAW_M["t"](weight) if weight.ndim == 2 else weight)
     if bias is not None:
-        out = c.RAW_M["__add__"](out, bias)
+        if (isinstance(bias, _TB) and bias.dtype == out.dtype and bias.device == out.device
+                and (bias.ndim == 0 or (bias.ndim == 1 and out.ndim >= 1
+                                        and bias._shape[0] == out._shape[-1]))):
+            c.RAW_M["add_"](out, bias)  # into the fresh matmul result: no second buffer
+        else:
+            out = c.RAW_M["__add__"](out, bias)  # promotion / broadcasting rules decide
     if _state.enabled and c.any_grad(input, weight, bias):
         if weight.ndim != 2:
             raise RuntimeError("linear(): autograd needs a 2-D weight")
