@@ -88,9 +88,11 @@ class SavedTensor:
     def __init__(self, t, producer=None):
         self.data = t._alias()
         self.version = t._version
-        # name of the node that made the tensor (None for leaves), for the in-place error
+        # what made the tensor (None for leaves), for the in-place error: a name, or the node's
+        # class (named like the node; no reference to the node itself, so no cycle), whose
+        # name is only looked up if that error is raised
         gf = t.grad_fn if producer is None else producer
-        self.producer = None if gf is None else (gf if isinstance(gf, str) else gf.name())
+        self.producer = None if gf is None else (gf if isinstance(gf, str) else type(gf))
         self.output_nr = output_nr(t)
         self.shape = None
         self.tstr = None
@@ -105,8 +107,9 @@ class SavedTensor:
             msg = ("one of the variables needed for gradient computation has been modified by an "
                    f"inplace operation: [{type_string(d)} [{shape}]]")
             if self.producer is not None:
+                name = self.producer if isinstance(self.producer, str) else self.producer.__name__
                 # torch 2.x names the op, not the node: "output 0 of Mul" for MulBackward0
-                op = _BACKWARD_SUFFIX.sub("", self.producer) or self.producer
+                op = _BACKWARD_SUFFIX.sub("", name) or name
                 msg += f", which is output {self.output_nr} of {op},"
             msg += (f" is at version {v}; expected version {self.version} instead. Hint: the "
                     "tensor was changed in place after it was saved for backward; clone() it "
@@ -117,7 +120,7 @@ class SavedTensor:
 
 def save(node, *tensors):
     """Save tensors (None allowed) on ``node``; returns nothing. Unpack with ``unpack(node)``."""
-    node._saved = tuple(SavedTensor(t) if t is not None else _NONE_SAVED for t in tensors)
+    node._saved = tuple([SavedTensor(t) if t is not None else _NONE_SAVED for t in tensors])
 
 
 class _NoneSaved:
@@ -203,11 +206,16 @@ def _stealable(g):
 _acc_cache = {}
 
 
-def _drop_acc(key):
-    def cb(ref, key=key):
-        if _acc_cache.get(key) is ref:
-            del _acc_cache[key]
-    return cb
+class _AccRef(weakref.ref):
+    """The cache's weak reference, carrying its key for the callback (no closure per node)."""
+
+    __slots__ = ("key",)
+
+
+def _drop_acc(ref):
+    key = ref.key
+    if _acc_cache.get(key) is ref:
+        del _acc_cache[key]
 
 
 def grad_accumulator(t):
@@ -218,7 +226,9 @@ def grad_accumulator(t):
         if node is not None and node.variable is t:
             return node
     node = AccumulateGrad(t)
-    _acc_cache[key] = weakref.ref(node, _drop_acc(key))
+    ref = _AccRef(node, _drop_acc)
+    ref.key = key
+    _acc_cache[key] = ref
     return node
 
 
