@@ -395,6 +395,8 @@ def _pointwise_loss_args(fname, input, target, size_average, reduce, reduction):
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean squared error: reduction of (input - target)**2 ('mean' | 'sum' | 'none')."""
     reduction = _pointwise_loss_args("mse_loss", input, target, size_average, reduce, reduction)
+    if weight is None and reduction != "none" and input.dtype.is_floating_point:
+        return _math.mse_loss(input, target, reduction)  # one autograd node
     d = input - target
     loss = d * d
     if weight is not None:

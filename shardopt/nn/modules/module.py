@@ -497,6 +497,8 @@ class Module:
     # ------------------------------------------------------------ calling
 
     def _call_impl(self, *args, **kwargs):
+        if not self._forward_pre_hooks and not self._forward_hooks:
+            return self.forward(*args, **kwargs)  # the common case: no hook lists to copy
         for hook in list(self._forward_pre_hooks.values()):
             res = hook(self, args)
             if res is not None:
