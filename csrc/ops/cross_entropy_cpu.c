@@ -14,7 +14,7 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 #include "cross_entropy.h"
-#include "cpu_dispatch.h"
+#include "../core/cpu_dispatch.h"
 
 #define DEF_XE_CPU(T, S)                                                                        \
     SO_CPU_CLONES static void forward_##S(so_xe_call *c)                                                      \

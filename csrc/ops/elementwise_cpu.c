@@ -12,6 +12,7 @@
  * strided inputs are read in place.
  */
 #include "elementwise.h"
+#include "../core/cpu_dispatch.h"
 #include "../core/nditer.h"
 
 #define EW_B 16        /* elements per SIMD-friendly block */
@@ -172,16 +173,9 @@ typedef void (*ew_loop_fn)(char **p, const int64_t *s, int64_t n, so_ew_params *
         }                                                                                     \
     }
 
-/* float32 unary/binary loops are built three times (AVX-512, AVX2+FMA, baseline) and the
- * loader picks one for the CPU at hand: the polynomial GELU math in elementwise_math.h runs
- * ~15x faster with AVX-512 than with the x86-64 baseline's SSE2 (measured), and wheels
- * cannot assume -march=native. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && \
-    __GNUC__ >= 11
-#define EW_SIMD __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define EW_SIMD
-#endif
+/* float32 unary/binary loops are built per ISA and picked at load time (core/cpu_dispatch.h):
+ * the polynomial GELU math in elementwise_math.h needs the wide vectors. */
+#define EW_SIMD SO_CPU_CLONES
 #define EW_PLAIN
 
 #define GEN_U_F(O) DEF_UNARY(u_f_##O, float, so_ew_unary_f, SO_EW_##O, EW_SIMD)

@@ -12,7 +12,7 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 #include "layer_norm.h"
-#include "cpu_dispatch.h"
+#include "../core/cpu_dispatch.h"
 
 #define LN_L 16
 

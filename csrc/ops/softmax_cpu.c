@@ -14,7 +14,7 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 #include "softmax.h"
-#include "cpu_dispatch.h"
+#include "../core/cpu_dispatch.h"
 
 #define SM_L 16   /* lanes per reduction */
 #define SM_CB 256 /* columns per block when inner > 1 */
