@@ -27,7 +27,7 @@ from shardopt._C import DistBackendError, DistError
 from .store import FileStore, PrefixStore, TCPStore
 
 __all__ = [
-    "Backend", "ReduceOp", "GroupMember", "ProcessGroup", "Work", "init_process_group",
+    "Backend", "ReduceOp", "GroupMember", "group", "ProcessGroup", "Work", "init_process_group",
     "destroy_process_group", "is_initialized", "is_available", "is_gloo_available",
     "is_nccl_available", "get_rank", "get_world_size", "get_backend", "new_group",
     "get_process_group_ranks", "get_global_rank", "get_group_rank", "barrier", "broadcast",
@@ -87,6 +87,17 @@ class _NonMember:
 class GroupMember:
     WORLD = None  # set to the default ProcessGroup by init_process_group
     NON_GROUP_MEMBER = _NonMember()
+
+
+class _WorldMeta(type):
+    @property
+    def WORLD(cls):  # noqa: N802  (torch's name)
+        return GroupMember.WORLD
+
+
+class group(metaclass=_WorldMeta):  # noqa: N801  (torch's name)
+    """torch.distributed.group: ``group.WORLD`` is the default process group (None before
+    init_process_group)."""
 
 
 class Work:
