@@ -245,7 +245,8 @@ def _embedding_bag_backward(grad: TensorBase, weight: TensorBase, indices: Tenso
                             offsets: TensorBase, bag_count: TensorBase, max_indices: TensorBase,
                             mode: int, per_sample_weights: TensorBase | None,
                             padding_idx: int | None, want_weight: _bool, want_psw: _bool,
-                            scale_grad_by_freq: _bool = False) -> Any: ...
+                            scale_grad_by_freq: _bool = False
+                            ) -> tuple[TensorBase | None, TensorBase | None]: ...
 # 1-D tensor of each tensor's vector norm
 def _norms(tensors: Sequence[TensorBase], ord: float = 2.0, dtype: dtype | None = None) -> TensorBase: ...
 
