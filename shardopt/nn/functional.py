@@ -4,12 +4,14 @@ import warnings
 from .. import _C
 from ..autograd import _math
 from ..autograd._setup import FUNCTIONS as _FUNCTIONS
+from ..overrides import dispatchable
 
 __all__ = ["linear", "gelu", "relu", "mse_loss"]
 
 _TB = _C.TensorBase
 
 
+@dispatchable  # a ShardedTensor weight goes to its __torch_function__ (sharded linear)
 def linear(input, weight, bias=None):
     """y = input @ weight.T + bias."""
     return _math.linear(input, weight, bias)

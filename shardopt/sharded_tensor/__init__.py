@@ -29,6 +29,7 @@ from .shard import Shard
 from ._shard_chunk import _shard_tensor  # noqa: F401  (shard_parameter builds on it)
 from .._C import ShardMetadata
 from . import _builtin_ops  # noqa: F401  (registers the built-in ops)
+from . import _sharded_linear  # noqa: F401,E402  (registers the sharded F.linear)
 
 __all__ = [
     "Shard", "ShardMetadata", "ShardedTensorMetadata", "TensorProperties", "ShardedTensor",
