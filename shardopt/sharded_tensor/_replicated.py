@@ -12,6 +12,8 @@ size):
                                            rank's part of its gradient
   reduce_from_ranks  forward all_reduce    backward identity: every rank already holds
                      (SUM)                 the full dL/d(result)
+  max_from_ranks     forward all_reduce    backward: the gradient where this rank held
+                     (MAX)                 the max, zero elsewhere
   gather_from_ranks  forward all_gather,   backward: this rank's slice of the (replicated)
                      concatenated on dim   gradient
 """
@@ -19,7 +21,7 @@ from .. import _C
 from ..autograd import Function
 from ..distributed import distributed_c10d as dist
 
-__all__ = ["copy_to_ranks", "reduce_from_ranks", "gather_from_ranks"]
+__all__ = ["copy_to_ranks", "reduce_from_ranks", "max_from_ranks", "gather_from_ranks"]
 
 
 class _CopyToRanks(Function):
@@ -45,6 +47,20 @@ class _ReduceFromRanks(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad, None
+
+
+class _MaxFromRanks(Function):
+    @staticmethod
+    def forward(ctx, x, group):
+        out = x.contiguous().clone()
+        dist.all_reduce(out, op=dist.ReduceOp.MAX, group=group)
+        ctx.save_for_backward((x == out).to(x.dtype))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (held,) = ctx.saved_tensors
+        return grad * held, None
 
 
 class _GatherFromRanks(Function):
@@ -86,6 +102,12 @@ def copy_to_ranks(x, group):
 def reduce_from_ranks(x, group):
     """The sum over ranks of ``x``; backward passes the gradient through."""
     return _ReduceFromRanks.apply(x, group)
+
+
+def max_from_ranks(x, group):
+    """The elementwise max over ranks of ``x``; backward sends the gradient to the rank(s)
+    holding the max (a tie between ranks gives each of them the gradient)."""
+    return _MaxFromRanks.apply(x, group)
 
 
 def gather_from_ranks(x, sizes, order, dim, group):
