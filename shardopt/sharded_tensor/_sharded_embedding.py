@@ -50,6 +50,9 @@ def _bind(fname, names, args, kwargs):
 
 
 def _host_ids(input):
+    if input.dtype not in (_C.int64, _C.int32):
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the "
+                           f"following scalar types: Long, Int; but got {input.dtype} instead")
     return np.ascontiguousarray(input.detach().cpu().numpy()).astype(np.int64)
 
 
