@@ -151,6 +151,14 @@ class TestShardedLinear(ShardedTensorTestBase):
             F.linear(torch.randn((2, 6)), sharded_tensor.empty(grid, 8, 6))
         with self.assertRaisesRegex(ValueError, "weight needs to be 2-D"):
             F.linear(torch.randn((2, 6)), sharded_tensor.empty(spec(0), 6))
+        # a user implementation registered for F.linear replaces the built-in one (each test
+        # runs in fresh processes, so the registration does not leak)
+        from shardopt.sharded_tensor import custom_sharded_op_impl
+
+        @custom_sharded_op_impl(F.linear)
+        def user_linear(types, args, kwargs, process_group):
+            return "user linear"
+        self.assertEqual(lin(torch.randn((2, 6))), "user linear")
         # every rank raised before any collective: the group still works
         t = torch.ones((1,))
         dist.all_reduce(t)
