@@ -213,7 +213,11 @@ def configure():
         "libraries": [],
         "library_dirs": [],
         "runtime_library_dirs": [],
-        "extra_compile_args": ["-fno-strict-aliasing", "-fno-math-errno", "-Wall"],  # math-errno: libm sqrt must vectorise (optim)
+        # -fno-math-errno: libm sqrt must vectorise (optim).  -ffp-contract=fast: -std=c11
+        # turns gcc's a*b+c -> fma contraction off; only the target_clones'd kernels (built
+        # for AVX2/AVX-512 as well) have FMA, and they need it (nvcc contracts by default).
+        "extra_compile_args": ["-fno-strict-aliasing", "-fno-math-errno", "-ffp-contract=fast",
+                               "-Wall"],
         "extra_link_args": [],
         "depends": _sources("*.h") + _sources("*.cuh") + _sources("*.hpp"),
     }

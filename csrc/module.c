@@ -75,8 +75,10 @@ static int module_exec(PyObject *m)
     if (so_register_sort(m, st) < 0) return -1;
     if (so_register_scan(m, st) < 0) return -1;
     if (so_register_matmul(m, st) < 0) return -1;
+    if (so_register_norms(m, st) < 0) return -1;
     if (so_register_join(m, st) < 0) return -1;
     if (so_register_elementwise(m, st) < 0) return -1;
+    if (so_register_nn(m, st) < 0) return -1;
     if (so_register_optim(m, st) < 0) return -1;
     if (so_register_dist(m, st) < 0) return -1;
     if (so_register_shard(m, st) < 0) return -1;

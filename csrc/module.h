@@ -64,8 +64,10 @@ int so_register_index(PyObject *m, so_state *st);     /* ops/index.c */
 int so_register_sort(PyObject *m, so_state *st);      /* ops/sort.c */
 int so_register_scan(PyObject *m, so_state *st);      /* ops/scan.c */
 int so_register_matmul(PyObject *m, so_state *st);    /* ops/matmul.c */
+int so_register_norms(PyObject *m, so_state *st);     /* ops/norms.c */
 int so_register_join(PyObject *m, so_state *st);      /* ops/join.c */
 int so_register_elementwise(PyObject *m, so_state *st); /* ops/elementwise_py.c */
+int so_register_nn(PyObject *m, so_state *st);        /* ops/nn_args.c (softmax, norms, losses, embedding, dropout) */
 int so_register_optim(PyObject *m, so_state *st);     /* optim/optim_py.c */
 int so_register_shard(PyObject *m, so_state *st);     /* shard/spec.c (placements, specs, validators) */
 int so_register_sharded_optim(PyObject *m, so_state *st); /* shard/sharded_optim.c */

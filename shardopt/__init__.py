@@ -29,6 +29,8 @@ globals().update(_overrides.dispatchable_all(globals(), list(globals())))
 from . import autograd, nn  # noqa: E402
 from . import cuda  # noqa: E402
 from . import optim  # noqa: E402
+from . import serialization  # noqa: E402
+from .serialization import load, save  # noqa: E402,F401  (torch.save / torch.load)
 from . import distributed  # noqa: E402
 from . import sharding_spec, sharded_tensor  # noqa: E402
 from .sharded_tensor._shard_api import shard_parameter  # noqa: E402,F401  (torch.distributed._shard.shard_parameter)

@@ -63,15 +63,15 @@ static PyObject *py_cumsum(PyObject *m, PyObject *args, PyObject *kwds)
     } else {
         void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
         int err;
-        if (!stream) goto fail;
+        if (!stream) goto done;
         err = so_cumsum_cuda(&pl, stream, dev.index);
         if (err) {
             so_cuda_raise(err, "cumsum kernel launch", __FILE__, __LINE__);
-            goto fail;
+            goto done;
         }
     }
     return (PyObject *)out;
-fail:
+done:
     Py_DECREF(out);
     return NULL;
 }
@@ -110,15 +110,15 @@ static PyObject *py_cdf_search(PyObject *m, PyObject *args)
     } else {
         void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
         int err;
-        if (!stream) goto fail;
+        if (!stream) goto done;
         err = so_cdf_search_cuda(&pl, stream, dev.index);
         if (err) {
             so_cuda_raise(err, "cdf search kernel launch", __FILE__, __LINE__);
-            goto fail;
+            goto done;
         }
     }
     return (PyObject *)out;
-fail:
+done:
     Py_DECREF(out);
     return NULL;
 }

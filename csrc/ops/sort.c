@@ -53,8 +53,8 @@ static PyObject *sort_impl(so_state *st, SoTensor *t, int64_t dim, int64_t k, in
     int nd = t->ndim;
     memcpy(shape, t->shape, sizeof shape);
     if (k >= 0 && nd) shape[dim] = k;
-    SO_CHECK_PTR(vals = so_tensor_empty(st, nd, shape, t->dtype, dev), fail);
-    SO_CHECK_PTR(idx = so_tensor_empty(st, nd, shape, SO_INT64, dev), fail);
+    SO_CHECK_PTR(vals = so_tensor_empty(st, nd, shape, t->dtype, dev), done);
+    SO_CHECK_PTR(idx = so_tensor_empty(st, nd, shape, SO_INT64, dev), done);
     memset(&pl, 0, sizeof pl);
     so_rows_plan(t, dim, nd, shape, &pl.g);
     if (nd == 0 && k == 0) pl.g.out_n = 0;
@@ -71,16 +71,16 @@ static PyObject *sort_impl(so_state *st, SoTensor *t, int64_t dim, int64_t k, in
         } else {
             void *stream = so_cuda_stream(st->core.cuda_streams, dev.index);
             int err;
-            if (!stream) goto fail;
+            if (!stream) goto done;
             err = so_sort_cuda(&pl, stream, dev.index);
             if (err) {
                 so_cuda_raise(err, "sort kernel launch", __FILE__, __LINE__);
-                goto fail;
+                goto done;
             }
         }
     }
     return Py_BuildValue("(NN)", vals, idx);
-fail:
+done:
     Py_XDECREF(vals);
     Py_XDECREF(idx);
     return NULL;

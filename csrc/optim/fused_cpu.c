@@ -1,4 +1,4 @@
-/* fused_cpu.c — fused multi-tensor SGD / Adam / AdamW on the CPU.
+/* fused_cpu.c — fused multi-tensor SGD / Adam / AdamW / RMSprop / Adagrad on the CPU.
  *
  * One call per param group; for each param one pass over param, grad and state, with the
  * per-element math from optim_math.h.  Two paths:
@@ -84,6 +84,47 @@ SO_ALWAYS_INLINE void adam_loop_f64(double *restrict p, const double *restrict g
                          wd_mode, amsgrad);
 }
 
+SO_ALWAYS_INLINE void rmsprop_loop_f32(float *restrict p, const float *restrict g,
+                                       float *restrict sq, float *restrict b,
+                                       float *restrict ga, int64_t n, const so_rmsprop_f32 *cp,
+                                       int maximize, int has_wd, int centered, int has_mom)
+{
+    const so_rmsprop_f32 c = *cp;
+    for (int64_t i = 0; i < n; i++)
+        so_rmsprop_elem_f32(p + i, g[i], sq + i, b + i, ga + i, &c, maximize, has_wd, centered,
+                            has_mom);
+}
+
+SO_ALWAYS_INLINE void rmsprop_loop_f64(double *restrict p, const double *restrict g,
+                                       double *restrict sq, double *restrict b,
+                                       double *restrict ga, int64_t n, const so_rmsprop_f64 *cp,
+                                       int maximize, int has_wd, int centered, int has_mom)
+{
+    const so_rmsprop_f64 c = *cp;
+    for (int64_t i = 0; i < n; i++)
+        so_rmsprop_elem_f64(p + i, g[i], sq + i, b + i, ga + i, &c, maximize, has_wd, centered,
+                            has_mom);
+}
+
+SO_ALWAYS_INLINE void adagrad_loop_f32(float *restrict p, const float *restrict g,
+                                       float *restrict sum, int64_t n, const so_adagrad_f32 *cp,
+                                       float neg_clr, int maximize, int has_wd)
+{
+    const so_adagrad_f32 c = *cp;
+    for (int64_t i = 0; i < n; i++)
+        so_adagrad_elem_f32(p + i, g[i], sum + i, &c, neg_clr, maximize, has_wd);
+}
+
+SO_ALWAYS_INLINE void adagrad_loop_f64(double *restrict p, const double *restrict g,
+                                       double *restrict sum, int64_t n,
+                                       const so_adagrad_f64 *cp, double neg_clr, int maximize,
+                                       int has_wd)
+{
+    const so_adagrad_f64 c = *cp;
+    for (int64_t i = 0; i < n; i++)
+        so_adagrad_elem_f64(p + i, g[i], sum + i, &c, neg_clr, maximize, has_wd);
+}
+
 /* Expand F(k) for every k in [0, 32): the case labels of a switch over packed option bits.
  * Inside F the bits of the literal k are constant expressions, so each case inlines a loop
  * specialised for that combination. */
@@ -135,6 +176,50 @@ SO_CLONES static void adam_fast_f64(double *p, const double *g, double *m, doubl
 #define F(k) case (k): adam_loop_f64(p, g, m, v, vmax, n, c, ss, bc2s, BIT(k, 0), ((k) >> 2), \
                                      BIT(k, 1)); break;
         OPT_CASES4(F, 0) OPT_CASES4(F, 4) OPT_CASES4(F, 8)
+#undef F
+    }
+}
+
+/* RMSprop key: bit0 maximize, bit1 weight decay, bit2 centered, bit3 momentum. */
+SO_CLONES static void rmsprop_fast_f32(float *p, const float *g, float *sq, float *b, float *ga,
+                                       int64_t n, const so_rmsprop_f32 *c, int key)
+{
+    switch (key) {
+#define F(k) case (k): rmsprop_loop_f32(p, g, sq, b, ga, n, c, BIT(k, 0), BIT(k, 1), BIT(k, 2), \
+                                        BIT(k, 3)); break;
+        OPT_CASES16(F, 0)
+#undef F
+    }
+}
+
+SO_CLONES static void rmsprop_fast_f64(double *p, const double *g, double *sq, double *b,
+                                       double *ga, int64_t n, const so_rmsprop_f64 *c, int key)
+{
+    switch (key) {
+#define F(k) case (k): rmsprop_loop_f64(p, g, sq, b, ga, n, c, BIT(k, 0), BIT(k, 1), BIT(k, 2), \
+                                        BIT(k, 3)); break;
+        OPT_CASES16(F, 0)
+#undef F
+    }
+}
+
+/* Adagrad key: bit0 maximize, bit1 weight decay. */
+SO_CLONES static void adagrad_fast_f32(float *p, const float *g, float *sum, int64_t n,
+                                       const so_adagrad_f32 *c, float neg_clr, int key)
+{
+    switch (key) {
+#define F(k) case (k): adagrad_loop_f32(p, g, sum, n, c, neg_clr, BIT(k, 0), BIT(k, 1)); break;
+        OPT_CASES4(F, 0)
+#undef F
+    }
+}
+
+SO_CLONES static void adagrad_fast_f64(double *p, const double *g, double *sum, int64_t n,
+                                       const so_adagrad_f64 *c, double neg_clr, int key)
+{
+    switch (key) {
+#define F(k) case (k): adagrad_loop_f64(p, g, sum, n, c, neg_clr, BIT(k, 0), BIT(k, 1)); break;
+        OPT_CASES4(F, 0)
 #undef F
     }
 }
@@ -290,6 +375,78 @@ static void adam_general(const so_optim_tensor *t, const so_adam_f32 *c32,
     }
 }
 
+/* RMSprop's general path.  The operand slots in use are param, grad, square_avg and, when
+ * enabled, momentum_buffer (3) and grad_avg (4); unused ones alias square_avg's chunk and are
+ * never touched by the math (their flags are off). */
+static void rmsprop_general(const so_optim_tensor *t, const so_rmsprop_f32 *c32,
+                            const so_rmsprop_f64 *c64, so_rmsprop_flags f)
+{
+    int ops[5] = {SO_OPT_PARAM, SO_OPT_GRAD, 2, 0, 0};
+    int nops = 3, kb = 2, kg = 2;
+    if (f.has_momentum) { kb = nops; ops[nops++] = 3; }
+    if (f.centered) { kg = nops; ops[nops++] = 4; }
+    int dt = t->dtype;
+    strided_iter it;
+    char *ptrs[5][CHUNK];
+    iter_init(&it, t, ops, nops);
+    for (int64_t done = 0; done < t->numel; done += CHUNK) {
+        int len = (int)((t->numel - done) < CHUNK ? (t->numel - done) : CHUNK);
+        for (int j = 0; j < len; j++) iter_take(&it, ptrs, j);
+        if (dt == SO_FLOAT64) {
+            double val[5][CHUNK];
+            for (int k = 0; k < nops; k++)
+                for (int j = 0; j < len; j++) memcpy(&val[k][j], ptrs[k][j], 8);
+            rmsprop_loop_f64(val[0], val[1], val[2], val[kb], val[kg], len, c64, f.maximize,
+                             f.has_wd, f.centered, f.has_momentum);
+            for (int k = 0; k < nops; k++) {
+                if (k == 1) continue;
+                for (int j = 0; j < len; j++) memcpy(ptrs[k][j], &val[k][j], 8);
+            }
+        } else {
+            float val[5][CHUNK];
+            for (int k = 0; k < nops; k++)
+                for (int j = 0; j < len; j++) val[k][j] = load_as_f32(ptrs[k][j], dt);
+            rmsprop_loop_f32(val[0], val[1], val[2], val[kb], val[kg], len, c32, f.maximize,
+                             f.has_wd, f.centered, f.has_momentum);
+            for (int k = 0; k < nops; k++) {
+                if (k == 1) continue;
+                for (int j = 0; j < len; j++) store_from_f32(ptrs[k][j], dt, val[k][j]);
+            }
+        }
+    }
+}
+
+static void adagrad_general(const so_optim_tensor *t, const so_adagrad_f32 *c32,
+                            const so_adagrad_f64 *c64, so_adagrad_flags f)
+{
+    static const int ops[3] = {SO_OPT_PARAM, SO_OPT_GRAD, 2};
+    int dt = t->dtype;
+    strided_iter it;
+    char *ptrs[3][CHUNK];
+    iter_init(&it, t, ops, 3);
+    for (int64_t done = 0; done < t->numel; done += CHUNK) {
+        int len = (int)((t->numel - done) < CHUNK ? (t->numel - done) : CHUNK);
+        for (int j = 0; j < len; j++) iter_take(&it, ptrs, j);
+        if (dt == SO_FLOAT64) {
+            double val[3][CHUNK];
+            for (int k = 0; k < 3; k++)
+                for (int j = 0; j < len; j++) memcpy(&val[k][j], ptrs[k][j], 8);
+            adagrad_loop_f64(val[0], val[1], val[2], len, c64, t->step.step_size, f.maximize,
+                             f.has_wd);
+            for (int k = 0; k < 3; k += 2)
+                for (int j = 0; j < len; j++) memcpy(ptrs[k][j], &val[k][j], 8);
+        } else {
+            float val[3][CHUNK];
+            for (int k = 0; k < 3; k++)
+                for (int j = 0; j < len; j++) val[k][j] = load_as_f32(ptrs[k][j], dt);
+            adagrad_loop_f32(val[0], val[1], val[2], len, c32, (float)t->step.step_size,
+                             f.maximize, f.has_wd);
+            for (int k = 0; k < 3; k += 2)
+                for (int j = 0; j < len; j++) store_from_f32(ptrs[k][j], dt, val[k][j]);
+        }
+    }
+}
+
 /* ================================ entry points ================================ */
 
 void so_fused_sgd_cpu(const so_optim_tensor *ts, int64_t n, const so_sgd_f32 *c32,
@@ -333,5 +490,46 @@ void so_fused_adam_cpu(const so_optim_tensor *ts, int64_t n, const so_adam_f32 *
                           c64, t->step.step_size, t->step.bc2_sqrt, key);
         else
             adam_general(t, c32, c64, f);
+    }
+}
+
+void so_fused_rmsprop_cpu(const so_optim_tensor *ts, int64_t n, const so_rmsprop_f32 *c32,
+                          const so_rmsprop_f64 *c64, so_rmsprop_flags f)
+{
+    int key = (f.maximize ? 1 : 0) | (f.has_wd ? 2 : 0) | (f.centered ? 4 : 0) |
+              (f.has_momentum ? 8 : 0);
+    for (int64_t i = 0; i < n; i++) {
+        const so_optim_tensor *t = &ts[i];
+        if (t->numel == 0) continue;
+        /* unused slots alias square_avg (never touched without their flag) */
+        char *b = f.has_momentum ? t->data[3] : t->data[2];
+        char *ga = f.centered ? t->data[4] : t->data[2];
+        if (t->views == NULL && t->dtype == SO_FLOAT32)
+            rmsprop_fast_f32((float *)t->data[0], (const float *)t->data[1], (float *)t->data[2],
+                             (float *)b, (float *)ga, t->numel, c32, key);
+        else if (t->views == NULL && t->dtype == SO_FLOAT64)
+            rmsprop_fast_f64((double *)t->data[0], (const double *)t->data[1],
+                             (double *)t->data[2], (double *)b, (double *)ga, t->numel, c64,
+                             key);
+        else
+            rmsprop_general(t, c32, c64, f);
+    }
+}
+
+void so_fused_adagrad_cpu(const so_optim_tensor *ts, int64_t n, const so_adagrad_f32 *c32,
+                          const so_adagrad_f64 *c64, so_adagrad_flags f)
+{
+    int key = (f.maximize ? 1 : 0) | (f.has_wd ? 2 : 0);
+    for (int64_t i = 0; i < n; i++) {
+        const so_optim_tensor *t = &ts[i];
+        if (t->numel == 0) continue;
+        if (t->views == NULL && t->dtype == SO_FLOAT32)
+            adagrad_fast_f32((float *)t->data[0], (const float *)t->data[1],
+                             (float *)t->data[2], t->numel, c32, (float)t->step.step_size, key);
+        else if (t->views == NULL && t->dtype == SO_FLOAT64)
+            adagrad_fast_f64((double *)t->data[0], (const double *)t->data[1],
+                             (double *)t->data[2], t->numel, c64, t->step.step_size, key);
+        else
+            adagrad_general(t, c32, c64, f);
     }
 }

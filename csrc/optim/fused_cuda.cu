@@ -1,4 +1,4 @@
-/* fused_cuda.cu — multi-tensor-apply SGD / Adam / AdamW on CUDA.
+/* fused_cuda.cu — multi-tensor-apply SGD / Adam / AdamW / RMSprop / Adagrad on CUDA.
  *
  * Like PyTorch's multi_tensor_apply: the host walks the tensor list once, cutting every
  * tensor into chunks of MTA_CHUNK elements; each CUDA block updates one chunk.  The tensor
@@ -9,7 +9,8 @@
  *
  * Sizes are 64-bit; the chunk index is 32-bit, which covers tensors up to 2^31 * 65536
  * elements.  All operands must be contiguous (the binding checks); 16-byte aligned operands
- * take a 4-wide vector load path, others a scalar one.
+ * take a 4-wide vector load path, others a scalar one (RMSprop and Adagrad: the scalar,
+ * coalesced path only).
  */
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
@@ -73,12 +74,43 @@ static __device__ __forceinline__ void adam_elem(double *p, double g, double *m,
     so_adam_elem_f64(p, g, m, v, vmax, c, ss, bc2s, mx, wdm, ams);
 }
 
+static __device__ __forceinline__ void rmsprop_elem(float *p, float g, float *sq, float *b,
+                                                    float *ga, const so_rmsprop_f32 *c, int mx,
+                                                    int wd, int cen, int mom)
+{
+    so_rmsprop_elem_f32(p, g, sq, b, ga, c, mx, wd, cen, mom);
+}
+static __device__ __forceinline__ void rmsprop_elem(double *p, double g, double *sq, double *b,
+                                                    double *ga, const so_rmsprop_f64 *c, int mx,
+                                                    int wd, int cen, int mom)
+{
+    so_rmsprop_elem_f64(p, g, sq, b, ga, c, mx, wd, cen, mom);
+}
+static __device__ __forceinline__ void adagrad_elem(float *p, float g, float *sum,
+                                                    const so_adagrad_f32 *c, float neg_clr,
+                                                    int mx, int wd)
+{
+    so_adagrad_elem_f32(p, g, sum, c, neg_clr, mx, wd);
+}
+static __device__ __forceinline__ void adagrad_elem(double *p, double g, double *sum,
+                                                    const so_adagrad_f64 *c, double neg_clr,
+                                                    int mx, int wd)
+{
+    so_adagrad_elem_f64(p, g, sum, c, neg_clr, mx, wd);
+}
+
 template <typename M> struct SgdConsts;
 template <> struct SgdConsts<float> { typedef so_sgd_f32 type; };
 template <> struct SgdConsts<double> { typedef so_sgd_f64 type; };
 template <typename M> struct AdamConsts;
 template <> struct AdamConsts<float> { typedef so_adam_f32 type; };
 template <> struct AdamConsts<double> { typedef so_adam_f64 type; };
+template <typename M> struct RmspropConsts;
+template <> struct RmspropConsts<float> { typedef so_rmsprop_f32 type; };
+template <> struct RmspropConsts<double> { typedef so_rmsprop_f64 type; };
+template <typename M> struct AdagradConsts;
+template <> struct AdagradConsts<float> { typedef so_adagrad_f32 type; };
+template <> struct AdagradConsts<double> { typedef so_adagrad_f64 type; };
 
 /* ---- kernel argument blocks ---- */
 
@@ -96,6 +128,8 @@ typedef TensorListMeta<3, 36> SgdMeta;
 typedef TensorListMeta<5, 24> AdamMeta;
 static_assert(sizeof(SgdMeta) + sizeof(so_sgd_f64) + 64 <= 4096, "SGD kernel args over 4 KiB");
 static_assert(sizeof(AdamMeta) + sizeof(so_adam_f64) + 64 <= 4096, "Adam kernel args over 4 KiB");
+static_assert(sizeof(AdamMeta) + sizeof(so_rmsprop_f64) + 64 <= 4096,
+              "RMSprop kernel args over 4 KiB");
 
 template <typename T> struct alignas(sizeof(T) * MTA_ILP) VecT {
     T v[MTA_ILP];
@@ -113,6 +147,12 @@ struct SgdFlags {
 };
 struct AdamFlags {
     int maximize, wd_mode, amsgrad;
+};
+struct RmspropFlags {
+    int maximize, has_wd, centered, has_momentum;
+};
+struct AdagradFlags {
+    int maximize, has_wd;
 };
 
 /* One element, for the unaligned path and the ragged tail. */
@@ -235,6 +275,59 @@ adam_kernel(AdamMeta meta, typename AdamConsts<typename S::M>::type c, AdamFlags
         adam_one<S>(p, g, m, v, vmax, j, &c, ss, bc2s, f);
 }
 
+/* RMSprop: slots 0 param, 1 grad, 2 square_avg, 3 momentum_buffer, 4 grad_avg (the last two
+ * alias square_avg when unused and are then never touched). */
+template <typename S>
+__global__ void __launch_bounds__(MTA_BLOCK)
+rmsprop_kernel(AdamMeta meta, typename RmspropConsts<typename S::M>::type c, RmspropFlags f)
+{
+    typedef typename S::T T;
+    typedef typename S::M M;
+    const int t = meta.block_to_tensor[blockIdx.x];
+    const int64_t n = meta.numel[t];
+    const int64_t start = (int64_t)meta.block_to_chunk[blockIdx.x] * MTA_CHUNK;
+    const int64_t end = (start + MTA_CHUNK < n) ? start + MTA_CHUNK : n;
+    T *p = (T *)meta.addr[0][t];
+    const T *g = (const T *)meta.addr[1][t];
+    T *sq = (T *)meta.addr[2][t];
+    T *b = f.has_momentum ? (T *)meta.addr[3][t] : sq;
+    T *ga = f.centered ? (T *)meta.addr[4][t] : sq;
+    for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x) {
+        M pm = S::load(p[j]), sm = S::load(sq[j]);
+        M bm = f.has_momentum ? S::load(b[j]) : M(0);
+        M gm = f.centered ? S::load(ga[j]) : M(0);
+        rmsprop_elem(&pm, S::load(g[j]), &sm, &bm, &gm, &c, f.maximize, f.has_wd, f.centered,
+                     f.has_momentum);
+        p[j] = S::store(pm);
+        sq[j] = S::store(sm);
+        if (f.has_momentum) b[j] = S::store(bm);
+        if (f.centered) ga[j] = S::store(gm);
+    }
+}
+
+/* Adagrad: slots 0 param, 1 grad, 2 sum; s0 carries the tensor's -clr. */
+template <typename S>
+__global__ void __launch_bounds__(MTA_BLOCK)
+adagrad_kernel(SgdMeta meta, typename AdagradConsts<typename S::M>::type c, AdagradFlags f)
+{
+    typedef typename S::T T;
+    typedef typename S::M M;
+    const int t = meta.block_to_tensor[blockIdx.x];
+    const int64_t n = meta.numel[t];
+    const int64_t start = (int64_t)meta.block_to_chunk[blockIdx.x] * MTA_CHUNK;
+    const int64_t end = (start + MTA_CHUNK < n) ? start + MTA_CHUNK : n;
+    const M neg_clr = (M)meta.s0[t];
+    T *p = (T *)meta.addr[0][t];
+    const T *g = (const T *)meta.addr[1][t];
+    T *sum = (T *)meta.addr[2][t];
+    for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x) {
+        M pm = S::load(p[j]), sm = S::load(sum[j]);
+        adagrad_elem(&pm, S::load(g[j]), &sm, &c, neg_clr, f.maximize, f.has_wd);
+        p[j] = S::store(pm);
+        sum[j] = S::store(sm);
+    }
+}
+
 /* ---- host side: chunking and launches ---- */
 
 /* Walk the list, packing (tensor, chunk) pairs into launches.  A tensor cut by a full launch
@@ -317,6 +410,42 @@ static int adam_run(cudaStream_t stream, const so_optim_tensor *ts, int64_t n, c
     return mta_run<AdamMeta, 5, 24>(ts, n, fill, launch);
 }
 
+template <typename S, typename C>
+static int rmsprop_run(cudaStream_t stream, const so_optim_tensor *ts, int64_t n, const C &c,
+                       RmspropFlags f)
+{
+    auto fill = [](AdamMeta &meta, int slot, const so_optim_tensor *t) {
+        for (int d = 0; d < 5; d++) meta.addr[d][slot] = t->data[d];
+        meta.numel[slot] = t->numel;
+        meta.s0[slot] = 0.0;
+        meta.s1[slot] = 0.0;
+        meta.first[slot] = 0;
+    };
+    auto launch = [&](const AdamMeta &meta, int nb) {
+        rmsprop_kernel<S><<<nb, MTA_BLOCK, 0, stream>>>(meta, c, f);
+        return cudaGetLastError();
+    };
+    return mta_run<AdamMeta, 5, 24>(ts, n, fill, launch);
+}
+
+template <typename S, typename C>
+static int adagrad_run(cudaStream_t stream, const so_optim_tensor *ts, int64_t n, const C &c,
+                       AdagradFlags f)
+{
+    auto fill = [](SgdMeta &meta, int slot, const so_optim_tensor *t) {
+        for (int d = 0; d < 3; d++) meta.addr[d][slot] = t->data[d];
+        meta.numel[slot] = t->numel;
+        meta.s0[slot] = t->step.step_size; /* -clr */
+        meta.s1[slot] = 0.0;
+        meta.first[slot] = 0;
+    };
+    auto launch = [&](const SgdMeta &meta, int nb) {
+        adagrad_kernel<S><<<nb, MTA_BLOCK, 0, stream>>>(meta, c, f);
+        return cudaGetLastError();
+    };
+    return mta_run<SgdMeta, 3, 36>(ts, n, fill, launch);
+}
+
 /* Entry points.  The list is grouped by dtype here (a group normally has one dtype): each
  * dtype's tensors are gathered into their own run so that a launch covers one dtype. */
 template <typename Run>
@@ -369,6 +498,40 @@ extern "C" int so_fused_adam_cuda(void *stream, const so_optim_tensor *ts, int64
         case SO_FLOAT64: return adam_run<F64>(s, t, k, *c64, f);
         case SO_FLOAT16: return adam_run<F16>(s, t, k, *c32, f);
         case SO_BFLOAT16: return adam_run<BF16>(s, t, k, *c32, f);
+        default: return (int)cudaErrorInvalidValue;
+        }
+    });
+}
+
+extern "C" int so_fused_rmsprop_cuda(void *stream, const so_optim_tensor *ts, int64_t n,
+                                     const so_rmsprop_f32 *c32, const so_rmsprop_f64 *c64,
+                                     so_rmsprop_flags fl)
+{
+    cudaStream_t s = (cudaStream_t)stream;
+    RmspropFlags f = {fl.maximize, fl.has_wd, fl.centered, fl.has_momentum};
+    return by_dtype(ts, n, [&](int dt, const so_optim_tensor *t, int64_t k) -> int {
+        switch (dt) {
+        case SO_FLOAT32: return rmsprop_run<F32>(s, t, k, *c32, f);
+        case SO_FLOAT64: return rmsprop_run<F64>(s, t, k, *c64, f);
+        case SO_FLOAT16: return rmsprop_run<F16>(s, t, k, *c32, f);
+        case SO_BFLOAT16: return rmsprop_run<BF16>(s, t, k, *c32, f);
+        default: return (int)cudaErrorInvalidValue;
+        }
+    });
+}
+
+extern "C" int so_fused_adagrad_cuda(void *stream, const so_optim_tensor *ts, int64_t n,
+                                     const so_adagrad_f32 *c32, const so_adagrad_f64 *c64,
+                                     so_adagrad_flags fl)
+{
+    cudaStream_t s = (cudaStream_t)stream;
+    AdagradFlags f = {fl.maximize, fl.has_wd};
+    return by_dtype(ts, n, [&](int dt, const so_optim_tensor *t, int64_t k) -> int {
+        switch (dt) {
+        case SO_FLOAT32: return adagrad_run<F32>(s, t, k, *c32, f);
+        case SO_FLOAT64: return adagrad_run<F64>(s, t, k, *c64, f);
+        case SO_FLOAT16: return adagrad_run<F16>(s, t, k, *c32, f);
+        case SO_BFLOAT16: return adagrad_run<BF16>(s, t, k, *c32, f);
         default: return (int)cudaErrorInvalidValue;
         }
     });

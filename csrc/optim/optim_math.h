@@ -1,4 +1,5 @@
-/* optim_math.h — the per-element math of SGD, Adam and AdamW, written once for C and CUDA.
+/* optim_math.h — the per-element math of SGD, Adam/AdamW, RMSprop and Adagrad, written once
+ * for C and CUDA.
  *
  * The CPU loops (fused_cpu.c) and the CUDA kernels (fused_cuda.cu) only differ in how they
  * walk the elements; both call these functions, so the CPU tests also check the math the GPU
@@ -10,6 +11,11 @@
  *   Adam:  g = maximize ? -g : g;  decoupled ? p *= 1 - lr*wd : g += wd*p;
  *          m = lerp(m, g, 1-b1);  v = b2*v + (1-b2)*g*g;  vmax = max(vmax, v)  (raw v);
  *          denom = sqrt(amsgrad ? vmax : v) / sqrt(bc2) + eps;  p -= (lr/bc1) * m / denom
+ *   RMSprop: g = maximize ? -g : g;  g += wd*p;  s = alpha*s + (1-alpha)*g*g;
+ *          centered: ga = lerp(ga, g, 1-alpha), avg = sqrt(s - ga*ga) + eps; else sqrt(s) + eps;
+ *          momentum: buf = mu*buf + g/avg, p += -lr*buf;  else p += (-lr*g)/avg
+ *   Adagrad: g = maximize ? -g : g;  g += wd*p;  sum += g*g;
+ *          p += (-clr*g) / (sqrt(sum) + eps),  clr = lr / (1 + (t-1)*lr_decay)
  *
  * Everything that is the same for all elements of a step (bias corrections, lr/bc1, 1-b1,
  * 1-lr*wd) is computed once on the host in double and handed in already rounded to the math
@@ -74,9 +80,23 @@ typedef struct {
 
 /* Per-tensor scalars that depend on the tensor's step count. */
 typedef struct {
-    double step_size;    /* lr / (1 - beta1^t) */
-    double bc2_sqrt;     /* sqrt(1 - beta2^t) */
+    double step_size;    /* Adam: lr / (1 - beta1^t);  Adagrad: -clr (the signed step) */
+    double bc2_sqrt;     /* Adam: sqrt(1 - beta2^t) */
 } so_adam_step;
+
+typedef struct {
+    float neg_lr, alpha, one_minus_alpha, eps, weight_decay, momentum;
+} so_rmsprop_f32;
+typedef struct {
+    double neg_lr, alpha, one_minus_alpha, eps, weight_decay, momentum;
+} so_rmsprop_f64;
+
+typedef struct {
+    float eps, weight_decay;
+} so_adagrad_f32;
+typedef struct {
+    double eps, weight_decay;
+} so_adagrad_f64;
 
 /* torch.lerp: two formulas so the result is exact at both ends of the weight range. */
 SO_OPT_HD float so_lerp_f32(float a, float b, float w)
@@ -168,6 +188,70 @@ SO_OPT_HD void so_adam_elem_f64(double *p, double g, double *m, double *v, doubl
     *p = pv - (step_size * mv) / denom; /* torch addcdiv_: (value * t1) / t2 */
 }
 
+/* ---- RMSprop ----
+ * Written in torch's operation order: mul_(alpha).addcmul_(g, g, value=1-alpha) is
+ * s*alpha + ((1-alpha)*g)*g; addcdiv_(t1, t2, value=v) is self + (v*t1)/t2. */
+#define SO_RMSPROP_ELEM(T, SQRT, LERP)                                                        \
+    T pv = *p;                                                                              \
+    if (maximize) g = -g;                                                                   \
+    if (has_wd) g = g + c->weight_decay * pv;                                               \
+    T s = (*sq) * c->alpha + c->one_minus_alpha * g * g;                                    \
+    *sq = s;                                                                                \
+    T avg;                                                                                  \
+    if (centered) {                                                                         \
+        T ga = LERP(*gavg, g, c->one_minus_alpha);                                          \
+        *gavg = ga;                                                                         \
+        avg = SQRT(s - ga * ga);                                                            \
+    } else {                                                                                \
+        avg = SQRT(s);                                                                      \
+    }                                                                                       \
+    avg = avg + c->eps;                                                                     \
+    if (has_momentum) {                                                                     \
+        T b = (*buf) * c->momentum + g / avg;                                               \
+        *buf = b;                                                                           \
+        *p = pv + c->neg_lr * b;                                                            \
+    } else {                                                                                \
+        *p = pv + (c->neg_lr * g) / avg;                                                    \
+    }
+
+SO_OPT_HD void so_rmsprop_elem_f32(float *p, float g, float *sq, float *buf, float *gavg,
+                                   const so_rmsprop_f32 *c, int maximize, int has_wd,
+                                   int centered, int has_momentum)
+{
+    SO_RMSPROP_ELEM(float, SO_SQRTF, so_lerp_f32)
+}
+
+SO_OPT_HD void so_rmsprop_elem_f64(double *p, double g, double *sq, double *buf, double *gavg,
+                                   const so_rmsprop_f64 *c, int maximize, int has_wd,
+                                   int centered, int has_momentum)
+{
+    SO_RMSPROP_ELEM(double, SO_SQRT, so_lerp_f64)
+}
+#undef SO_RMSPROP_ELEM
+
+/* ---- Adagrad ----  neg_clr = -lr / (1 + (t-1)*lr_decay), per tensor (its own step). */
+SO_OPT_HD void so_adagrad_elem_f32(float *p, float g, float *sum, const so_adagrad_f32 *c,
+                                   float neg_clr, int maximize, int has_wd)
+{
+    float pv = *p;
+    if (maximize) g = -g;
+    if (has_wd) g = g + c->weight_decay * pv;
+    float s = *sum + g * g; /* addcmul_(g, g, value=1): (1*g)*g is exactly g*g */
+    *sum = s;
+    *p = pv + (neg_clr * g) / (SO_SQRTF(s) + c->eps);
+}
+
+SO_OPT_HD void so_adagrad_elem_f64(double *p, double g, double *sum, const so_adagrad_f64 *c,
+                                   double neg_clr, int maximize, int has_wd)
+{
+    double pv = *p;
+    if (maximize) g = -g;
+    if (has_wd) g = g + c->weight_decay * pv;
+    double s = *sum + g * g;
+    *sum = s;
+    *p = pv + (neg_clr * g) / (SO_SQRT(s) + c->eps);
+}
+
 /* ---- host-side preparation (plain C, double precision) ---- */
 
 static inline void so_sgd_prepare(double lr, double weight_decay, double momentum,
@@ -198,6 +282,32 @@ static inline void so_adam_prepare(double lr, double beta1, double beta2, double
     c32->eps = (float)eps;
     c32->weight_decay = (float)weight_decay;
     c32->decay = (float)c64->decay;
+}
+
+static inline void so_rmsprop_prepare(double lr, double alpha, double eps, double weight_decay,
+                                      double momentum, so_rmsprop_f32 *c32, so_rmsprop_f64 *c64)
+{
+    c64->neg_lr = -lr;
+    c64->alpha = alpha;
+    c64->one_minus_alpha = 1.0 - alpha;
+    c64->eps = eps;
+    c64->weight_decay = weight_decay;
+    c64->momentum = momentum;
+    c32->neg_lr = (float)c64->neg_lr;
+    c32->alpha = (float)alpha;
+    c32->one_minus_alpha = (float)c64->one_minus_alpha;
+    c32->eps = (float)eps;
+    c32->weight_decay = (float)weight_decay;
+    c32->momentum = (float)momentum;
+}
+
+static inline void so_adagrad_prepare(double eps, double weight_decay, so_adagrad_f32 *c32,
+                                      so_adagrad_f64 *c64)
+{
+    c64->eps = eps;
+    c64->weight_decay = weight_decay;
+    c32->eps = (float)eps;
+    c32->weight_decay = (float)weight_decay;
 }
 
 #ifdef __cplusplus

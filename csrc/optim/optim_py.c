@@ -1,5 +1,6 @@
 /* optim_py.c — Python entry points of the fused optimizers: _C._fused_sgd_ and
- * _C._fused_adam_ (Adam and AdamW).
+ * _C._fused_adam_ (Adam and AdamW), plus the argument checks shared with adaptive_py.c
+ * (RMSprop, Adagrad) through optim_args.h.
  *
  * shardopt.optim makes one call per param group.  Everything is validated before anything
  * is written (list lengths; each tensor's type, dtype, device, shape; the step tensors), and
@@ -12,32 +13,24 @@
  * list of 0-d float32 CPU step tensors, adds 1 to each (as torch's `step_t += 1`), and derives
  * the bias corrections from the new value in double on the host.
  */
-#include "../tensor/tensor.h"
-#include "fused.h"
+#include "optim_args.h"
 
 #include <math.h>
 
-static const char *dtype_name(int dt)
+const char *so_opt_dtype_name(int dt)
 {
     static const char *names[SO_NUM_DTYPES] = {"float32", "float64", "float16", "bfloat16",
                                                "int32",   "int64",   "bool"};
     return (dt >= 0 && dt < SO_NUM_DTYPES) ? names[dt] : "unknown";
 }
 
-static void device_str(so_device d, char *buf, size_t n)
+void so_opt_device_str(so_device d, char *buf, size_t n)
 {
     if (d.type == SO_CUDA) snprintf(buf, n, "cuda:%d", (int)d.index);
     else snprintf(buf, n, "cpu");
 }
 
-/* A tensor list argument, held as a tuple so no other thread can drop its items while the
- * GIL is released.  `obj` may be None only when `optional`. */
-typedef struct {
-    const char *name;
-    PyObject *tuple; /* NULL when absent */
-} tensor_list;
-
-static int list_get(const char *fn, PyObject *obj, const char *name, int optional,
+int so_opt_list_get(const char *fn, PyObject *obj, const char *name, int optional,
                     Py_ssize_t expect_len, tensor_list *out)
 {
     out->name = name;
@@ -45,99 +38,98 @@ static int list_get(const char *fn, PyObject *obj, const char *name, int optiona
     if (obj == Py_None) {
         if (optional) return 0;
         return so_fail(PyExc_TypeError, "%s(): argument '%s' must be a list of Tensors, not None",
-                       fn, name);
+                     fn, name);
     }
     if (!PyList_Check(obj) && !PyTuple_Check(obj))
         return so_fail(PyExc_TypeError, "%s(): argument '%s' must be a list of Tensors, not %s",
-                       fn, name, Py_TYPE(obj)->tp_name);
+                     fn, name, Py_TYPE(obj)->tp_name);
     out->tuple = PySequence_Tuple(obj);
     if (out->tuple == NULL) return -1;
     if (expect_len >= 0 && PyTuple_GET_SIZE(out->tuple) != expect_len)
         return so_fail(PyExc_ValueError,
-                       "%s(): argument '%s' has %zd tensors but 'params' has %zd; the lists must "
-                       "have equal lengths",
-                       fn, name, PyTuple_GET_SIZE(out->tuple), expect_len);
+                     "%s(): argument '%s' has %zd tensors but 'params' has %zd; the lists must "
+                     "have equal lengths",
+                     fn, name, PyTuple_GET_SIZE(out->tuple), expect_len);
     return 0;
 }
 
 /* Check that list[i] is a Tensor matching the param (dtype, device, shape). */
-static int check_operand(so_state *st, const char *fn, const tensor_list *l, Py_ssize_t i,
+int so_opt_check_operand(so_state *st, const char *fn, const tensor_list *l, Py_ssize_t i,
                          const SoTensor *param, SoTensor **out)
 {
     PyObject *o = PyTuple_GET_ITEM(l->tuple, i);
     char b1[256], b2[256];
     if (!so_tensor_check(st, o))
         return so_fail(PyExc_TypeError, "%s(): %s[%zd] must be a Tensor, not %s", fn, l->name, i,
-                       o == Py_None ? "None" : Py_TYPE(o)->tp_name);
+                     o == Py_None ? "None" : Py_TYPE(o)->tp_name);
     SoTensor *t = (SoTensor *)o;
     if (param != NULL && t != param) {
         if (t->dtype != param->dtype)
             return so_fail(PyExc_TypeError,
-                           "%s(): %s[%zd] has dtype %s but params[%zd] has dtype %s; they must "
-                           "match", fn, l->name, i, dtype_name(t->dtype), i,
-                           dtype_name(param->dtype));
+                         "%s(): %s[%zd] has dtype %s but params[%zd] has dtype %s; they must "
+                         "match", fn, l->name, i, so_opt_dtype_name(t->dtype), i,
+                         so_opt_dtype_name(param->dtype));
         if (!so_device_eq(so_tensor_device(t), so_tensor_device(param))) {
-            device_str(so_tensor_device(t), b1, sizeof b1);
-            device_str(so_tensor_device(param), b2, sizeof b2);
+            so_opt_device_str(so_tensor_device(t), b1, sizeof b1);
+            so_opt_device_str(so_tensor_device(param), b2, sizeof b2);
             return so_fail(PyExc_RuntimeError,
-                           "%s(): %s[%zd] is on %s but params[%zd] is on %s; they must be on the "
-                           "same device", fn, l->name, i, b1, i, b2);
+                         "%s(): %s[%zd] is on %s but params[%zd] is on %s; they must be on the "
+                         "same device", fn, l->name, i, b1, i, b2);
         }
         int same = t->ndim == param->ndim;
         for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == param->shape[d];
         if (!same)
             return so_fail(PyExc_ValueError,
-                           "%s(): %s[%zd] has shape %s but params[%zd] has shape %s; they must "
-                           "match", fn, l->name, i, so_shape_str(t->ndim, t->shape, b1, sizeof b1),
-                           i, so_shape_str(param->ndim, param->shape, b2, sizeof b2));
+                         "%s(): %s[%zd] has shape %s but params[%zd] has shape %s; they must "
+                         "match", fn, l->name, i, so_shape_str(t->ndim, t->shape, b1, sizeof b1),
+                         i, so_shape_str(param->ndim, param->shape, b2, sizeof b2));
     }
     *out = t;
     return 0;
 }
 
 /* Validates params[i] itself. */
-static int check_param(so_state *st, const char *fn, const tensor_list *l, Py_ssize_t i,
+int so_opt_check_param(so_state *st, const char *fn, const tensor_list *l, Py_ssize_t i,
                        SoTensor **out)
 {
-    if (check_operand(st, fn, l, i, NULL, out) < 0) return -1;
+    if (so_opt_check_operand(st, fn, l, i, NULL, out) < 0) return -1;
     SoTensor *p = *out;
     if (!so_dtype_is_float(p->dtype))
         return so_fail(PyExc_TypeError,
-                       "%s(): params[%zd] has dtype %s; optimizers only update floating-point "
-                       "tensors (float32, float64, float16, bfloat16)",
-                       fn, i, dtype_name(p->dtype));
+                     "%s(): params[%zd] has dtype %s; optimizers only update floating-point "
+                     "tensors (float32, float64, float16, bfloat16)", fn, i, so_opt_dtype_name(p->dtype));
     so_device d = so_tensor_device(p);
     if (d.type == SO_CUDA) {
 #ifdef SHARDOPT_WITH_CUDA
         if (!so_tensor_is_contiguous(p))
             return so_fail(PyExc_RuntimeError,
-                           "%s(): params[%zd] is a non-contiguous CUDA tensor; the fused CUDA "
-                           "optimizer needs contiguous params, grads and state", fn, i);
+                         "%s(): params[%zd] is a non-contiguous CUDA tensor; the fused CUDA "
+                         "optimizer needs contiguous params, grads and state", fn, i);
         if (so_tensor_numel(p) / 65536 >= INT32_MAX)
             return so_fail(PyExc_ValueError, "%s(): params[%zd] is too large for the CUDA kernel",
-                           fn, i);
+                         fn, i);
 #else
         return so_fail(PyExc_RuntimeError,
-                       "%s(): params[%zd] is on cuda:%d, but this build of shardopt has no CUDA "
-                       "support", fn, i, (int)d.index);
+                     "%s(): params[%zd] is on cuda:%d, but this build of shardopt has no CUDA "
+                     "support", fn, i, (int)d.index);
 #endif
     }
     return 0;
 }
 
 /* Fill slot k of ts from t; note whether the CPU fast path can take it. */
-static void set_slot(so_optim_tensor *ts, int k, SoTensor *t, int *all_contig)
+void so_opt_set_slot(so_optim_tensor *ts, int k, SoTensor *t, int *all_contig)
 {
     ts->data[k] = so_tensor_data(t);
     if (!so_tensor_is_contiguous(t)) *all_contig = 0;
 }
 
 /* Sort order for the device split: CPU first, then CUDA by ordinal. */
-static int device_key(so_device d) { return d.type == SO_CUDA ? 1 + d.index : 0; }
+int so_opt_device_key(so_device d) { return d.type == SO_CUDA ? 1 + d.index : 0; }
 
 /* For the non-contiguous CPU entries, attach SO_OPT_MAX_OPS views each (in one block that
  * the caller frees).  `tensors[i][k]` are the operands (NULL if unused). */
-static int attach_views(so_optim_tensor *ts, SoTensor *(*tensors)[SO_OPT_MAX_OPS],
+int so_opt_attach_views(so_optim_tensor *ts, SoTensor *(*tensors)[SO_OPT_MAX_OPS],
                         const char *need, Py_ssize_t n, so_view **block_out)
 {
     Py_ssize_t count = 0;
@@ -163,9 +155,7 @@ static int attach_views(so_optim_tensor *ts, SoTensor *(*tensors)[SO_OPT_MAX_OPS
 
 #ifdef SHARDOPT_WITH_CUDA
 /* Run `fn` over each CUDA device's run of `ts` (sorted by device_key) on its compute stream. */
-typedef int (*cuda_group_fn)(void *stream, const so_optim_tensor *ts, int64_t n, const void *ctx);
-
-static int run_cuda_groups(so_state *st, const so_optim_tensor *ts, const int *keys,
+int so_opt_run_cuda_groups(so_state *st, const so_optim_tensor *ts, const int *keys,
                            Py_ssize_t n, cuda_group_fn fn, const void *ctx)
 {
     int prev = -1;
@@ -202,7 +192,7 @@ done:
 
 /* Sort entries so CPU ones come first, then each CUDA device's; stable (list order is kept
  * within a device, which makes results independent of how devices are mixed). */
-static void sort_by_device(so_optim_tensor *ts, int *keys, Py_ssize_t n)
+void so_opt_sort_by_device(so_optim_tensor *ts, int *keys, Py_ssize_t n)
 {
     /* insertion sort on small key sets would be quadratic for 1000s of tensors: use a
      * counting pass instead (keys are 0..SO_MAX_CUDA_DEVICES). */
@@ -287,16 +277,17 @@ static PyObject *fused_sgd(PyObject *module, PyObject *args, PyObject *kwargs)
                                      &dampening, &nesterov, &maximize))
         return NULL;
     int has_mom = momentum != 0.0;
-    SO_CHECK_RC(list_get(fn, params_o, "params", 0, -1, &P), done);
+    SO_CHECK_RC(so_opt_list_get(fn, params_o, "params", 0, -1, &P), done);
     Py_ssize_t n = PyTuple_GET_SIZE(P.tuple);
-    SO_CHECK_RC(list_get(fn, grads_o, "grads", 0, n, &G), done);
-    SO_CHECK_RC(list_get(fn, bufs_o, "momentum_buffers", !has_mom, n, &B), done);
+    SO_CHECK_RC(so_opt_list_get(fn, grads_o, "grads", 0, n, &G), done);
+    SO_CHECK_RC(so_opt_list_get(fn, bufs_o, "momentum_buffers", !has_mom, n, &B), done);
     if (first_o != Py_None) {
         first_t = PySequence_Tuple(first_o);
         if (first_t == NULL) goto done;
-        SO_CHECK(PyTuple_GET_SIZE(first_t) == n, done, PyExc_ValueError,
-                 "%s(): argument 'first_steps' has %zd entries but 'params' has %zd; "
-                 "the lists must have equal lengths", fn, PyTuple_GET_SIZE(first_t), n);
+        if (PyTuple_GET_SIZE(first_t) != n)
+            SO_FAIL(done, PyExc_ValueError,
+                         "%s(): argument 'first_steps' has %zd entries but 'params' has %zd; "
+                         "the lists must have equal lengths", fn, PyTuple_GET_SIZE(first_t), n);
     }
 
     size_t nn = n > 0 ? (size_t)n : 1;
@@ -311,15 +302,15 @@ static PyObject *fused_sgd(PyObject *module, PyObject *args, PyObject *kwargs)
     for (Py_ssize_t i = 0; i < n; i++) {
         SoTensor *p, *g, *b = NULL;
         int contig = 1;
-        SO_CHECK_RC(check_param(st, fn, &P, i, &p), done);
-        SO_CHECK_RC(check_operand(st, fn, &G, i, p, &g), done);
-        if (has_mom) SO_CHECK_RC(check_operand(st, fn, &B, i, p, &b), done);
+        SO_CHECK_RC(so_opt_check_param(st, fn, &P, i, &p), done);
+        SO_CHECK_RC(so_opt_check_operand(st, fn, &G, i, p, &g), done);
+        if (has_mom) SO_CHECK_RC(so_opt_check_operand(st, fn, &B, i, p, &b), done);
         if (b != NULL && so_tensor_device(p).type == SO_CUDA && !so_tensor_is_contiguous(b))
             SO_FAIL(done, PyExc_RuntimeError, "%s(): momentum_buffers[%zd] is a non-contiguous "
-                    "CUDA tensor; the fused CUDA optimizer needs contiguous tensors", fn, i);
+                         "CUDA tensor; the fused CUDA optimizer needs contiguous tensors", fn, i);
         if (so_tensor_device(p).type == SO_CUDA && !so_tensor_is_contiguous(g))
             SO_FAIL(done, PyExc_RuntimeError, "%s(): grads[%zd] is a non-contiguous CUDA tensor; "
-                    "the fused CUDA optimizer needs contiguous tensors", fn, i);
+                         "the fused CUDA optimizer needs contiguous tensors", fn, i);
         int first = 0;
         if (first_t != NULL) {
             first = PyObject_IsTrue(PyTuple_GET_ITEM(first_t, i));
@@ -328,22 +319,22 @@ static PyObject *fused_sgd(PyObject *module, PyObject *args, PyObject *kwargs)
         ts[i].numel = so_tensor_numel(p);
         ts[i].dtype = p->dtype;
         ts[i].first = has_mom && first;
-        set_slot(&ts[i], 0, p, &contig);
-        set_slot(&ts[i], 1, g, &contig);
-        if (b != NULL) set_slot(&ts[i], 2, b, &contig);
+        so_opt_set_slot(&ts[i], 0, p, &contig);
+        so_opt_set_slot(&ts[i], 1, g, &contig);
+        if (b != NULL) so_opt_set_slot(&ts[i], 2, b, &contig);
         ops[i][0] = p;
         ops[i][1] = g;
         ops[i][2] = b;
-        keys[i] = device_key(so_tensor_device(p));
+        keys[i] = so_opt_device_key(so_tensor_device(p));
         need[i] = keys[i] == 0 && !contig;
     }
-    SO_CHECK_RC(attach_views(ts, ops, need, n, &views), done);
+    SO_CHECK_RC(so_opt_attach_views(ts, ops, need, n, &views), done);
 
     so_sgd_f32 c32;
     so_sgd_f64 c64;
     so_sgd_prepare(lr, wd, momentum, dampening, &c32, &c64);
     sgd_ctx ctx = {&c32, &c64, {maximize, wd != 0.0, has_mom, has_mom && nesterov}};
-    sort_by_device(ts, keys, n);
+    so_opt_sort_by_device(ts, keys, n);
     Py_ssize_t ncpu = 0;
     while (ncpu < n && keys[ncpu] == 0) ncpu++;
     if (ncpu > 0) {
@@ -352,7 +343,7 @@ static PyObject *fused_sgd(PyObject *module, PyObject *args, PyObject *kwargs)
         Py_END_ALLOW_THREADS
     }
 #ifdef SHARDOPT_WITH_CUDA
-    SO_CHECK_RC(run_cuda_groups(st, ts, keys, n, sgd_cuda_group, &ctx), done);
+    SO_CHECK_RC(so_opt_run_cuda_groups(st, ts, keys, n, sgd_cuda_group, &ctx), done);
 #endif
     for (Py_ssize_t i = 0; i < n; i++) {
         so_tensor_bump_version(ops[i][0]);
@@ -399,19 +390,19 @@ static int adam_cuda_group(void *stream, const so_optim_tensor *ts, int64_t n, c
 #endif
 
 /* A step counter: a one-element float32/float64 CPU tensor. */
-static int check_step(so_state *st, const char *fn, const tensor_list *l, Py_ssize_t i,
+int so_opt_check_step(so_state *st, const char *fn, const tensor_list *l, Py_ssize_t i,
                       SoTensor **out)
 {
-    if (check_operand(st, fn, l, i, NULL, out) < 0) return -1;
+    if (so_opt_check_operand(st, fn, l, i, NULL, out) < 0) return -1;
     SoTensor *s = *out;
     if (so_tensor_device(s).type != SO_CPU || so_tensor_numel(s) != 1 ||
         (s->dtype != SO_FLOAT32 && s->dtype != SO_FLOAT64)) {
         char b[64], sh[128];
-        device_str(so_tensor_device(s), b, sizeof b);
+        so_opt_device_str(so_tensor_device(s), b, sizeof b);
         return so_fail(PyExc_TypeError,
-                       "%s(): state_steps[%zd] must be a one-element float32 or float64 CPU tensor "
-                       "(torch's `step`), got dtype %s, shape %s on %s", fn, i,
-                       dtype_name(s->dtype), so_shape_str(s->ndim, s->shape, sh, sizeof sh), b);
+                     "%s(): state_steps[%zd] must be a one-element float32 or float64 CPU tensor "
+                     "(torch's `step`), got dtype %s, shape %s on %s", fn, i,
+                     so_opt_dtype_name(s->dtype), so_shape_str(s->ndim, s->shape, sh, sizeof sh), b);
     }
     return 0;
 }
@@ -447,13 +438,13 @@ static PyObject *fused_adam(PyObject *module, PyObject *args, PyObject *kwargs)
                                      &go, &mo, &vo, &xo, &so, &lr, &beta1, &beta2, &eps, &wd,
                                      &amsgrad, &maximize, &decoupled))
         return NULL;
-    SO_CHECK_RC(list_get(fn, po, "params", 0, -1, &P), done);
+    SO_CHECK_RC(so_opt_list_get(fn, po, "params", 0, -1, &P), done);
     Py_ssize_t n = PyTuple_GET_SIZE(P.tuple);
-    SO_CHECK_RC(list_get(fn, go, "grads", 0, n, &G), done);
-    SO_CHECK_RC(list_get(fn, mo, "exp_avgs", 0, n, &M), done);
-    SO_CHECK_RC(list_get(fn, vo, "exp_avg_sqs", 0, n, &V), done);
-    SO_CHECK_RC(list_get(fn, xo, "max_exp_avg_sqs", !amsgrad, n, &X), done);
-    SO_CHECK_RC(list_get(fn, so, "state_steps", 0, n, &S), done);
+    SO_CHECK_RC(so_opt_list_get(fn, go, "grads", 0, n, &G), done);
+    SO_CHECK_RC(so_opt_list_get(fn, mo, "exp_avgs", 0, n, &M), done);
+    SO_CHECK_RC(so_opt_list_get(fn, vo, "exp_avg_sqs", 0, n, &V), done);
+    SO_CHECK_RC(so_opt_list_get(fn, xo, "max_exp_avg_sqs", !amsgrad, n, &X), done);
+    SO_CHECK_RC(so_opt_list_get(fn, so, "state_steps", 0, n, &S), done);
 
     size_t nn = n > 0 ? (size_t)n : 1;
     ts = PyMem_Calloc(nn, sizeof(so_optim_tensor));
@@ -469,29 +460,29 @@ static PyObject *fused_adam(PyObject *module, PyObject *args, PyObject *kwargs)
     for (Py_ssize_t i = 0; i < n; i++) {
         SoTensor *p, *t;
         int contig = 1;
-        SO_CHECK_RC(check_param(st, fn, &P, i, &p), done);
+        SO_CHECK_RC(so_opt_check_param(st, fn, &P, i, &p), done);
         int on_cuda = so_tensor_device(p).type == SO_CUDA;
         ops[i][0] = p;
-        set_slot(&ts[i], 0, p, &contig);
+        so_opt_set_slot(&ts[i], 0, p, &contig);
         for (int k = 1; k < SO_OPT_MAX_OPS; k++) {
             const tensor_list *l = k == 1 ? &G : state_lists[k - 2];
             if (l->tuple == NULL) continue; /* max_exp_avg_sqs without amsgrad */
             if (k == 4 && !amsgrad) continue;
-            SO_CHECK_RC(check_operand(st, fn, l, i, p, &t), done);
+            SO_CHECK_RC(so_opt_check_operand(st, fn, l, i, p, &t), done);
             if (on_cuda && !so_tensor_is_contiguous(t))
                 SO_FAIL(done, PyExc_RuntimeError, "%s(): %s[%zd] is a non-contiguous CUDA "
-                        "tensor; the fused CUDA optimizer needs contiguous tensors", fn,
-                        l->name, i);
+                             "tensor; the fused CUDA optimizer needs contiguous tensors", fn,
+                             l->name, i);
             ops[i][k] = t;
-            set_slot(&ts[i], k, t, &contig);
+            so_opt_set_slot(&ts[i], k, t, &contig);
         }
-        SO_CHECK_RC(check_step(st, fn, &S, i, &steps[i]), done);
+        SO_CHECK_RC(so_opt_check_step(st, fn, &S, i, &steps[i]), done);
         ts[i].numel = so_tensor_numel(p);
         ts[i].dtype = p->dtype;
-        keys[i] = device_key(so_tensor_device(p));
+        keys[i] = so_opt_device_key(so_tensor_device(p));
         need[i] = keys[i] == 0 && !contig;
     }
-    SO_CHECK_RC(attach_views(ts, ops, need, n, &views), done);
+    SO_CHECK_RC(so_opt_attach_views(ts, ops, need, n, &views), done);
 
     /* All checks passed: advance the step counters and derive the per-tensor scalars
      * (torch: step_t += 1; bc1 = 1 - beta1**step; step_size = lr / bc1;
@@ -517,7 +508,7 @@ static PyObject *fused_adam(PyObject *module, PyObject *args, PyObject *kwargs)
     so_adam_f64 c64;
     so_adam_prepare(lr, beta1, beta2, eps, wd, &c32, &c64);
     adam_ctx ctx = {&c32, &c64, {maximize, wd == 0.0 ? 0 : (decoupled ? 2 : 1), amsgrad}};
-    sort_by_device(ts, keys, n);
+    so_opt_sort_by_device(ts, keys, n);
     Py_ssize_t ncpu = 0;
     while (ncpu < n && keys[ncpu] == 0) ncpu++;
     if (ncpu > 0) {
@@ -526,7 +517,7 @@ static PyObject *fused_adam(PyObject *module, PyObject *args, PyObject *kwargs)
         Py_END_ALLOW_THREADS
     }
 #ifdef SHARDOPT_WITH_CUDA
-    SO_CHECK_RC(run_cuda_groups(st, ts, keys, n, adam_cuda_group, &ctx), done);
+    SO_CHECK_RC(so_opt_run_cuda_groups(st, ts, keys, n, adam_cuda_group, &ctx), done);
 #endif
     for (Py_ssize_t i = 0; i < n; i++)
         for (int k = 0; k < SO_OPT_MAX_OPS; k++)
@@ -571,6 +562,6 @@ static PyMethodDef optim_methods[] = {
 
 int so_register_optim(PyObject *m, so_state *st)
 {
-    (void)st;
-    return PyModule_AddFunctions(m, optim_methods);
+    if (PyModule_AddFunctions(m, optim_methods) < 0) return -1;
+    return so_register_optim_adaptive(m, st);
 }

@@ -62,6 +62,15 @@ static PyObject *storage_device(SoStorage *self, void *c)
     return st ? so_device_object(st, self->device) : NULL;
 }
 
+/* True when the buffer is shardopt's own (host or CUDA allocation), False when it belongs to
+ * a foreign owner (a NumPy array, a DLPack producer) that may still write to it.  Autograd
+ * only adopts a gradient buffer without copying when it is its own. */
+static PyObject *storage_owns_memory(SoStorage *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(self->free_kind != SO_FREE_OWNER);
+}
+
 static PyMethodDef storage_methods[] = {
     {"nbytes", (PyCFunction)storage_nbytes, METH_NOARGS, "size of the buffer in bytes"},
     {"data_ptr", (PyCFunction)storage_data_ptr, METH_NOARGS, "address of the buffer"},
@@ -69,6 +78,7 @@ static PyMethodDef storage_methods[] = {
 
 static PyGetSetDef storage_getset[] = {
     {"device", (getter)storage_device, NULL, NULL, NULL},
+    {"_owns_memory", (getter)storage_owns_memory, NULL, NULL, NULL},
     {NULL}};
 
 static PyType_Slot storage_slots[] = {

@@ -48,7 +48,7 @@ def record(cls, out, inputs, ctx=None, saved=()) -> Any:
     if not out.dtype.is_floating_point:
         return out
     node = cls()
-    node.next_functions = tuple(edge(x) for x in inputs)
+    node.next_functions = tuple([edge(x) for x in inputs])
     node._ctx = ctx
     if saved:
         save(node, *saved)

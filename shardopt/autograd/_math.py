@@ -301,6 +301,35 @@ def _rec_matmul(out, x, y, args, kw):
     return record(cls, out, (x, y), (mx, my), (x, y))
 
 
+# ------------------------------------------------------------------ mse_loss
+
+
+def _bw_mse(node, g):
+    d, = unpack(node)
+    scale, mi, mt = node._ctx
+    raw = c.RAW_M
+    # d(mean((i - t)^2))/di = 2 (i - t) / N: one scale of the saved difference
+    gi = raw["__mul__"](d, raw["__mul__"](g, scale) if scale != 1.0 else g)
+    gt = fit(raw["__neg__"](gi), mt) if mt else None
+    return (fit(gi, mi) if mi else None), gt
+
+
+MseLossBackward0 = node_type("MseLossBackward0", _bw_mse)
+
+
+def mse_loss(input, target, reduction):
+    """(input - target)^2 reduced by 'mean' or 'sum' as one recorded node (torch's
+    MseLossBackward0) instead of three; the caller validated the arguments."""
+    raw = c.RAW_M
+    d = raw["__sub__"](input, target)
+    sq = raw["__mul__"](d, d)
+    out = raw["mean"](sq) if reduction == "mean" else raw["sum"](sq)
+    if _state.enabled and c.any_grad(input, target):
+        scale = 2.0 / sq.numel() if reduction == "mean" else 2.0
+        record(MseLossBackward0, out, (input, target), (scale, meta(input), meta(target)), (d,))
+    return out
+
+
 # ------------------------------------------------------------------ linear
 
 
@@ -315,17 +344,21 @@ def _as_rows(t):
 
 
 def _bw_linear(node, g):
+    # raw ops: the engine runs with grad mode off, so the public wrappers would only add a
+    # Python layer per call
     x, w = unpack(node)
     mx, mw, mb = node._ctx
     gx = gw = gb = None
+    raw = c.RAW_M
     if mx:
-        gx = fit(g.matmul(w), mx)
+        gx = fit(raw["matmul"](g, w), mx)
     if mw or mb:
-        g2 = _as_rows(g)
+        g2 = g if g.ndim == 2 else _as_rows(g)
         if mw:
-            gw = fit(g2.t().matmul(_as_rows(x)), mw)
+            x2 = x if x.ndim == 2 else _as_rows(x)
+            gw = fit(raw["matmul"](raw["t"](g2), x2), mw)
         if mb:
-            gb = fit(g2.sum(dim=0), mb)
+            gb = fit(raw["sum"](g2, 0), mb)
     return gx, gw, gb
 
 
@@ -340,9 +373,15 @@ def linear(input, weight, bias=None) -> Tensor:
     if input.ndim == 0 or weight.ndim not in (1, 2):
         raise RuntimeError(f"linear(): input must have at least 1 dimension and weight 1 or 2, "
                            f"got input {list(input._shape)} and weight {list(weight._shape)}")
-    out = c.RAW_M["matmul"](input, weight.t() if weight.ndim == 2 else weight)
+    # the raw transpose: linear records one node for weight itself, not a TBackward view
+    out = c.RAW_M["matmul"](input, c.RAW_M["t"](weight) if weight.ndim == 2 else weight)
     if bias is not None:
-        out = c.RAW_M["__add__"](out, bias)
+        if (isinstance(bias, _TB) and bias.dtype == out.dtype and bias.device == out.device
+                and (bias.ndim == 0 or (bias.ndim == 1 and out.ndim >= 1
+                                        and bias._shape[0] == out._shape[-1]))):
+            c.RAW_M["add_"](out, bias)  # into the fresh matmul result: no second buffer
+        else:
+            out = c.RAW_M["__add__"](out, bias)  # promotion / broadcasting rules decide
     if _state.enabled and c.any_grad(input, weight, bias):
         if weight.ndim != 2:
             raise RuntimeError("linear(): autograd needs a 2-D weight")

@@ -143,7 +143,7 @@ def run_backward(outputs, grads, retain_graph, inputs=None, allow_unused=False,
                         captured[j] = buf[nr]
                 if is_acc and (not accumulate or (k, 0) not in capture):
                     continue  # autograd.grad / backward(inputs=): leave other leaves alone
-            if all(g is None for g in buf):
+            if buf.count(None) == len(buf):
                 in_grads = [None] * len(node.next_functions)
             else:
                 in_grads = node._apply(buf)
@@ -158,10 +158,15 @@ def run_backward(outputs, grads, retain_graph, inputs=None, allow_unused=False,
                     cbuf = buffers[ck] = [None] * child._num_outputs
                     nodes[ck] = child
                 if g is not None:
-                    cbuf[nr] = _add(cbuf[nr], g)
-                deps[ck] -= 1
-                if deps[ck] == 0:
+                    prev = cbuf[nr]
+                    cbuf[nr] = g if prev is None else prev + g
+                left = deps[ck] - 1
+                deps[ck] = left
+                if left == 0:
                     ready.append(child)
+            # drop the engine's own references to the gradients it handed on: a buffer that
+            # only its consumer holds can be adopted by AccumulateGrad without a copy
+            in_grads = g = buf = prev = None
     finally:
         grad_mode._set_enabled(prev_mode)
 

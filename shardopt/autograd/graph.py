@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import re
+import sys
 import weakref
 
 from .. import _C
@@ -95,9 +96,11 @@ class SavedTensor:
     def __init__(self, t, producer=None) -> None:
         self.data = t._alias()
         self.version = t._version
-        # name of the node that made the tensor (None for leaves), for the in-place error
+        # what made the tensor (None for leaves), for the in-place error: a name, or the node's
+        # class (named like the node; no reference to the node itself, so no cycle), whose
+        # name is only looked up if that error is raised
         gf = t.grad_fn if producer is None else producer
-        self.producer = None if gf is None else (gf if isinstance(gf, str) else gf.name())
+        self.producer = None if gf is None else (gf if isinstance(gf, str) else type(gf))
         self.output_nr = output_nr(t)
         self.shape = None
         self.tstr = None
@@ -112,8 +115,9 @@ class SavedTensor:
             msg = ("one of the variables needed for gradient computation has been modified by an "
                    f"inplace operation: [{type_string(d)} [{shape}]]")
             if self.producer is not None:
+                name = self.producer if isinstance(self.producer, str) else self.producer.__name__
                 # torch 2.x names the op, not the node: "output 0 of Mul" for MulBackward0
-                op = _BACKWARD_SUFFIX.sub("", self.producer) or self.producer
+                op = _BACKWARD_SUFFIX.sub("", name) or name
                 msg += f", which is output {self.output_nr} of {op},"
             msg += (f" is at version {v}; expected version {self.version} instead. Hint: the "
                     "tensor was changed in place after it was saved for backward; clone() it "
@@ -124,7 +128,7 @@ class SavedTensor:
 
 def save(node, *tensors) -> None:
     """Save tensors (None allowed) on ``node``; returns nothing. Unpack with ``unpack(node)``."""
-    node._saved = tuple(SavedTensor(t) if t is not None else _NONE_SAVED for t in tensors)
+    node._saved = tuple([SavedTensor(t) if t is not None else _NONE_SAVED for t in tensors])
 
 
 class _NoneSaved:
@@ -160,7 +164,11 @@ class AccumulateGrad(Node):
         var = self.variable
         old = var.grad
         if old is None:
-            # a fresh contiguous tensor the leaf owns (the incoming one may alias other data)
+            # torch's rule: adopt the incoming buffer when nothing else can see it, else
+            # store a fresh contiguous copy the leaf owns (the incoming one may alias data)
+            if _stealable(g):
+                var.grad = g
+                return ()
             new = g.clone()
             if new.requires_grad or new.grad_fn is not None:
                 new = new.detach()
@@ -173,16 +181,49 @@ class AccumulateGrad(Node):
         return ()
 
 
+# References to the incoming gradient while AccumulateGrad._apply runs on a buffer the engine
+# made: the engine's buffer list, _apply's local `g`, _stealable's parameter and
+# getrefcount's own argument.  Any other holder (the caller of backward(gradient=g),
+# autograd.grad's capture, a second edge that received the same tensor) adds one.
+_EXPECTED_TENSOR_REFS = 4
+# References to its storage when the tensor is its only viewer: the tensor, the local `s`
+# and getrefcount's argument.  Views, saved-for-backward aliases and NumPy arrays exported
+# from it each add one.
+_EXPECTED_STORAGE_REFS = 3
+
+
+def _stealable(g):
+    """True when ``g`` may become a leaf's ``.grad`` without a copy: no other reference to
+    the tensor, no other view of (or NumPy array over) its storage, it covers the whole
+    buffer contiguously, the buffer is shardopt's own (not a NumPy array's that the caller
+    could still write), and it has no autograd history."""
+    if sys.getrefcount(g) > _EXPECTED_TENSOR_REFS:
+        return False
+    if g.requires_grad or g.grad_fn is not None or g.storage_offset() != 0:
+        return False
+    if not g.is_contiguous():
+        return False
+    s = g._storage
+    if sys.getrefcount(s) > _EXPECTED_STORAGE_REFS or not s._owns_memory:
+        return False
+    return s.nbytes() == g.numel() * g.element_size()
+
+
 # id(leaf) -> weakref(AccumulateGrad). The node holds the leaf strongly, so the id cannot be
 # reused while the entry exists; the entry goes away with the node.
 _acc_cache = {}
 
 
-def _drop_acc(key):
-    def cb(ref, key=key):
-        if _acc_cache.get(key) is ref:
-            del _acc_cache[key]
-    return cb
+class _AccRef(weakref.ref):
+    """The cache's weak reference, carrying its key for the callback (no closure per node)."""
+
+    __slots__ = ("key",)
+
+
+def _drop_acc(ref):
+    key = ref.key
+    if _acc_cache.get(key) is ref:
+        del _acc_cache[key]
 
 
 def grad_accumulator(t) -> AccumulateGrad:
@@ -193,7 +234,9 @@ def grad_accumulator(t) -> AccumulateGrad:
         if node is not None and node.variable is t:
             return node
     node = AccumulateGrad(t)
-    _acc_cache[key] = weakref.ref(node, _drop_acc(key))
+    ref = _AccRef(node, _drop_acc)
+    ref.key = key
+    _acc_cache[key] = ref
     return node
 
 

@@ -1,7 +1,8 @@
-"""shardopt.nn: Module, Parameter, Linear, GELU, ReLU, Sequential, MSELoss, functional, init."""
+"""shardopt.nn: modules, parameters, losses, functional and init (torch.nn's surface)."""
 from . import functional, init  # noqa: F401
-from .modules import GELU, Identity, Linear, Module, MSELoss, ReLU, Sequential
+from .modules import *  # noqa: F401,F403
+from .modules import __all__ as _modules_all
 from .parameter import Parameter
+from . import utils  # noqa: E402,F401  (clip_grad_norm_, parameters_to_vector...)
 
-__all__ = ["Module", "Parameter", "Linear", "Identity", "GELU", "ReLU", "Sequential", "MSELoss",
-           "functional", "init"]
+__all__ = list(_modules_all) + ["Parameter", "functional", "init"]

@@ -79,6 +79,8 @@ def _step_tensor(value=0.0):
 
 def _scalar(x, name):
     """A hyper-parameter as a Python float (a one-element Tensor is read once, on the host)."""
+    if type(x) is float:
+        return x
     if isinstance(x, Tensor):
         if x.numel() != 1:
             raise ValueError(f"Tensor {name} must be 1-element")

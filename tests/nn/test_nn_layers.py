@@ -169,6 +169,36 @@ def test_mse_loss(reduction):
     np.testing.assert_allclose(N(x.grad), 2 * (a - b) * scale, rtol=1e-12)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_mse_loss_one_node_grads_broadcast_and_target(reduction):
+    # mean/sum record a single MseLossBackward0 node: check both inputs' gradients, a
+    # broadcast target, mixed dtypes, and that the loss is the only recorded op
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((5, 1)), rng.standard_normal((5, 4))
+    x = T(a).requires_grad_()
+    y = T(b, np.float32).requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss = F.mse_loss(x, y, reduction=reduction)
+    assert type(loss.grad_fn).__name__ == "MseLossBackward0"
+    diff = a - b.astype(np.float32).astype(np.float64)
+    ref = (diff ** 2).mean() if reduction == "mean" else (diff ** 2).sum()
+    np.testing.assert_allclose(N(loss), ref, rtol=1e-6)
+    (loss * 3).backward()
+    scale = 3 * 2 / diff.size if reduction == "mean" else 3 * 2
+    np.testing.assert_allclose(N(x.grad), (scale * diff).sum(axis=1, keepdims=True), rtol=1e-6)
+    assert y.grad.dtype == shardopt.float32
+    np.testing.assert_allclose(N(y.grad), -scale * diff, rtol=1e-5)
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(a, requires_grad=True)
+    ty = torch.tensor(b, dtype=torch.float32, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (torch.nn.functional.mse_loss(tx, ty, reduction=reduction) * 3).backward()
+    np.testing.assert_allclose(N(x.grad), tx.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(N(y.grad), ty.grad.numpy(), rtol=1e-5)
+
+
 def test_mse_loss_errors_and_broadcast_warning():
     with pytest.raises(ValueError, match="avg is not a valid value for reduction"):
         F.mse_loss(T([1.0]), T([1.0]), reduction="avg")

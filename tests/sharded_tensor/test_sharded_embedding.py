@@ -6,10 +6,10 @@ max; padding_idx left out; an empty bag is zeros), and the gradient of sum(out *
 out by hand, compared with each rank's local shard gradient.  Shapes: 10 rows over 4 ranks
 (3, 3, 3, 1), 6 rows, 3 rows (a rank without a shard).
 
-The ops are called through their registered implementations (``sharded_embedding`` /
-``sharded_embedding_bag``, the functions ShardedTensor.__torch_function__ runs for
-F.embedding / F.embedding_bag); ``test_dispatch_through_nn_functional`` runs them through
-``shardopt.nn.functional`` where this build has those functions.
+Most cases call the registered implementations (``sharded_embedding`` /
+``sharded_embedding_bag``, what ShardedTensor.__torch_function__ runs for F.embedding /
+F.embedding_bag) directly; ``test_modules_through_nn_functional`` goes through
+nn.Embedding / nn.EmbeddingBag and ``shardopt.nn.functional``.
 """
 import numpy as np
 
@@ -187,11 +187,25 @@ class TestShardedEmbedding(ShardedTensorTestBase):
         self.assertEqual(t.item(), 4.0)
 
     @gloo
-    def test_dispatch_through_nn_functional(self):
+    def test_modules_through_nn_functional(self):
+        # nn.Embedding / nn.EmbeddingBag after shard_parameter: model(ids) dispatches
+        # F.embedding / F.embedding_bag to the sharded ops; outputs and shard gradients
+        # equal an unsharded copy's
         from shardopt.nn import functional as F
-        if not hasattr(F, "embedding"):
-            self.skipTest("shardopt.nn.functional.embedding is not in this build")
+        ids = torch.from_numpy(np.array([[1, 2, 3], [9, 1, 0]]))
+        for dim in (0, 1):
+            for make in (lambda: nn.Embedding(10, 6, padding_idx=1, dtype=torch.float64),
+                         lambda: nn.EmbeddingBag(10, 6, mode="max", dtype=torch.float64)):
+                torch.manual_seed(0)
+                m, ref = make(), make()
+                ref.load_state_dict(m.state_dict())
+                torch.shard_parameter(m, "weight", spec(dim))
+                y, yr = m(ids), ref(ids)
+                np.testing.assert_allclose(y.detach().numpy(), yr.detach().numpy(), rtol=1e-12)
+                (y * y).sum().backward()
+                (yr * yr).sum().backward()
+                got, sl = local_grad_and_slice(m.weight)
+                np.testing.assert_allclose(got, ref.weight.grad.numpy()[sl], rtol=1e-12)
         st, w = sharded_weight(1, 10, 6, 4)
-        ids = np.array([[0, 9], [4, 4]])
-        out = F.embedding(torch.from_numpy(ids), st)
-        np.testing.assert_allclose(out.detach().numpy(), w[ids], rtol=1e-12)
+        out = F.embedding(ids, st)
+        np.testing.assert_allclose(out.detach().numpy(), w[ids.numpy()], rtol=1e-12)

@@ -16,6 +16,7 @@ import functools
 import itertools
 import weakref
 from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 from ... import _C
 from ...autograd import grad_mode
@@ -496,6 +497,8 @@ class Module:
     # ------------------------------------------------------------ calling
 
     def _call_impl(self, *args, **kwargs):
+        if not self._forward_pre_hooks and not self._forward_hooks:
+            return self.forward(*args, **kwargs)  # the common case: no hook lists to copy
         for hook in list(self._forward_pre_hooks.values()):
             res = hook(self, args)
             if res is not None:
@@ -619,8 +622,9 @@ class Module:
                                       "torch.Tensor or Tensor-like object from checkpoint but "
                                       f"received {type(input_param)}")
                     continue
-                if len(param.shape) == 0 and len(input_param.shape) == 1:
-                    input_param = input_param[0]  # torch's backward compatibility rule
+                if len(param.shape) == 0 and len(input_param.shape) == 1 and \
+                        input_param.shape[0] == 1:
+                    input_param = input_param[0]  # torch's rule for 0.3-era checkpoints
                 if tuple(input_param.shape) != tuple(param.shape):
                     error_msgs.append(f"size mismatch for {key}: copying a param with shape "
                                       f"{input_param.shape} from checkpoint, the shape in "
@@ -629,12 +633,12 @@ class Module:
                 try:
                     with grad_mode.no_grad():
                         if assign:
-                            if isinstance(param, Parameter) and \
-                                    not isinstance(input_param, Parameter):
-                                setattr(self, name, Parameter(input_param,
-                                                              param.requires_grad))
-                            else:
-                                setattr(self, name, input_param)
+                            if isinstance(param, Parameter):
+                                if not isinstance(input_param, Parameter):
+                                    input_param = Parameter(input_param, param.requires_grad)
+                                else:
+                                    input_param.requires_grad_(param.requires_grad)
+                            setattr(self, name, input_param)
                         else:
                             param.copy_(input_param)
                 except Exception as ex:
@@ -666,8 +670,7 @@ class Module:
                         unexpected_keys.append(key)
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
-        if not isinstance(state_dict, (dict, OrderedDict)) and \
-                not hasattr(state_dict, "keys"):
+        if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         missing_keys = []
         unexpected_keys = []
@@ -693,7 +696,7 @@ class Module:
             for hook in module._load_state_dict_post_hooks.values():
                 out = hook(module, incompatible_keys)
                 if out is not None:
-                    raise RuntimeError("Hooks registered with "
+                    raise AssertionError("Hooks registered with "
                                        "``register_load_state_dict_post_hook`` are not expected "
                                        "to return new values, if incompatible_keys need to be "
                                        "modified, it should be done inplace.")
