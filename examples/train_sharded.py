@@ -6,19 +6,19 @@
 Model: x (B, d_in) -> fc1 -> GELU -> fc2 -> GELU -> head -> y (B, d_out), MSE loss against a
 fixed random "teacher" function.  ``fc1.weight`` (hidden x d_in) is sharded row-wise (dim 0)
 and ``fc2.weight`` (d_mid x hidden) column-wise (dim 1) with ``shard_parameter``, over the
-same placements, so rank r holds hidden units [o_r, o_r + n_r) of both (Megatron-style):
+same placements, so rank r holds hidden units [o_r, o_r + n_r) of both.  The forward is the
+unsharded model's own ``model(x)``: ``nn.Linear`` calls ``F.linear``, which dispatches a
+ShardedTensor weight to shardopt's sharded linear (the input and the result are the same on
+every rank):
 
-  h_r = GELU(x @ W1_r.T + b1[o_r:o_r+n_r])      this rank's slice of the hidden features
-  p_r = h_r @ W2_r.T                            a partial product of fc2
-  z   = all_reduce_sum(p_r) + b2                fc2's output, identical on every rank
+  fc1 (rows sharded):    h_r = x @ W1_r.T, then an all_gather of the ranks' h_r -> h, + b1
+  fc2 (columns sharded): p_r = h[:, o_r:o_r+n_r] @ W2_r.T, then an all_reduce -> z, + b2
 
-Autograd crosses the collectives through two small ``shardopt.autograd.Function``s:
-``_AllReduceSum`` (forward all-reduce, backward identity: every rank already holds the same
-dL/dz) and ``_CopyToShards`` (forward identity, backward all-reduce), which the replicated
-bias b1 goes through before each rank takes its slice, so its gradient is the sum of the
-ranks' slices and stays identical everywhere.  The other replicated params (b2, head) get
-identical gradients from the identical z.  ``hidden`` defaults to 1022, which does not
-divide by 4: the shards are uneven (256, 256, 256, 254 hidden units).
+Autograd crosses the collectives (the all_gather's backward keeps this rank's slice of the
+gradient; the gradient of fc2's input is summed over the ranks), so each local shard gets
+its slice of the unsharded gradient and the replicated params (biases, head) get identical
+gradients everywhere.  ``hidden`` defaults to 1022, which does not divide by 4: the shards
+are uneven (256, 256, 256, 254 hidden units).
 
 Training: ``ShardedOptimizer(named_params_with_sharded_tensor(model), Adam)``, one fresh
 batch per step derived from (seed, step), so every rank sees the same data.  Halfway, each
@@ -45,7 +45,6 @@ import numpy as np
 import shardopt as so
 import shardopt.distributed as dist
 from shardopt import nn, optim
-from shardopt.autograd import Function
 from shardopt.nn import functional as F
 from shardopt.sharded_optim import ShardedOptimizer, named_params_with_sharded_tensor
 from shardopt.sharded_tensor import ShardedTensor
@@ -89,55 +88,8 @@ class MLP(nn.Module):
         self.head = nn.Linear(d_mid, d_out)
 
     def forward(self, x):
-        """The unsharded forward (the reference run)."""
+        """The same code for the sharded model and the unsharded reference."""
         return self.head(F.gelu(self.fc2(F.gelu(self.fc1(x)))))
-
-
-class _AllReduceSum(Function):
-    """Sum of every rank's tensor; backward passes the (replicated) gradient through."""
-
-    @staticmethod
-    def forward(ctx, x, group):
-        out = x.clone()
-        dist.all_reduce(out, group=group)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, None
-
-
-class _CopyToShards(Function):
-    """Identity; backward sums the gradient over the ranks (a replicated input used by
-    rank-specific computations)."""
-
-    @staticmethod
-    def forward(ctx, x, group):
-        ctx.group = group
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad, group=ctx.group)
-        return grad, None
-
-
-def _local(st):
-    """(tensor, offsets) of a ShardedTensor's single local shard."""
-    (shard,) = st.local_shards()
-    return shard.tensor, list(shard.metadata.shard_offsets)
-
-
-def sharded_forward(model, x, group=None):
-    w1, off1 = _local(model.fc1.weight)      # (n_r, d_in), rows [o_r, o_r + n_r)
-    w2, off2 = _local(model.fc2.weight)      # (d_mid, n_r), cols [o_r, o_r + n_r)
-    n = w1.shape[0]
-    assert off1[0] == off2[1] and w2.shape[1] == n, "fc1/fc2 shards must cover the same units"
-    b1 = _CopyToShards.apply(model.fc1.bias, group).narrow(0, off1[0], n)
-    h = F.gelu(F.linear(x, w1, b1))          # this rank's hidden features
-    z = _AllReduceSum.apply(F.linear(h, w2), group) + model.fc2.bias
-    return model.head(F.gelu(z))
 
 
 def build_model(args, seed, device):
@@ -243,11 +195,11 @@ def load_checkpoint(path, model, opt):
 # ----------------------------------------------------------------------------- training
 
 
-def train_steps(model, opt, args, device, start, stop, forward, log):
+def train_steps(model, opt, args, device, start, stop, log):
     for step in range(start, stop):
         x, y = batch(args, step, device)
         opt.zero_grad()
-        loss = F.mse_loss(forward(model, x), y)
+        loss = F.mse_loss(model(x), y)
         loss.backward()
         opt.step()
         if log and (step % args.log_every == 0 or step == args.steps - 1):
@@ -305,7 +257,7 @@ def main(args):
     shard_model(model, placements)
     opt = make_optimizer(model, args)
     half = args.steps // 2
-    train_steps(model, opt, args, device, 0, half, sharded_forward, rank == 0)
+    train_steps(model, opt, args, device, 0, half, rank == 0)
 
     save_checkpoint(ckpt, half, model, opt)
     dist.barrier()
@@ -317,7 +269,7 @@ def main(args):
     shard_model(model, placements)
     opt = make_optimizer(model, args)
     start = load_checkpoint(ckpt, model, opt)
-    train_steps(model, opt, args, device, start, args.steps, sharded_forward, rank == 0)
+    train_steps(model, opt, args, device, start, args.steps, rank == 0)
     t_sharded = time.time() - t0
 
     got = full_params(model, device)
@@ -326,8 +278,7 @@ def main(args):
         ref = build_model(args, args.seed + 2, device)
         _load_model_state(ref, reference_init)
         ref_opt = optim.Adam(ref.parameters(), lr=args.lr)
-        train_steps(ref, ref_opt, args, device, 0, args.steps,
-                    lambda m, x: m(x), False)
+        train_steps(ref, ref_opt, args, device, 0, args.steps, False)
         worst = moved = 0.0
         for name, p in ref.named_parameters():
             want = p.detach().cpu().numpy()

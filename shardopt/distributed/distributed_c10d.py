@@ -32,7 +32,7 @@ __all__ = [
     "is_nccl_available", "get_rank", "get_world_size", "get_backend", "new_group",
     "get_process_group_ranks", "get_global_rank", "get_group_rank", "barrier", "broadcast",
     "all_reduce", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter_tensor",
-    "scatter", "gather", "all_to_all_single", "send", "recv", "all_gather_object",
+    "scatter", "gather", "all_to_all", "all_to_all_single", "send", "recv", "all_gather_object",
     "broadcast_object_list", "gather_object", "default_pg_timeout", "isend", "irecv",
 ]
 
@@ -635,6 +635,52 @@ def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=
     is_ = splits(input, input_split_sizes, "input_split_sizes")
     w = _issue(pg, lambda a: pg._impl.alltoall(out.h, inp.h, os_, is_, async_op=a), async_op,
                [out.done], [output])
+    return w if async_op else None
+
+
+def all_to_all(output_tensor_list, input_tensor_list, group=None, async_op=False):
+    """Rank r sends ``input_tensor_list[j]`` to rank j and receives rank j's into
+    ``output_tensor_list[j]``.  One alltoallv on flat buffers: the inputs are packed back to
+    back, the outputs unpacked after the op (sizes may differ per peer, zero included)."""
+    pg = _resolve(group)
+    if pg is None:
+        return None
+    size = pg.size()
+    for argname, lst in (("output_tensor_list", output_tensor_list),
+                         ("input_tensor_list", input_tensor_list)):
+        if not isinstance(lst, (list, tuple)) or len(lst) != size:
+            raise ValueError(f"{argname} must be a list of {size} tensors (the group size)")
+        for i, t in enumerate(lst):
+            if not isinstance(t, _C.TensorBase):
+                raise TypeError(f"{argname}[{i}] must be a Tensor, got {type(t).__name__}")
+    dtype = input_tensor_list[0].dtype
+    for argname, lst in (("output_tensor_list", output_tensor_list),
+                         ("input_tensor_list", input_tensor_list)):
+        for i, t in enumerate(lst):
+            if t.dtype != dtype:
+                raise ValueError(f"{argname}[{i}] has dtype {t.dtype}, expected {dtype} (all "
+                                 "tensors of all_to_all must share one dtype)")
+    in_n = [t.numel() for t in input_tensor_list]
+    out_n = [t.numel() for t in output_tensor_list]
+    like = input_tensor_list[0]
+    flat_in = _flat_empty(sum(in_n), like)
+    pos = 0
+    for t, n in zip(input_tensor_list, in_n):
+        if n:
+            flat_in.narrow(0, pos, n).copy_(t.reshape((n,)))
+        pos += n
+    flat_out = _flat_empty(sum(out_n), output_tensor_list[0])
+    out = _stage(pg, flat_out, "output_tensor_list")
+    inp = _stage(pg, flat_in, "input_tensor_list", write_back=False)
+
+    def unpack():
+        p = 0
+        for t, n in zip(output_tensor_list, out_n):
+            if n:
+                t.copy_(flat_out.narrow(0, p, n).reshape(t.shape))
+            p += n
+    w = _issue(pg, lambda a: pg._impl.alltoall(out.h, inp.h, out_n, in_n, async_op=a), async_op,
+               [out.done, unpack], list(output_tensor_list))
     return w if async_op else None
 
 

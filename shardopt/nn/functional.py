@@ -12,6 +12,7 @@ from .. import _C
 from .._ops import softmax_ops as _sm
 from ..autograd import _math
 from ..autograd._setup import FUNCTIONS as _FUNCTIONS
+from ..overrides import dispatchable
 from . import _functions as _fn
 
 __all__ = ["linear", "gelu", "relu", "silu", "sigmoid", "tanh", "softmax", "log_softmax",
@@ -52,6 +53,7 @@ def _down(out, half):
 # ------------------------------------------------------------------ activations
 
 
+@dispatchable  # a ShardedTensor weight goes to its __torch_function__ (sharded linear)
 def linear(input, weight, bias=None):
     """y = input @ weight.T + bias."""
     return _math.linear(input, weight, bias)
@@ -204,6 +206,7 @@ def _no_grad_embedding_renorm_(weight, input, max_norm, norm_type):
         _C._embedding_renorm_(weight, input, float(max_norm), float(norm_type))
 
 
+@dispatchable  # a ShardedTensor weight goes to its __torch_function__
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False):
     """Rows of ``weight`` picked by the integer ``input`` (output ``(*input.shape, D)``).
@@ -229,6 +232,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     return _down(_fn.Embedding.apply(w, input, padding_idx, bool(scale_grad_by_freq)), half)
 
 
+@dispatchable  # a ShardedTensor weight goes to its __torch_function__
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,
                   mode="mean", sparse=False, per_sample_weights=None, include_last_offset=False,
                   padding_idx=None):

@@ -29,6 +29,8 @@ from .shard import Shard
 from ._shard_chunk import _shard_tensor  # noqa: F401  (shard_parameter builds on it)
 from .._C import ShardMetadata
 from . import _builtin_ops  # noqa: F401  (registers the built-in ops)
+from . import _sharded_linear  # noqa: F401,E402  (registers the sharded F.linear)
+from . import _sharded_embedding  # noqa: F401,E402  (F.embedding, F.embedding_bag)
 
 __all__ = [
     "Shard", "ShardMetadata", "ShardedTensorMetadata", "TensorProperties", "ShardedTensor",

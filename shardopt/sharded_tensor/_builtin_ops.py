@@ -44,6 +44,20 @@ def _init_impl(name, params):
     return impl
 
 
+def _contiguous(types, args=(), kwargs=None, process_group=None):
+    """Tensor.contiguous on a ShardedTensor: a new ShardedTensor of contiguous local shards
+    with the same metadata (torch's _ops/tensor_ops.py)."""
+    import copy  # noqa: PLC0415
+    from .shard import Shard  # noqa: PLC0415
+    st = args[0]
+    fmt = (kwargs or {}).get("memory_format", args[1] if len(args) > 1 else None)
+    from .._layout import contiguous_format  # noqa: PLC0415
+    if fmt is not None and fmt != contiguous_format:
+        raise RuntimeError("Only support torch.contiguous_format for ShardedTensor.contiguous!")
+    shards = [Shard(s.tensor.contiguous(), copy.deepcopy(s.metadata)) for s in st.local_shards()]
+    return st._rebuild(shards, copy.deepcopy(st.metadata()), spec=st.sharding_spec())
+
+
 def _register():
     import shardopt  # noqa: PLC0415
     from .._tensor import Tensor  # noqa: PLC0415
@@ -52,6 +66,7 @@ def _register():
             fn = getattr(owner, kind, None)
             if fn is not None:
                 _sharded_op_impl(fn)(_cmp_impl(kind))
+    _sharded_op_impl(Tensor.contiguous)(_contiguous)
     try:
         from ..nn import init as _init  # noqa: PLC0415
     except ImportError:

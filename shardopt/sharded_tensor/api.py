@@ -620,6 +620,47 @@ class ShardedTensor(ShardedTensorBase):
         return type(self)._init_from_local_shards_and_global_metadata(
             shards, st_meta, process_group=pg, init_rrefs=False, sharding_spec=spec)
 
+    def reshard(self, resharding_spec: ShardingSpec) -> "ShardedTensor":
+        """Move this tensor's data to the layout of ``resharding_spec`` in place (one
+        all-to-all; see reshard.py) and return self.  The same spec is a no-op; the same
+        dim with other placements swaps whole shards.  Only ChunkShardingSpecs, one local
+        shard per rank, chunked over every rank of the process group.
+
+        Args:
+            resharding_spec: the target ChunkShardingSpec.
+        """
+        from ..sharding_spec import ChunkShardingSpec  # noqa: PLC0415
+        from . import reshard as _rs  # noqa: PLC0415 (reshard imports shard/dist helpers)
+        if not isinstance(resharding_spec, ChunkShardingSpec) or not isinstance(
+                self._sharding_spec, ChunkShardingSpec):
+            raise NotImplementedError("Only ChunkShardingSpec supported for reshard.")
+        num_local_shards = len(self.local_shards())
+        if num_local_shards != 1:
+            raise NotImplementedError("Only single local shard supported for reshard. Number "
+                                      f"of shards: {num_local_shards}")
+        world = dist.get_world_size(self._process_group)
+        _rs._check_spec(self._sharding_spec, world, "current")
+        _rs._check_spec(resharding_spec, world, "target")
+        ndim = len(self.size())
+        if not -ndim <= int(resharding_spec.dim) < ndim:
+            raise ValueError(f"reshard: resharding_spec.dim {resharding_spec.dim} is out of "
+                             f"range for a {ndim}-D ShardedTensor")
+        old_dim = int(self._sharding_spec.dim) % ndim
+        new_dim = int(resharding_spec.dim) % ndim
+        if old_dim == new_dim:
+            if self._sharding_spec.placements == resharding_spec.placements:
+                return self
+            fn = _rs.reshuffle_local_shard
+        else:
+            fn = _rs.reshard_local_shard
+        local_shards, shards_metadata = fn(self.local_tensor(), self.size(),
+                                           self._sharding_spec, resharding_spec,
+                                           self._process_group)
+        self._local_shards = local_shards
+        self._metadata.shards_metadata = shards_metadata
+        self._sharding_spec = resharding_spec
+        return self
+
     # -- gather ------------------------------------------------------------------------------
 
     def gather(self, dst: int = 0, out=None, enforce_dtype: bool = False, dtype=None) -> None:

@@ -35,9 +35,9 @@ def test_train_sharded_through_the_launcher(tmp_path):
 
 def test_train_sharded_launches_itself_with_small_uneven_shards():
     # run without a launcher: the script launches itself through shardopt.run; hidden=7 over
-    # 4 ranks gives shards of 2, 2, 2 and 1 hidden units.  (Zero-size hidden shards, e.g.
-    # hidden=3, stop in autograd's linear backward, which reshapes a (B, 0) tensor with
-    # reshape(-1, 0); ShardedOptimizer.step() on zero-size shards is covered in
+    # 4 ranks gives shards of 2, 2, 2 and 1 hidden units.  (A rank without hidden units,
+    # e.g. hidden=3, is covered by tests/sharded_tensor/test_sharded_linear.py;
+    # ShardedOptimizer.step() on zero-size shards by
     # tests/sharded_optim/test_sharded_optim_dist.py.)
     r = _run([sys.executable, SCRIPT, "--steps", "6", "--hidden", "7", "--log-every", "1"])
     out = r.stdout + r.stderr
