@@ -32,5 +32,7 @@ from . import optim  # noqa: E402
 from . import distributed  # noqa: E402
 from . import sharding_spec, sharded_tensor  # noqa: E402
 from .sharded_tensor._shard_api import shard_parameter  # noqa: E402,F401  (torch.distributed._shard.shard_parameter)
+from . import sharded_optim, sharding_plan  # noqa: E402
+from .sharding_plan import shard_module  # noqa: E402,F401  (torch.distributed._shard.shard_module)
 
 del _builtins
