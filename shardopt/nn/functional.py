@@ -66,3 +66,12 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     if reduction == "sum":
         return loss.sum()
     return loss
+
+
+# nn.functional's public functions take part in the __torch_function__ protocol in torch's
+# order (a ShardedTensor argument dispatches to its class before the function runs, so
+# custom_sharded_op_impl(F.linear) is what F.linear does on a sharded weight); this module
+# publishes them so, here where they are defined.
+from .. import overrides as _overrides  # noqa: E402
+
+globals().update(_overrides.dispatchable_all(globals(), __all__, args_first=True))
