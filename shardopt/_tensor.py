@@ -36,6 +36,15 @@ class Tensor(_C.TensorBase):
     def shape(self) -> Size:
         return Size(self._shape)
 
+    def is_pinned(self, device=None) -> builtins.bool:
+        """Whether this tensor lives in pinned (page-locked) host memory: never, shardopt
+        allocates none (creating with ``pin_memory=True`` and ``pin_memory()`` raise)."""
+        return False
+
+    def pin_memory(self, device=None) -> Tensor:
+        raise RuntimeError("pin_memory(): shardopt does not allocate pinned (page-locked) host "
+                           "memory")
+
     def size(self, dim=None) -> Size | builtins.int:
         if dim is None:
             return Size(self._shape)
