@@ -1,4 +1,4 @@
-"""shardopt allocates no pinned (page-locked) host memory: ``is_pinned()`` is False and asking
+"""Memory properties of a Tensor: layout (always strided) and pinning. shardopt allocates no pinned (page-locked) host memory: ``is_pinned()`` is False and asking
 for pinned memory raises instead of silently handing back an ordinary tensor."""
 import pytest
 
@@ -23,3 +23,8 @@ def test_is_pinned_and_pin_memory():
     assert t.is_pinned() is False
     with pytest.raises(RuntimeError, match="does not allocate pinned"):
         t.pin_memory()
+
+
+def test_layout_is_strided():
+    t = so.ones(2, 3)
+    assert t.layout is so.strided and t.t().layout is so.strided
