@@ -1,5 +1,6 @@
-"""Memory properties of a Tensor: layout (always strided) and pinning. shardopt allocates no pinned (page-locked) host memory: ``is_pinned()`` is False and asking
-for pinned memory raises instead of silently handing back an ordinary tensor."""
+"""Memory properties of a Tensor: layout (always strided) and pinning.  shardopt allocates
+no pinned (page-locked) host memory: ``is_pinned()`` is False and asking for pinned memory
+raises instead of silently handing back an ordinary tensor."""
 import pytest
 
 import shardopt as so
