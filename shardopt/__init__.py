@@ -14,6 +14,12 @@ double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001
+# dtypes that exist as names only (TensorProperties, pickles, dtype checks): creating a
+# tensor of one raises TypeError naming it
+from ._C import complex64, complex128, int8, int16, uint8  # noqa: E402
+cfloat = complex64
+cdouble = complex128
+short = int16
 
 from ._tensor import Size, Tensor  # noqa: E402
 from ._layout import channels_last, contiguous_format, layout, memory_format, preserve_format, sparse_coo, strided  # noqa: E402,F401
