@@ -7,6 +7,7 @@ test has fewer than ``x`` ranks; with CUDA it keeps torch's meaning (x CUDA devi
 shardopt.testing.skip_if_lt_x_gpu always keeps torch's meaning.
 """
 import functools
+import os
 import unittest
 
 from shardopt.testing._multiprocess import (  # noqa: F401
@@ -20,7 +21,7 @@ from shardopt.testing._multiprocess import (  # noqa: F401
     requires_nccl,
     skip_if_lt_x_gpu as _skip_if_lt_x_gpu_cuda,
 )
-from shardopt.testing._ranks import run_on_ranks
+from shardopt.testing._ranks import IN_RANK_ENV, run_test_on_ranks
 
 __all__ = ["MultiProcessTestCase", "TEST_SKIPS", "TestSkip", "requires_gloo", "requires_nccl",
            "requires_accelerator_dist_backend", "skip_if_lt_x_gpu", "skip_if_no_gpu",
@@ -71,7 +72,7 @@ def requires_accelerator_dist_backend(backends=None):
 def spawn_threads_and_init_comms(func=None, timeout=TIMEOUT_DEFAULT,
                                  world_size=DEFAULT_WORLD_SIZE):
     """Run the decorated test method on ``world_size`` ranks, each inside an initialised
-    process group (Gloo; forked processes instead of torch's threads, see
+    process group (Gloo; spawned processes instead of torch's threads, see
     shardopt/testing/_ranks.py); the first failing rank's error fails the test."""
     if func is None:
         return functools.partial(spawn_threads_and_init_comms, timeout=timeout,
@@ -79,8 +80,10 @@ def spawn_threads_and_init_comms(func=None, timeout=TIMEOUT_DEFAULT,
 
     @functools.wraps(func)
     def wrapper(self, *args, **kwargs):
-        def body(rank):
-            self.rank = rank
-            func(self, *args, **kwargs)
-        run_on_ranks(body, world_size, timeout)
+        if os.environ.get(IN_RANK_ENV) is not None:
+            return func(self, *args, **kwargs)  # in a rank: its process group is initialised
+        if args or kwargs:
+            raise TypeError("spawn_threads_and_init_comms: the decorated test method takes no "
+                            "arguments besides self")
+        run_test_on_ranks(self, func.__name__, world_size, timeout)
     return wrapper
