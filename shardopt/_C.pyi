@@ -39,6 +39,8 @@ class dtype:
     @property
     def is_floating_point(self) -> _bool: ...
     @property
+    def is_complex(self) -> _bool: ...
+    @property
     def is_signed(self) -> _bool: ...
     @property
     def _code(self) -> int: ...
@@ -53,6 +55,12 @@ bfloat16: dtype
 int32: dtype
 int64: dtype
 bool: dtype
+# names only: no tensors of these dtypes yet (creating one raises TypeError)
+complex64: dtype
+complex128: dtype
+uint8: dtype
+int8: dtype
+int16: dtype
 
 class device:
     """torch.device: 'cpu', 'cuda', 'cuda:N', or (type, index)."""

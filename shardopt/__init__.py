@@ -14,6 +14,12 @@ double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001
+# dtypes that exist as names only (TensorProperties, pickles, dtype checks): creating a
+# tensor of one raises TypeError naming it
+from ._C import complex64, complex128, int8, int16, uint8  # noqa: E402
+cfloat = complex64
+cdouble = complex128
+short = int16
 
 from ._tensor import Size, Tensor  # noqa: E402
 from ._layout import channels_last, contiguous_format, layout, memory_format, preserve_format, sparse_coo, strided  # noqa: E402,F401
@@ -34,5 +40,7 @@ from .serialization import load, save  # noqa: E402,F401  (torch.save / torch.lo
 from . import distributed  # noqa: E402
 from . import sharding_spec, sharded_tensor  # noqa: E402
 from .sharded_tensor._shard_api import shard_parameter  # noqa: E402,F401  (torch.distributed._shard.shard_parameter)
+from . import sharded_optim, sharding_plan  # noqa: E402
+from .sharding_plan import shard_module  # noqa: E402,F401  (torch.distributed._shard.shard_module)
 
 del _builtins

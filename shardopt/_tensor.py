@@ -12,6 +12,7 @@ import copy as _copy
 from typing import Any, Iterator
 
 from . import _C
+from ._layout import strided as _strided
 
 
 class Size(tuple):
@@ -35,6 +36,20 @@ class Tensor(_C.TensorBase):
     @property
     def shape(self) -> Size:
         return Size(self._shape)
+
+    @property
+    def layout(self):
+        """The memory layout: always ``shardopt.strided`` (no sparse tensors)."""
+        return _strided
+
+    def is_pinned(self, device=None) -> builtins.bool:
+        """Whether this tensor lives in pinned (page-locked) host memory: never, shardopt
+        allocates none (creating with ``pin_memory=True`` and ``pin_memory()`` raise)."""
+        return False
+
+    def pin_memory(self, device=None) -> Tensor:
+        raise RuntimeError("pin_memory(): shardopt does not allocate pinned (page-locked) host "
+                           "memory")
 
     def size(self, dim=None) -> Size | builtins.int:
         if dim is None:

@@ -11,6 +11,13 @@ defines it: it calls ``fn`` and, only when that raises TypeError and an argument
 defines ``__torch_function__``, dispatches the call there instead, so the normal path
 costs one Python frame and no argument scan.  The wrapper keeps the original in
 ``_shardopt_original`` (the op registry keys by it).
+
+``dispatchable(fn, args_first=True)`` is torch's own order instead: the arguments are
+scanned first and a tensor-like one dispatches before ``fn`` runs.  Python functions that
+would otherwise accept a tensor-like argument by duck typing (``nn.functional.relu`` calls
+``input.relu()``) use it, so that the registry is always consulted for them
+(``custom_sharded_op_impl(F.relu)`` is honoured); C builtins reject a non-Tensor with
+TypeError anyway and keep the cheaper order.
 """
 import functools
 import types as _types
@@ -56,19 +63,46 @@ def handle_torch_function(func: Callable, args, kwargs: Optional[Dict[str, Any]]
                     f"types that implement __torch_function__: {list(types)}")
 
 
-def dispatchable(fn: Callable) -> Callable:
-    """``fn`` taking part in the protocol (see the module docstring)."""
+def _any_overloaded(args, kwargs) -> bool:
+    # the argument scan of the args-first order, without building the list
+    for a in args:
+        if hasattr(type(a), "__torch_function__") or (
+                isinstance(a, (list, tuple)) and _overloaded(a, None)):
+            return True
+    if kwargs:
+        for a in kwargs.values():
+            if hasattr(type(a), "__torch_function__") or (
+                    isinstance(a, (list, tuple)) and _overloaded(a, None)):
+                return True
+    return False
+
+
+def dispatchable(fn: Callable, *, args_first: bool = False) -> Callable:
+    """``fn`` taking part in the protocol (see the module docstring).
+
+    Args:
+        fn: the function as its module defines it.
+        args_first (bool): scan the arguments before calling ``fn`` (torch's order) instead
+            of dispatching only when ``fn`` raises TypeError.
+    """
     if getattr(fn, "_shardopt_original", None) is not None:
         return fn
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
+    if args_first:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if _any_overloaded(args, kwargs):
+                return handle_torch_function(wrapper, args, kwargs)
             return fn(*args, **kwargs)
-        except TypeError:
-            if not _overloaded(args, kwargs):
-                raise
-        return handle_torch_function(wrapper, args, kwargs)
+    else:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except TypeError:
+                if not _overloaded(args, kwargs):
+                    raise
+            return handle_torch_function(wrapper, args, kwargs)
 
     wrapper._shardopt_original = fn
     # stay transparent to code that unwraps one level (autograd's wrappers expose the raw
@@ -84,14 +118,16 @@ _NOT_DISPATCHED = {"manual_seed", "seed", "initial_seed", "get_rng_state", "set_
                    "as_tensor"}
 
 
-def dispatchable_all(namespace: Dict[str, Any], names: Iterable[str]) -> Dict[str, Callable]:
-    """{name: dispatchable(fn)} for the public functions among `names` of a module's own
-    namespace, for that module to publish (it is never applied to another module)."""
+def dispatchable_all(namespace: Dict[str, Any], names: Iterable[str], *,
+                     args_first: bool = False) -> Dict[str, Callable]:
+    """{name: dispatchable(fn, args_first=args_first)} for the public functions among
+    `names` of a module's own namespace, for that module to publish (it is never applied to
+    another module)."""
     out = {}
     for name in names:
         if name.startswith("_") or name in _NOT_DISPATCHED:
             continue
         fn = namespace.get(name)
         if isinstance(fn, (_types.BuiltinFunctionType, _types.FunctionType)):
-            out[name] = dispatchable(fn)
+            out[name] = dispatchable(fn, args_first=args_first)
     return out

@@ -37,6 +37,18 @@ typedef enum {
     SO_NUM_DTYPES = 7
 } so_dtype;
 
+/* dtypes that exist only as objects (torch code names them, e.g. in TensorProperties or a
+ * pickle) but have no tensors yet: so_parse_dtype refuses them, so no tensor, kernel or
+ * collective ever sees these codes. */
+enum {
+    SO_COMPLEX64 = SO_NUM_DTYPES,
+    SO_COMPLEX128,
+    SO_UINT8,
+    SO_INT8,
+    SO_INT16,
+    SO_NUM_DTYPE_OBJECTS
+};
+
 SO_HD int so_dtype_itemsize(int dt)
 {
     switch (dt) {

@@ -26,7 +26,9 @@ typedef enum {
     SO_EW_NEG = 0, SO_EW_ABS, SO_EW_SQRT, SO_EW_EXP, SO_EW_LOG, SO_EW_SIGN, SO_EW_GELU,
     SO_EW_GELU_TANH, SO_EW_RELU, SO_EW_CLAMP_S, /* clamp with scalar bounds in params */
     SO_EW_SIGMOID, SO_EW_TANH, SO_EW_RSQRT, SO_EW_RECIPROCAL, SO_EW_SQUARE,
-    SO_EW_UNARY_END,
+    SO_EW_SIN, SO_EW_COS, SO_EW_TAN, SO_EW_ASIN, SO_EW_ACOS, SO_EW_ATAN, /* trigonometric */
+    SO_EW_SINH, SO_EW_COSH, SO_EW_ASINH, SO_EW_ACOSH, SO_EW_ATANH,
+    SO_EW_UNARY_END, /* < SO_EW_ADD */
     /* binary: out = f(a, b) */
     SO_EW_ADD = 32, SO_EW_SUB, SO_EW_MUL, SO_EW_DIV, SO_EW_DIV_TRUNC, SO_EW_DIV_FLOOR,
     SO_EW_REMAINDER, SO_EW_POW, SO_EW_MAXIMUM, SO_EW_MINIMUM, SO_EW_CLAMP_MIN_T,
@@ -70,6 +72,29 @@ SO_HD double so_m_log_d(double x) { return log(x); }
 SO_HD double so_m_erf_d(double x) { return erf(x); }
 SO_HD float so_m_tanh_f(float x) { return tanhf(x); }
 SO_HD double so_m_tanh_d(double x) { return tanh(x); }
+/* trigonometric and hyperbolic families: libm on the CPU, CUDA's device math on the GPU */
+SO_HD float so_m_sin_f(float x) { return sinf(x); }
+SO_HD double so_m_sin_d(double x) { return sin(x); }
+SO_HD float so_m_cos_f(float x) { return cosf(x); }
+SO_HD double so_m_cos_d(double x) { return cos(x); }
+SO_HD float so_m_tan_f(float x) { return tanf(x); }
+SO_HD double so_m_tan_d(double x) { return tan(x); }
+SO_HD float so_m_asin_f(float x) { return asinf(x); }
+SO_HD double so_m_asin_d(double x) { return asin(x); }
+SO_HD float so_m_acos_f(float x) { return acosf(x); }
+SO_HD double so_m_acos_d(double x) { return acos(x); }
+SO_HD float so_m_atan_f(float x) { return atanf(x); }
+SO_HD double so_m_atan_d(double x) { return atan(x); }
+SO_HD float so_m_sinh_f(float x) { return sinhf(x); }
+SO_HD double so_m_sinh_d(double x) { return sinh(x); }
+SO_HD float so_m_cosh_f(float x) { return coshf(x); }
+SO_HD double so_m_cosh_d(double x) { return cosh(x); }
+SO_HD float so_m_asinh_f(float x) { return asinhf(x); }
+SO_HD double so_m_asinh_d(double x) { return asinh(x); }
+SO_HD float so_m_acosh_f(float x) { return acoshf(x); }
+SO_HD double so_m_acosh_d(double x) { return acosh(x); }
+SO_HD float so_m_atanh_f(float x) { return atanhf(x); }
+SO_HD double so_m_atanh_d(double x) { return atanh(x); }
 SO_HD float so_m_pow_f(float x, float y) { return powf(x, y); }
 SO_HD double so_m_pow_d(double x, double y) { return pow(x, y); }
 SO_HD float so_m_fmod_f(float x, float y) { return fmodf(x, y); }
@@ -291,6 +316,17 @@ SO_HD double so_m_sigmoid2_d(double z, double *comp)
         case SO_EW_RSQRT: return (T)1 / so_m_sqrt_##S(x);                                      \
         case SO_EW_RECIPROCAL: return (T)1 / x;                                                \
         case SO_EW_SQUARE: return x * x;                                                       \
+        case SO_EW_SIN: return so_m_sin_##S(x);                                                \
+        case SO_EW_COS: return so_m_cos_##S(x);                                                \
+        case SO_EW_TAN: return so_m_tan_##S(x);                                                \
+        case SO_EW_ASIN: return so_m_asin_##S(x);                                              \
+        case SO_EW_ACOS: return so_m_acos_##S(x);                                              \
+        case SO_EW_ATAN: return so_m_atan_##S(x);                                              \
+        case SO_EW_SINH: return so_m_sinh_##S(x);                                              \
+        case SO_EW_COSH: return so_m_cosh_##S(x);                                              \
+        case SO_EW_ASINH: return so_m_asinh_##S(x);                                            \
+        case SO_EW_ACOSH: return so_m_acosh_##S(x);                                            \
+        case SO_EW_ATANH: return so_m_atanh_##S(x);                                            \
         default: return x;                                                                     \
         }                                                                                      \
     }                                                                                          \
@@ -477,7 +513,8 @@ SO_HD int so_ew_int_divides(int op)
  * promotes integer inputs to float32 first. */
 #define SO_EW_UNARY_FLOAT_OPS(X)                                                              \
     X(NEG) X(ABS) X(SQRT) X(EXP) X(LOG) X(SIGN) X(GELU) X(GELU_TANH) X(RELU) X(CLAMP_S)        \
-    X(SIGMOID) X(TANH) X(RSQRT) X(RECIPROCAL) X(SQUARE)
+    X(SIGMOID) X(TANH) X(RSQRT) X(RECIPROCAL) X(SQUARE) X(SIN) X(COS) X(TAN) X(ASIN) X(ACOS)  \
+    X(ATAN) X(SINH) X(COSH) X(ASINH) X(ACOSH) X(ATANH)
 #define SO_EW_UNARY_INT_OPS(X) X(NEG) X(ABS) X(SIGN) X(RELU) X(CLAMP_S) X(SQUARE)
 #define SO_EW_BINARY_FLOAT_OPS(X)                                                             \
     X(ADD) X(SUB) X(MUL) X(DIV) X(DIV_TRUNC) X(DIV_FLOOR) X(REMAINDER) X(POW) X(MAXIMUM)      \

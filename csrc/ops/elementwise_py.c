@@ -266,7 +266,8 @@ typedef struct {
 } un_spec;
 
 enum { U_NEG, U_ABS, U_SQRT, U_EXP, U_LOG, U_SIGN, U_RELU, U_SIGMOID, U_TANH, U_RSQRT,
-       U_RECIP, U_SQUARE, U_GELU };
+       U_RECIP, U_SQUARE, U_GELU, U_SIN, U_COS, U_TAN, U_ASIN, U_ACOS, U_ATAN, U_SINH, U_COSH,
+       U_ASINH, U_ACOSH, U_ATANH };
 
 static const un_spec un_specs[] = {
     [U_NEG] = {"neg", SO_EW_NEG, U_SAME},
@@ -282,6 +283,17 @@ static const un_spec un_specs[] = {
     [U_RECIP] = {"reciprocal", SO_EW_RECIPROCAL, U_FLOAT},
     [U_SQUARE] = {"square", SO_EW_SQUARE, U_SAME},
     [U_GELU] = {"gelu", SO_EW_GELU, U_FLOAT_ONLY},
+    [U_SIN] = {"sin", SO_EW_SIN, U_FLOAT},
+    [U_COS] = {"cos", SO_EW_COS, U_FLOAT},
+    [U_TAN] = {"tan", SO_EW_TAN, U_FLOAT},
+    [U_ASIN] = {"asin", SO_EW_ASIN, U_FLOAT},
+    [U_ACOS] = {"acos", SO_EW_ACOS, U_FLOAT},
+    [U_ATAN] = {"atan", SO_EW_ATAN, U_FLOAT},
+    [U_SINH] = {"sinh", SO_EW_SINH, U_FLOAT},
+    [U_COSH] = {"cosh", SO_EW_COSH, U_FLOAT},
+    [U_ASINH] = {"asinh", SO_EW_ASINH, U_FLOAT},
+    [U_ACOSH] = {"acosh", SO_EW_ACOSH, U_FLOAT},
+    [U_ATANH] = {"atanh", SO_EW_ATANH, U_FLOAT},
 };
 
 static PyObject *unary_impl(so_state *st, const un_spec *sp, int op, PyObject *x, SoTensor *out,
@@ -330,6 +342,9 @@ static PyObject *unary_call(PyObject *self, int idx, PyObject *args, PyObject *k
 UN_WRAP(neg, U_NEG) UN_WRAP(abs, U_ABS) UN_WRAP(sqrt, U_SQRT) UN_WRAP(exp, U_EXP)
 UN_WRAP(log, U_LOG) UN_WRAP(sign, U_SIGN) UN_WRAP(relu, U_RELU) UN_WRAP(sigmoid, U_SIGMOID)
 UN_WRAP(tanh, U_TANH) UN_WRAP(rsqrt, U_RSQRT) UN_WRAP(recip, U_RECIP) UN_WRAP(square, U_SQUARE)
+UN_WRAP(sin, U_SIN) UN_WRAP(cos, U_COS) UN_WRAP(tan, U_TAN) UN_WRAP(asin, U_ASIN)
+UN_WRAP(acos, U_ACOS) UN_WRAP(atan, U_ATAN) UN_WRAP(sinh, U_SINH) UN_WRAP(cosh, U_COSH)
+UN_WRAP(asinh, U_ASINH) UN_WRAP(acosh, U_ACOSH) UN_WRAP(atanh, U_ATANH)
 
 /* gelu(input, approximate='none') */
 static PyObject *f_gelu(PyObject *m, PyObject *args, PyObject *kwds)
@@ -692,6 +707,11 @@ static PyMethodDef ew_functions[] = {
     FN("exp", uf_exp), FN("log", uf_log), FN("sign", uf_sign), FN("relu", uf_relu),
     FN("sigmoid", uf_sigmoid), FN("tanh", uf_tanh), FN("rsqrt", uf_rsqrt),
     FN("reciprocal", uf_recip), FN("square", uf_square), FN("gelu", f_gelu),
+    FN("sin", uf_sin), FN("cos", uf_cos), FN("tan", uf_tan), FN("asin", uf_asin),
+    FN("arcsin", uf_asin), FN("acos", uf_acos), FN("arccos", uf_acos), FN("atan", uf_atan),
+    FN("arctan", uf_atan), FN("sinh", uf_sinh), FN("cosh", uf_cosh), FN("asinh", uf_asinh),
+    FN("arcsinh", uf_asinh), FN("acosh", uf_acosh), FN("arccosh", uf_acosh),
+    FN("atanh", uf_atanh), FN("arctanh", uf_atanh),
     FN("_gelu_backward", f_gelu_backward),
     FN("clamp", f_clamp), FN("clip", f_clamp), FN("addcmul", f_addcmul), FN("addcdiv", f_addcdiv),
     FN("lerp", f_lerp), FN("where", f_where), FN("isclose", f_isclose),
@@ -718,6 +738,12 @@ static PyMethodDef ew_methods[] = {
     UN_METHODS("sign", sign), UN_METHODS("relu", relu), UN_METHODS("sigmoid", sigmoid),
     UN_METHODS("tanh", tanh), UN_METHODS("rsqrt", rsqrt), UN_METHODS("reciprocal", recip),
     UN_METHODS("square", square),
+    UN_METHODS("sin", sin), UN_METHODS("cos", cos), UN_METHODS("tan", tan),
+    UN_METHODS("asin", asin), UN_METHODS("arcsin", asin), UN_METHODS("acos", acos),
+    UN_METHODS("arccos", acos), UN_METHODS("atan", atan), UN_METHODS("arctan", atan),
+    UN_METHODS("sinh", sinh), UN_METHODS("cosh", cosh), UN_METHODS("asinh", asinh),
+    UN_METHODS("arcsinh", asinh), UN_METHODS("acosh", acosh), UN_METHODS("arccosh", acosh),
+    UN_METHODS("atanh", atanh), UN_METHODS("arctanh", atanh),
     ME("clamp", m_clamp), ME("clamp_", i_clamp), ME("clip", m_clamp), ME("clip_", i_clamp),
     ME("addcmul", m_addcmul), ME("addcmul_", i_addcmul), ME("addcdiv", m_addcdiv),
     ME("addcdiv_", i_addcdiv), ME("lerp", m_lerp), ME("lerp_", i_lerp), ME("where", m_where),

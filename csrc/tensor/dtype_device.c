@@ -15,8 +15,26 @@ typedef struct {
     int code;
 } SoDtype;
 
-static const char *const dtype_names[SO_NUM_DTYPES] = {
-    "float32", "float64", "float16", "bfloat16", "int32", "int64", "bool"};
+static const char *const dtype_names[SO_NUM_DTYPE_OBJECTS] = {
+    "float32", "float64", "float16", "bfloat16", "int32", "int64", "bool",
+    "complex64", "complex128", "uint8", "int8", "int16"};
+
+/* element sizes of the name-only dtypes (so_dtype_itemsize covers the tensor dtypes) */
+static int dtype_object_itemsize(int code)
+{
+    switch (code) {
+    case SO_COMPLEX64: return 8;
+    case SO_COMPLEX128: return 16;
+    case SO_UINT8: case SO_INT8: return 1;
+    case SO_INT16: return 2;
+    default: return so_dtype_itemsize(code);
+    }
+}
+
+static int dtype_is_complex(int code)
+{
+    return code == SO_COMPLEX64 || code == SO_COMPLEX128;
+}
 
 static PyObject *dtype_repr(SoDtype *self)
 {
@@ -26,7 +44,7 @@ static PyObject *dtype_repr(SoDtype *self)
 static PyObject *dtype_get_itemsize(SoDtype *self, void *c)
 {
     (void)c;
-    return PyLong_FromLong(so_dtype_itemsize(self->code));
+    return PyLong_FromLong(dtype_object_itemsize(self->code));
 }
 
 static PyObject *dtype_get_is_floating_point(SoDtype *self, void *c)
@@ -35,10 +53,16 @@ static PyObject *dtype_get_is_floating_point(SoDtype *self, void *c)
     return PyBool_FromLong(so_dtype_is_float(self->code));
 }
 
+static PyObject *dtype_get_is_complex(SoDtype *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(dtype_is_complex(self->code));
+}
+
 static PyObject *dtype_get_is_signed(SoDtype *self, void *c)
 {
     (void)c;
-    return PyBool_FromLong(self->code != SO_BOOL);
+    return PyBool_FromLong(self->code != SO_BOOL && self->code != SO_UINT8);
 }
 
 static PyObject *dtype_get_name(SoDtype *self, void *c)
@@ -69,6 +93,7 @@ static PyObject *dtype_copy(PyObject *self, PyObject *unused)
 static PyGetSetDef dtype_getset[] = {
     {"itemsize", (getter)dtype_get_itemsize, NULL, "bytes per element", NULL},
     {"is_floating_point", (getter)dtype_get_is_floating_point, NULL, NULL, NULL},
+    {"is_complex", (getter)dtype_get_is_complex, NULL, NULL, NULL},
     {"is_signed", (getter)dtype_get_is_signed, NULL, NULL, NULL},
     {"_name", (getter)dtype_get_name, NULL, NULL, NULL},
     {"_code", (getter)dtype_get_code, NULL, NULL, NULL},
@@ -124,7 +149,9 @@ int so_parse_dtype(so_state *st, PyObject *obj, int default_dtype, const char *a
         return 0;
     }
     if (Py_IS_TYPE(obj, st->tensor.dtype_type)) {
-        *out = ((SoDtype *)obj)->code;
+        int code = ((SoDtype *)obj)->code;
+        if (code >= SO_NUM_DTYPES) goto name_only;
+        *out = code;
         return 0;
     }
     /* Accept NumPy-style names ("float32") and Python's float/int/bool types. */
@@ -133,6 +160,8 @@ int so_parse_dtype(so_state *st, PyObject *obj, int default_dtype, const char *a
         if (!s) return -1;
         for (int i = 0; i < SO_NUM_DTYPES; i++)
             if (strcmp(s, dtype_names[i]) == 0) { *out = i; return 0; }
+        for (int i = SO_NUM_DTYPES; i < SO_NUM_DTYPE_OBJECTS; i++)
+            if (strcmp(s, dtype_names[i]) == 0) { obj = st->tensor.dtypes[i]; goto name_only; }
         if (strcmp(s, "float") == 0) { *out = SO_FLOAT32; return 0; }
         if (strcmp(s, "double") == 0) { *out = SO_FLOAT64; return 0; }
         if (strcmp(s, "half") == 0) { *out = SO_FLOAT16; return 0; }
@@ -150,6 +179,10 @@ int so_parse_dtype(so_state *st, PyObject *obj, int default_dtype, const char *a
     }
     return so_fail(PyExc_TypeError,
                    "%s must be a shardopt dtype (e.g. shardopt.float32), got %R", argname, obj);
+name_only:
+    return so_fail(PyExc_TypeError,
+                   "%s: shardopt has no tensors of dtype %R yet (supported: float32, float64, "
+                   "float16, bfloat16, int32, int64, bool)", argname, obj);
 }
 
 /* ------------------------------------------------------------------ device */
@@ -373,7 +406,7 @@ int so_register_device(PyObject *m, so_state *st)
     st->tensor.dtype_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &dtype_spec, NULL);
     if (!st->tensor.dtype_type) return -1;
     if (PyModule_AddType(m, st->tensor.dtype_type) < 0) return -1;
-    for (int i = 0; i < SO_NUM_DTYPES; i++) {
+    for (int i = 0; i < SO_NUM_DTYPE_OBJECTS; i++) {
         SoDtype *d = PyObject_GC_New(SoDtype, st->tensor.dtype_type);
         if (!d) return -1;
         d->code = i;

@@ -20,7 +20,7 @@ typedef struct so_tensor_state {
     /* the class new tensors are created as (shardopt.Tensor once registered from Python) */
     PyTypeObject *tensor_class;
     /* dtype singletons, indexed by so_dtype */
-    PyObject *dtypes[SO_NUM_DTYPES];
+    PyObject *dtypes[SO_NUM_DTYPE_OBJECTS]; /* the first SO_NUM_DTYPES have tensors */
     /* default generators: [0] cpu, [1 + i] cuda:i (created lazily) */
     PyObject *default_generators[1 + SO_MAX_CUDA_DEVICES];
     /* Advanced (tensor) indexing is ops' work (ops/index.c: gather/index_put kernels);
@@ -38,7 +38,7 @@ static inline int so_tensor_state_traverse(so_tensor_state *s, visitproc visit, 
     Py_VISIT(s->device_type);
     Py_VISIT(s->generator_type);
     Py_VISIT(s->tensor_class);
-    for (int i = 0; i < SO_NUM_DTYPES; i++) Py_VISIT(s->dtypes[i]);
+    for (int i = 0; i < SO_NUM_DTYPE_OBJECTS; i++) Py_VISIT(s->dtypes[i]);
     for (int i = 0; i < 1 + SO_MAX_CUDA_DEVICES; i++) Py_VISIT(s->default_generators[i]);
     return 0;
 }
@@ -47,7 +47,7 @@ static inline int so_tensor_state_traverse(so_tensor_state *s, visitproc visit, 
 static inline void so_tensor_state_clear(so_tensor_state *s)
 {
     Py_CLEAR(s->tensor_class);
-    for (int i = 0; i < SO_NUM_DTYPES; i++) Py_CLEAR(s->dtypes[i]);
+    for (int i = 0; i < SO_NUM_DTYPE_OBJECTS; i++) Py_CLEAR(s->dtypes[i]);
     for (int i = 0; i < 1 + SO_MAX_CUDA_DEVICES; i++) Py_CLEAR(s->default_generators[i]);
     Py_CLEAR(s->storage_type);
     Py_CLEAR(s->tensor_type);

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "tensor", "as_tensor", "from_numpy", "empty", "zeros", "ones", "full", "rand", "randn",
-    "arange", "eye", "empty_like", "zeros_like", "ones_like", "full_like", "rand_like",
+    "arange", "eye", "clone", "empty_like", "zeros_like", "ones_like", "full_like", "rand_like",
     "randn_like", "get_default_dtype", "set_default_dtype", "manual_seed", "seed",
     "initial_seed", "get_rng_state", "set_rng_state", "Generator", "default_generator",
 ]
@@ -92,6 +92,14 @@ def _size_arg(args, size, fname):
     return args
 
 
+def _check_pin_memory(pin_memory, fname):
+    # shardopt allocates no pinned (page-locked) host memory: refuse rather than hand back
+    # an ordinary tensor that claims nothing (torch's CPU-only build refuses too)
+    if pin_memory:
+        raise RuntimeError(f"{fname}(): pin_memory=True needs pinned (page-locked) host memory, "
+                           f"which shardopt does not allocate; pass pin_memory=False")
+
+
 def _finish(t, requires_grad):
     if requires_grad:
         t.requires_grad = True
@@ -106,11 +114,13 @@ def _new(size, dtype, device):
 
 def empty(*args, size=None, dtype=None, device=None, requires_grad=False, layout=None,
           pin_memory=False, memory_format=None) -> Tensor:
+    _check_pin_memory(pin_memory, "empty")
     return _finish(_new(_size_arg(args, size, "empty"), _float_dtype(dtype), device), requires_grad)
 
 
 def zeros(*args, size=None, dtype=None, device=None, requires_grad=False, layout=None,
           pin_memory=False) -> Tensor:
+    _check_pin_memory(pin_memory, "zeros")
     t = _new(_size_arg(args, size, "zeros"), _float_dtype(dtype), device)
     t.zero_()
     return _finish(t, requires_grad)
@@ -118,6 +128,7 @@ def zeros(*args, size=None, dtype=None, device=None, requires_grad=False, layout
 
 def ones(*args, size=None, dtype=None, device=None, requires_grad=False, layout=None,
          pin_memory=False) -> Tensor:
+    _check_pin_memory(pin_memory, "ones")
     t = _new(_size_arg(args, size, "ones"), _float_dtype(dtype), device)
     t.fill_(1)
     return _finish(t, requires_grad)
@@ -141,6 +152,7 @@ def _scalar_dtype(value, argname):
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None,
          pin_memory=False) -> Tensor:
+    _check_pin_memory(pin_memory, "full")
     if dtype is None:
         dtype = _scalar_dtype(fill_value, "fill_value")
     t = _new(size, dtype, device)
@@ -151,6 +163,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, layo
 def rand(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False,
          layout=None, pin_memory=False) -> Tensor:
     """Uniform [0, 1) from the Philox stream of `generator` (default: the device's)."""
+    _check_pin_memory(pin_memory, "rand")
     t = _new(_size_arg(args, size, "rand"), _float_dtype(dtype), device)
     _C._uniform_(t, 0.0, 1.0, generator)
     return _finish(t, requires_grad)
@@ -159,6 +172,7 @@ def rand(*args, size=None, generator=None, dtype=None, device=None, requires_gra
 def randn(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False,
           layout=None, pin_memory=False) -> Tensor:
     """Standard normal (Box-Muller over Philox) from `generator` (default: the device's)."""
+    _check_pin_memory(pin_memory, "randn")
     t = _new(_size_arg(args, size, "randn"), _float_dtype(dtype), device)
     _C._normal_(t, 0.0, 1.0, generator)
     return _finish(t, requires_grad)
@@ -177,6 +191,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     """torch.arange: int arguments give int64, any float gives the default dtype; the length
     is ceil((end - start) / step) and element i is start + i * step (computed in float64
     for floating results, exactly for integer ones)."""
+    _check_pin_memory(pin_memory, "arange")
     if end is None:
         start, end = 0, start
     start = _scalar_value(start, "start")
@@ -206,6 +221,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, layout=None,
         pin_memory=False) -> Tensor:
+    _check_pin_memory(pin_memory, "eye")
     if m is None:
         m = n
     for name, v in (("n", n), ("m", m)):
@@ -227,6 +243,16 @@ def _like(input, dtype, device):
         raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
     return _new(input._shape, input.dtype if dtype is None else dtype,
                 input.device if device is None else device)
+
+
+def clone(input, *, memory_format=None) -> Tensor:
+    """A copy of ``input`` with its own storage (torch.clone; differentiable)."""
+    if not isinstance(input, _C.TensorBase):
+        raise TypeError(f"clone(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    if memory_format is None:
+        return input.clone()
+    return input.clone(memory_format=memory_format)
 
 
 def empty_like(input, *, dtype=None, device=None, requires_grad=False, layout=None,
@@ -316,6 +342,7 @@ def _parse_data(data):
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     """A new tensor holding a copy of `data` (nested lists/tuples of numbers, an ndarray,
     a scalar, or a tensor)."""
+    _check_pin_memory(pin_memory, "tensor")
     if isinstance(data, _C.TensorBase):
         t = data._convert(dtype, device)
         return _finish(t, requires_grad)
@@ -410,24 +437,28 @@ def _new_like_self(self, size, dtype, device):
 
 def _new_empty(self, *args, size=None, dtype=None, device=None, requires_grad=False,
                layout=None, pin_memory=False):
+    _check_pin_memory(pin_memory, "new_empty")
     return _finish(_new_like_self(self, _size_arg(args, size, "new_empty"), dtype, device),
                    requires_grad)
 
 
 def _new_zeros(self, *args, size=None, dtype=None, device=None, requires_grad=False,
                layout=None, pin_memory=False):
+    _check_pin_memory(pin_memory, "new_zeros")
     t = _new_like_self(self, _size_arg(args, size, "new_zeros"), dtype, device)
     return _finish(t.zero_(), requires_grad)
 
 
 def _new_ones(self, *args, size=None, dtype=None, device=None, requires_grad=False,
               layout=None, pin_memory=False):
+    _check_pin_memory(pin_memory, "new_ones")
     t = _new_like_self(self, _size_arg(args, size, "new_ones"), dtype, device)
     return _finish(t.fill_(1), requires_grad)
 
 
 def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False,
               layout=None, pin_memory=False):
+    _check_pin_memory(pin_memory, "new_full")
     t = _new_like_self(self, size, dtype, device)
     return _finish(t.fill_(fill_value), requires_grad)
 

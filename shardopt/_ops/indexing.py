@@ -18,7 +18,8 @@ from .reduce import return_types
 
 __all__ = ["gather", "scatter", "scatter_add", "index_select", "index_put", "masked_fill",
            "nonzero", "argwhere", "where", "argmax", "argmin", "topk", "sort", "argsort",
-           "cumsum", "chunk", "split", "tril", "triu", "randint", "randperm", "multinomial"]
+           "cumsum", "chunk", "split", "narrow", "tril", "triu", "randint", "randperm",
+           "multinomial"]
 
 _TB = _C.TensorBase
 _c_where = dict(_C._ew_functions)["where"]
@@ -344,6 +345,13 @@ def split(tensor, split_size_or_sections, dim=0):
         out.append(tensor.narrow(dim, start, s))
         start += s
     return tuple(out)
+
+
+def narrow(input, dim, start, length):
+    """The view of ``input`` holding ``length`` elements from ``start`` along ``dim``
+    (torch.narrow; ``start`` may be negative)."""
+    _check_tensor(input, "narrow", "input", 1)
+    return input.narrow(dim, start, length)
 
 
 def chunk(input, chunks, dim=0):

@@ -110,6 +110,14 @@ _OTHER_INPLACE = (
     "maximum_", "minimum_", "index_put_", "scatter_", "index_add_", "t_", "transpose_",
     "squeeze_", "unsqueeze_", "resize_", "set_",
 )
+# the trigonometric and hyperbolic families: in-place forms rebase onto the out-of-place op
+# (tan saves its output; the others save their input, so they need a snapshot of self)
+_TRIG = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+         "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh")
+for _n in _TRIG:
+    _REBASE[_n + "_"] = ((lambda s, _op=_n: getattr(s, _op)()), _n != "tan")
+    _NEEDS[_n + "_"] = _n
+_OTHER_INPLACE = _OTHER_INPLACE + tuple(n + "_" for n in _TRIG)
 
 
 def _check_target(self, name):

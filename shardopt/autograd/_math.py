@@ -188,6 +188,62 @@ def _bw_relu(node, g):
     return (g * (out > 0).to(g.dtype),)
 
 
+# trigonometric and hyperbolic families (torch's derivatives.yaml formulas)
+def _bw_sin(node, g):
+    x, = unpack(node)
+    return (g * x.cos(),)
+
+
+def _bw_cos(node, g):
+    x, = unpack(node)
+    return (g * -x.sin(),)
+
+
+def _bw_tan(node, g):
+    out, = unpack(node)
+    return (g * (1.0 + out * out),)
+
+
+def _bw_asin(node, g):
+    x, = unpack(node)
+    return (g * (1.0 - x * x).rsqrt(),)
+
+
+def _bw_acos(node, g):
+    x, = unpack(node)
+    return (g * -(1.0 - x * x).rsqrt(),)
+
+
+def _bw_atan(node, g):
+    x, = unpack(node)
+    return (g / (x * x + 1.0),)
+
+
+def _bw_sinh(node, g):
+    x, = unpack(node)
+    return (g * x.cosh(),)
+
+
+def _bw_cosh(node, g):
+    x, = unpack(node)
+    return (g * x.sinh(),)
+
+
+def _bw_asinh(node, g):
+    x, = unpack(node)
+    return (g * (x * x + 1.0).rsqrt(),)
+
+
+def _bw_acosh(node, g):
+    x, = unpack(node)
+    return (g * (x * x - 1.0).rsqrt(),)
+
+
+def _bw_atanh(node, g):
+    x, = unpack(node)
+    return (g / (1.0 - x * x),)
+
+
 NegBackward0 = node_type("NegBackward0", _bw_neg)
 ExpBackward0 = node_type("ExpBackward0", _bw_exp)
 LogBackward0 = node_type("LogBackward0", _bw_log)
@@ -207,7 +263,21 @@ _UNARY = {
     "relu": (ReluBackward0, "out"),
     "tanh": (TanhBackward0, "out"), "sigmoid": (SigmoidBackward0, "out"),
     "square": (SquareBackward0, "in"),
+    "sin": (node_type("SinBackward0", _bw_sin), "in"),
+    "cos": (node_type("CosBackward0", _bw_cos), "in"),
+    "tan": (node_type("TanBackward0", _bw_tan), "out"),
+    "asin": (node_type("AsinBackward0", _bw_asin), "in"),
+    "acos": (node_type("AcosBackward0", _bw_acos), "in"),
+    "atan": (node_type("AtanBackward0", _bw_atan), "in"),
+    "sinh": (node_type("SinhBackward0", _bw_sinh), "in"),
+    "cosh": (node_type("CoshBackward0", _bw_cosh), "in"),
+    "asinh": (node_type("AsinhBackward0", _bw_asinh), "in"),
+    "acosh": (node_type("AcoshBackward0", _bw_acosh), "in"),
+    "atanh": (node_type("AtanhBackward0", _bw_atanh), "in"),
 }
+# numpy-style aliases share the op's backward
+for _name in ("asin", "acos", "atan", "asinh", "acosh", "atanh"):
+    _UNARY["arc" + _name[1:]] = _UNARY[_name]
 
 def _bw_gelu(node, g):
     x, = unpack(node)

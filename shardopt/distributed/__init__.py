@@ -1,6 +1,7 @@
 """shardopt.distributed — torch.distributed's API over a C store and a Gloo backend."""
 from shardopt._C import DistBackendError, DistError, DistStoreError, DistTimeoutError
 
+from .remote_device import _remote_device  # noqa: F401  (torch.distributed._remote_device)
 from .store import FileStore, PrefixStore, Store, TCPStore
 from .distributed_c10d import *  # noqa: F401,F403
 from .distributed_c10d import __all__ as _c10d_all

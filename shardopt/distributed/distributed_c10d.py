@@ -366,6 +366,29 @@ def get_global_rank(group, group_rank):
     return _resolve(group)._ranks[group_rank]
 
 
+def _get_default_group():
+    """The default process group (torch's private accessor); ValueError before
+    init_process_group."""
+    return _default()
+
+
+def _get_group_size(group):
+    """World size of ``group`` (None: the default group)."""
+    return get_world_size(group)
+
+
+def _get_global_rank(group, rank):
+    """Deprecated torch spelling of ``get_global_rank``."""
+    return get_global_rank(group, rank)
+
+
+def _rank_not_in_group(group):
+    """True when this process is not a member of ``group``."""
+    if group is None:
+        return False
+    return group is GroupMember.NON_GROUP_MEMBER
+
+
 def get_group_rank(group, global_rank):
     ranks = _resolve(group)._ranks
     if global_rank not in ranks:

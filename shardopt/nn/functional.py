@@ -12,7 +12,6 @@ from .. import _C
 from .._ops import softmax_ops as _sm
 from ..autograd import _math
 from ..autograd._setup import FUNCTIONS as _FUNCTIONS
-from ..overrides import dispatchable
 from . import _functions as _fn
 
 __all__ = ["linear", "gelu", "relu", "silu", "sigmoid", "tanh", "softmax", "log_softmax",
@@ -53,7 +52,6 @@ def _down(out, half):
 # ------------------------------------------------------------------ activations
 
 
-@dispatchable  # a ShardedTensor weight goes to its __torch_function__ (sharded linear)
 def linear(input, weight, bias=None):
     """y = input @ weight.T + bias."""
     return _math.linear(input, weight, bias)
@@ -206,7 +204,6 @@ def _no_grad_embedding_renorm_(weight, input, max_norm, norm_type):
         _C._embedding_renorm_(weight, input, float(max_norm), float(norm_type))
 
 
-@dispatchable  # a ShardedTensor weight goes to its __torch_function__
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False):
     """Rows of ``weight`` picked by the integer ``input`` (output ``(*input.shape, D)``).
@@ -232,7 +229,6 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     return _down(_fn.Embedding.apply(w, input, padding_idx, bool(scale_grad_by_freq)), half)
 
 
-@dispatchable  # a ShardedTensor weight goes to its __torch_function__
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,
                   mode="mean", sparse=False, per_sample_weights=None, include_last_offset=False,
                   padding_idx=None):
@@ -541,3 +537,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
                                      reduction, out_shape)
     return _down(out, half)
 
+# nn.functional's public functions take part in the __torch_function__ protocol in torch's
+# order (a ShardedTensor argument dispatches to its class before the function runs, so
+# custom_sharded_op_impl(F.linear) is what F.linear does on a sharded weight); this module
+# publishes them so, here where they are defined.
+from .. import overrides as _overrides  # noqa: E402
+
+globals().update(_overrides.dispatchable_all(globals(), __all__, args_first=True))

@@ -359,6 +359,12 @@ def load_with_process_group(process_group):
         _LOAD.pg = None
 
 
+def _get_current_process_group():
+    """The group set by ``load_with_process_group``, else the default group."""
+    pg = getattr(_LOAD, "pg", None)
+    return dist.distributed_c10d._get_default_group() if pg is None else pg
+
+
 # ------------------------------------------------------------------ the classes
 
 class ShardedTensorBase(_C.ShardedTensorBase):
@@ -948,3 +954,14 @@ class ShardedTensor(ShardedTensorBase):
             setattr(self, k, v)
         if init_rrefs:
             raise _rrefs_error()
+
+
+def _create_tensor_from_params(*size, local_device, tensor_properties: TensorProperties):
+    """An uninitialised local tensor of ``size`` on ``local_device`` with the dtype and
+    requires_grad of ``tensor_properties`` (torch's helper of the same name)."""
+    from .._ops.creation import empty  # noqa: PLC0415 - the tensor layer's factory
+
+    return empty(*size, dtype=tensor_properties.dtype, device=local_device,
+                 requires_grad=tensor_properties.requires_grad,
+                 layout=tensor_properties.layout, memory_format=tensor_properties.memory_format,
+                 pin_memory=tensor_properties.pin_memory)

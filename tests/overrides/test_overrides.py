@@ -53,3 +53,37 @@ def test_wrapper_keeps_the_original_for_the_op_registry():
     assert not overrides.has_torch_function((torch.ones(1), 2.0), {"x": torch.ones(1)})
     # functions that never take a tensor-like are published as they are
     assert getattr(torch.manual_seed, "_shardopt_original", None) is None
+
+
+def test_nn_functional_dispatches_before_running():
+    import shardopt.nn.functional as F
+    _Fake.calls.clear()
+    fake = _Fake()
+    # relu would accept the fake by duck typing (input.relu()); torch's order asks the
+    # tensor-like's class first
+    assert F.relu(fake) == ("handled", "relu")
+    assert F.linear(torch.ones(2, 3), fake, bias=None) == ("handled", "linear")
+    func, types, args, kwargs = _Fake.calls[-1]
+    assert func is F.linear and overrides.dispatchable(func) is func
+    assert args[1] is fake and kwargs == {"bias": None}
+    assert F.gelu(torch.zeros(2)).tolist() == [0.0, 0.0]  # plain calls unchanged
+    with pytest.raises(TypeError, match="linear"):
+        F.linear("x", torch.ones(2, 2))  # a genuine type error stays one
+
+
+def test_nn_init_dispatches_tensor_likes():
+    import shardopt.nn.init as init
+    _Fake.calls.clear()
+    assert init.normal_(_Fake(), mean=1.0) == ("handled", "normal_")
+    func, _, args, kwargs = _Fake.calls[-1]
+    assert func is init.normal_ and args == () and kwargs["mean"] == 1.0
+
+
+def test_args_first_wrapper_scans_nested_arguments():
+    def first(xs):
+        return "ran"
+    wrapped = overrides.dispatchable(first, args_first=True)
+    assert wrapped([1, 2]) == "ran"
+    assert wrapped([1, _Fake()]) == ("handled", "first")
+    assert wrapped(xs=(_Fake(),)) == ("handled", "first")
+    assert wrapped._shardopt_original is first
