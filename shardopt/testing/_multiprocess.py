@@ -346,15 +346,15 @@ class MultiProcessTestCase(TestCase):
         rpc.init_rpc(name=f"worker{self.rank:d}", rank=self.rank, world_size=self.world_size,
                      rpc_backend_options=opts)
 
-    def init_comms(self, init_rpc=False, backend=None):
+    def init_comms(self, init_rpc=True, backend=None):
         if init_rpc:
             self.init_rpc()
         self.init_pg(backend)
 
-    def destroy_comms(self, destroy_rpc=False):
+    def destroy_comms(self, destroy_rpc=True):
         dist = _dist()
         dist.barrier()
-        if destroy_rpc:
+        if destroy_rpc and dist.rpc._is_current_rpc_agent_set():
             dist.rpc.shutdown()
         dist.destroy_process_group()
 
@@ -366,13 +366,14 @@ def _default_backend(world_size):
     return "gloo"
 
 
-def with_comms(func=None, init_rpc=False, backend=None):
+def with_comms(func=None, init_rpc=True, backend=None):
     """Initialise a process group around a test method and destroy it afterwards.
 
     Usable bare (``@with_comms``) or with arguments.  ``backend=None`` picks nccl when there
     is a GPU per rank, gloo otherwise; an explicit nccl backend skips (exit code of
-    "multi-gpu-N") when there are fewer GPUs than ranks.  ``init_rpc=True`` also starts RPC
-    (worker names "worker<rank>") before the group and shuts it down after it.
+    "multi-gpu-N") when there are fewer GPUs than ranks.  ``init_rpc=True`` (the default, as in
+    torch's sharded-tensor test base) also starts RPC (worker names "worker<rank>") before
+    the group and shuts it down after it.
     """
     if func is None:
         return functools.partial(with_comms, init_rpc=init_rpc, backend=backend)
