@@ -178,7 +178,8 @@ def _is_pinned(t):
 def _validate_placement(pg, placement):
     """torch's _parse_and_validate_remote_device for tensor-creating paths; the rank.
 
-    None -> "remote device is None", worker names -> RPC RuntimeError, rank-less ->
+    None -> "remote device is None", worker names -> their RPC id (torch's RuntimeError
+    without RPC, "Invalid worker name" for an unknown one), rank-less ->
     ValueError (deviation §12.5), a rank outside pg's global ranks -> "Global rank r does
     not exist in input process group"."""
     if placement is None:

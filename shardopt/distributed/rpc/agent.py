@@ -189,7 +189,8 @@ class Agent:
                                         thread_name_prefix=f"rpc{rank}")
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("0.0.0.0", 0))
+        host = _advertised_host()  # loopback for single-node jobs: nothing else can reach it
+        self._listener.bind((host, 0))
         self._listener.listen(max(16, world_size))
         port = self._listener.getsockname()[1]
         self._threads = [threading.Thread(target=self._accept_loop, daemon=True,
@@ -199,7 +200,6 @@ class Agent:
         for t in self._threads:
             t.start()
         # Rendezvous: publish (name, host, port), read everyone's.
-        host = _advertised_host()
         store.set(f"worker/{rank}", pickle.dumps((name, host, port)))
         keys = [f"worker/{r}" for r in range(world_size)]
         store.wait(keys)
