@@ -363,7 +363,10 @@ class Agent:
     def _serve_conn(self, sock: socket.socket) -> None:
         conn = None
         try:
+            # A connection that never says hello must not hold a thread forever.
+            sock.settimeout(self.rpc_timeout or 60.0)
             kind, peer = pickle.loads(_recv_frame(sock))
+            sock.settimeout(None)
             if kind != "hello" or not (0 <= peer < self.world_size):
                 raise ConnectionError(f"bad RPC handshake {kind!r}")
             conn = _Conn(sock, peer)
@@ -430,7 +433,9 @@ class Agent:
                 try:
                     value, exc = func(*args, **kwargs), None
                 except BaseException as e:  # noqa: BLE001 - to_here() raises it
-                    value, exc = None, _rebuild_error(_error_payload(e, me))
+                    payload = _error_payload(e, me)
+                    value, exc = None, _rebuild_error(payload)
+                    exc._rpc_payload = payload  # fetches forward it unwrapped
                 # Acknowledge before publishing the value: a fetch waiting on it replies on
                 # the same connection, so the caller sees the creation confirmed first.
                 self._reply(conn, rid, True, None)
@@ -443,7 +448,8 @@ class Agent:
                 try:
                     self._reply(conn, rid, True, self.owner_value(rref_id, timeout))
                 except BaseException as e:  # noqa: BLE001
-                    self._reply(conn, rid, False, _error_payload(e, me))
+                    self._reply(conn, rid, False,
+                                getattr(e, "_rpc_payload", None) or _error_payload(e, me))
             self._submit(fetch, conn, rid)
         elif kind == "incref":
             try:
@@ -519,8 +525,12 @@ class Agent:
     def release(self, owner: int, rref_id) -> None:
         """Called from RRef.__del__ (any thread, maybe inside the GC): queue the decref."""
         self._decrefs.append((owner, rref_id))
-        with self._lock:
-            self._cond.notify_all()
+        # Never block in a finalizer: if the lock is busy the loop's 0.5 s poll picks it up.
+        if self._lock.acquire(blocking=False):
+            try:
+                self._cond.notify_all()
+            finally:
+                self._lock.release()
 
     def _decref_loop(self) -> None:
         while True:
@@ -563,7 +573,8 @@ class Agent:
                 f._wait_done(max(0.0, deadline - time.monotonic()))
 
     # -- shutdown -------------------------------------------------------------------------
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop serving and close every connection; `wait`: let running requests finish."""
         with self._lock:
             if self._closing:
                 return
@@ -573,7 +584,7 @@ class Agent:
             self._listener.close()
         except OSError:
             pass
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
         with self._lock:
             conns = list(self._out.values()) + list(self._in)
             self._out.clear()

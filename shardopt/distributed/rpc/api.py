@@ -152,7 +152,7 @@ def shutdown(graceful: bool = True, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -
             _wait_keys(agent.store, [f"shutdown/{r}" for r in range(agent.world_size)], t)
     finally:
         _state.agent = None
-        agent.shutdown()
+        agent.shutdown(wait=graceful)
 
 
 def get_worker_info(worker_name: Optional[str] = None) -> WorkerInfo:
