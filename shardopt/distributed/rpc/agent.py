@@ -70,8 +70,8 @@ def _timeout_error(seconds: float) -> RuntimeError:
                         f"will now be marked with an error")
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray(n)
+def _recv_exact(sock: socket.socket, n: int) -> bytearray:
+    buf = bytearray(n)  # handed to pickle.loads as is: no second copy of large frames
     view = memoryview(buf)
     got = 0
     while got < n:
@@ -79,11 +79,11 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
         if k == 0:
             raise ConnectionError("connection closed by peer")
         got += k
-    return bytes(buf)
+    return buf
 
 
-def _recv_frame(sock: socket.socket) -> bytes:
-    (n,) = _HDR.unpack(_recv_exact(sock, _HDR.size))
+def _recv_frame(sock: socket.socket) -> bytearray:
+    (n,) = _HDR.unpack(bytes(_recv_exact(sock, _HDR.size)))
     if n > _MAX_FRAME:
         raise ConnectionError(f"RPC frame of {n} bytes exceeds the limit of {_MAX_FRAME} "
                               f"(SHARDOPT_RPC_MAX_FRAME)")
@@ -261,7 +261,7 @@ class Agent:
             raise RuntimeError(f"RPC could not connect to {self._infos[peer]} at "
                                f"{host}:{port}: {e}") from None
         sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _tune(sock)
         conn = _Conn(sock, peer)
         conn.send(pickle.dumps(("hello", self.rank)))
         with self._lock:
@@ -356,7 +356,7 @@ class Agent:
                 sock, _ = self._listener.accept()
             except OSError:
                 return
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _tune(sock)
             threading.Thread(target=self._serve_conn, args=(sock,), daemon=True,
                              name=f"rpc{self.rank}-serve").start()
 
@@ -597,6 +597,16 @@ class Agent:
             self._owned.clear()
         for f, _ in pending:
             f._try_complete(None, err)
+
+
+def _tune(sock: socket.socket) -> None:
+    """No Nagle delay for small requests; larger buffers for tensor-sized frames."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
+        except OSError:
+            pass
 
 
 def _peek_id(data: bytes, after_kind: bool) -> Optional[int]:
