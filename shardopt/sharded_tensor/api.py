@@ -112,18 +112,19 @@ def _placement_rank(pl):
 
 # ------------------------------------------------------------------ remote shards (RPC)
 
-_st_lock = threading.Lock()
+_sharded_tensor_lock = threading.Lock()
 _st_next_id = [0]
-_st_map = weakref.WeakValueDictionary()  # sharded tensor id -> ShardedTensor (this rank)
+# sharded tensor id -> ShardedTensor on this rank (torch's name; entries go with the tensor)
+_sharded_tensor_map = weakref.WeakValueDictionary()
 
 
 def _register_remote_shards(sharded_tensor_id: int, rrefs, rpc_rank: int) -> None:
     """Runs on a peer through RPC: file `rrefs` (that rank's shards) under the tensor."""
-    with _st_lock:
-        st = _st_map.get(sharded_tensor_id)
+    with _sharded_tensor_lock:
+        st = _sharded_tensor_map.get(sharded_tensor_id)
     if st is None:
         raise RuntimeError(f"Could not find sharded_tensor_id: {sharded_tensor_id} in map: "
-                           f"{list(_st_map.keys())}")
+                           f"{list(_sharded_tensor_map.keys())}")
     st._remote_shards[rpc_rank] = rrefs
 
 
@@ -132,9 +133,9 @@ def _post_init_rrefs(st) -> None:
     of its local shards to every other rank (an RPC collective over all workers)."""
     st._init_rrefs = True
     st._remote_shards = {}
-    with _st_lock:
+    with _sharded_tensor_lock:
         st._sharded_tensor_id = _st_next_id[0]
-        _st_map[st._sharded_tensor_id] = st
+        _sharded_tensor_map[st._sharded_tensor_id] = st
         _st_next_id[0] += 1
     rpc = dist.rpc
     if not rpc._is_current_rpc_agent_set():

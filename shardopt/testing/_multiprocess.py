@@ -29,7 +29,7 @@ from ._comparison import TestCase
 
 __all__ = [
     "MultiProcessTestCase", "TEST_SKIPS", "TestSkip", "with_comms", "requires_gloo",
-    "requires_nccl", "skip_if_lt_x_gpu", "run_tests", "launched_rank",
+    "requires_nccl", "skip_if_lt_x_gpu", "run_tests", "launched_rank", "tp_transports",
 ]
 
 MAIN_PROCESS_RANK = -1
@@ -398,6 +398,11 @@ def with_comms(func=None, init_rpc=True, backend=None):
         self.destroy_comms(destroy_rpc=init_rpc)
         return result
     return wrapper
+
+
+def tp_transports():
+    """torch's TensorPipe transport list for RPC options (None: the agent's default)."""
+    return None
 
 
 def requires_gloo():

@@ -87,6 +87,10 @@ class TestRemoteShards(ShardedTensorTestBase):
         st3 = sharded_tensor.init_from_local_shards(local, 8, 3, init_rrefs=True)
         for rank, (rref,) in st3.remote_shards().items():
             np.testing.assert_array_equal(rref.to_here().tensor.numpy(), np.full((2, 3), rank))
+        # the id map behind the registration holds no tensor alive
+        from shardopt.sharded_tensor import api  # noqa: PLC0415
+        del st, st2, st3
+        self.assertEqual(len(api._sharded_tensor_map), 0)  # no cycle keeps one alive
         # without init_rrefs there are no remote shards
         with self.assertRaisesRegex(RuntimeError, "init_rrefs=False, no RRefs"):
             sharded_tensor.zeros(spec, 4, 4).remote_shards()
@@ -128,6 +132,20 @@ class TestRemoteShards(ShardedTensorTestBase):
                          [r for r in range(WORLD) if r != self.rank])
         for rank, (rref,) in st2.remote_shards().items():
             np.testing.assert_array_equal(rref.to_here().tensor.numpy(), np.ones((2, 2)))
+
+    def test_pg_and_rpc_ranks_must_match(self):
+        self.init_pg("gloo")
+        opts = rpc.TensorPipeRpcBackendOptions(init_method=f"file://{self.file_name}")
+        shifted = (self.rank + 1) % WORLD
+        rpc.init_rpc(f"worker{shifted}", rank=shifted, world_size=WORLD,
+                     rpc_backend_options=opts)
+        with self.assertRaisesRegex(ValueError, "Default ProcessGroup and RPC ranks must be "
+                                                "the same for ShardedTensor, found process "
+                                                f"group rank: {self.rank} and RPC rank: "
+                                                f"{shifted}"):
+            sharded_tensor.empty(ChunkShardingSpec(0, ["rank:1/cpu"]), 10, 20, init_rrefs=True)
+        rpc.shutdown()
+        dist.destroy_process_group()
 
     @with_comms(init_rpc=False, backend="gloo")
     def test_without_rpc(self):
