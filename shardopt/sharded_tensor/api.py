@@ -526,6 +526,7 @@ class ShardedTensorBase(_C.ShardedTensorBase):
         new._metadata = copy.deepcopy(self._metadata, memo)
         new._sharding_spec = copy.deepcopy(self._sharding_spec, memo)
         new._process_group = self._process_group  # the same group object, as torch
+        new._init_rrefs = self._init_rrefs  # a C slot, not in __dict__
         for k, v in self.__dict__.items():
             setattr(new, k, copy.deepcopy(v, memo))
         return new

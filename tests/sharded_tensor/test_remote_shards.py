@@ -77,6 +77,12 @@ class TestRemoteShards(ShardedTensorTestBase):
         if self.rank != 0:
             self.assertEqual(len(st2.remote_shards()[0]), 2)
 
+        # copies share the remote references (RRefs are handles)
+        import copy  # noqa: PLC0415
+        dup = copy.deepcopy(st)
+        self.assertIs(dup.remote_shards()[(self.rank + 1) % WORLD][0],
+                      st.remote_shards()[(self.rank + 1) % WORLD][0])
+        del dup
         # the other factories and init_from_local_shards pass init_rrefs through
         for make in (sharded_tensor.ones, sharded_tensor.rand):
             self.assertEqual(len(make(spec, 8, 2, init_rrefs=True).remote_shards()), WORLD - 1)

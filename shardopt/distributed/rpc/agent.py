@@ -408,10 +408,14 @@ class Agent:
             data = pickle.dumps((rid, False, _error_payload(
                 RuntimeError(f"could not pickle the RPC result: {e!r}"),
                 self._infos[self.rank])))
+        if len(data) > _MAX_FRAME:
+            data = pickle.dumps((rid, False, (RuntimeError, (
+                f"On {self._infos[self.rank]}: the RPC result pickles to {len(data)} bytes, "
+                f"over the frame limit of {_MAX_FRAME} (SHARDOPT_RPC_MAX_FRAME)"))))
         try:
             conn.send(data)
         except (OSError, RuntimeError, ValueError):
-            pass  # the caller is gone or the result is too big; its future fails there
+            pass  # the caller is gone: its reader fails its calls
 
     def _dispatch(self, conn: _Conn, msg: tuple) -> None:
         kind, rid = msg[0], msg[1]

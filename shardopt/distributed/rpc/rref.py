@@ -145,6 +145,12 @@ class RRef(Generic[T]):
             agent.request(self._owner, ("incref", self._id), t).wait()
         return (_rebuild_rref, (self._owner, self._id))
 
+    def __copy__(self) -> "RRef":
+        return self  # a handle: copies of an object holding RRefs share the references
+
+    def __deepcopy__(self, memo) -> "RRef":
+        return self
+
     def __repr__(self) -> str:
         kind = "OwnerRRef" if self.is_owner() else "UserRRef"
         return f"{kind}(RRefId(created_on={self._id[0]}, local_id={self._id[1]}))"
