@@ -347,3 +347,44 @@ def test_future_api():
         h.wait()
     with pytest.raises(TypeError, match="not an Exception"):
         Future().set_exception(3)
+
+
+def _big(n):
+    return torch.ones(n)
+
+
+class TestRpcFrameLimit(MultiProcessTestCase):
+    """Frames over SHARDOPT_RPC_MAX_FRAME are refused on both sides, failing just that call."""
+    TIMEOUT = 60
+
+    @property
+    def world_size(self):
+        return 2
+
+    def setUp(self):
+        self._saved = os.environ.get("SHARDOPT_RPC_MAX_FRAME")
+        os.environ["SHARDOPT_RPC_MAX_FRAME"] = str(1 << 20)  # the spawned ranks inherit it
+        super().setUp()
+
+    def tearDown(self):
+        if self._saved is None:
+            os.environ.pop("SHARDOPT_RPC_MAX_FRAME", None)
+        else:
+            os.environ["SHARDOPT_RPC_MAX_FRAME"] = self._saved
+        super().tearDown()
+
+    def test_frame_limit(self):
+        opts = rpc.TensorPipeRpcBackendOptions(rpc_timeout=20,
+                                               init_method=f"file://{self.file_name}")
+        rpc.init_rpc(f"worker{self.rank}", rank=self.rank, world_size=2,
+                     rpc_backend_options=opts)
+        peer = 1 - self.rank
+        with self.assertRaisesRegex(ValueError, "exceeds the limit of 1048576"):
+            rpc.rpc_sync(peer, _add_tensors, args=(torch.ones(300000), 1.0))
+        t0 = time.monotonic()
+        with self.assertRaisesRegex(RuntimeError, "over the frame limit of 1048576"):
+            rpc.rpc_sync(peer, _big, args=(300000,))
+        self.assertLess(time.monotonic() - t0, 10)  # an error reply, not a timeout
+        # the connection still works
+        self.assertEqual(rpc.rpc_sync(peer, _big, args=(4,)).sum().item(), 4.0)
+        rpc.shutdown()
