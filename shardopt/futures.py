@@ -29,6 +29,9 @@ class Future(Generic[T]):
         self._value: Any = _UNSET
         self._exc: Optional[BaseException] = None
         self._callbacks: List[Callable[["Future[T]"], None]] = []
+        # Where callbacks run when set (RPC futures: the agent's pool, so that a callback
+        # that itself waits on an RPC never blocks the thread that delivers replies).
+        self._executor = None
 
     def done(self) -> bool:
         """True once a result or an exception is set."""
@@ -66,10 +69,13 @@ class Future(Generic[T]):
             callbacks, self._callbacks = self._callbacks, []
             self._cond.notify_all()
         for cb in callbacks:
-            try:
-                cb(self)
-            except Exception:  # a callback's failure belongs to the future it feeds
-                pass
+            if self._executor is not None:
+                try:
+                    self._executor.submit(_run_callback, cb, self)
+                    continue
+                except RuntimeError:  # executor shut down: run it here
+                    pass
+            _run_callback(cb, self)
 
     def set_result(self, result: T) -> None:
         """Complete the future with `result`."""
@@ -111,6 +117,13 @@ class Future(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Future done={self.done()}>"
+
+
+def _run_callback(cb, fut) -> None:
+    try:
+        cb(fut)
+    except Exception:  # a callback's failure belongs to the future it feeds (see then())
+        pass
 
 
 def collect_all(futures: List[Future]) -> Future[List[Future]]:

@@ -132,6 +132,10 @@ class TestRpc(MultiProcessTestCase):
             np.testing.assert_array_equal(futs[r].value().numpy(), np.arange(5) + r)
         chained = rpc.rpc_async(peer, operator.add, args=(1, 2)).then(lambda f: f.value() * 10)
         self.assertEqual(chained.wait(), 30)
+        # a callback may itself wait on an RPC to the same peer (it runs on the pool)
+        nested = rpc.rpc_async(peer, operator.add, args=(1, 1)).then(
+            lambda f: rpc.rpc_sync(peer, operator.add, args=(f.value(), 1)))
+        self.assertEqual(nested.wait(), 3)
         self.assertIsInstance(chained, Future)
 
         # the callee's exception comes back with its type, naming the callee

@@ -277,6 +277,7 @@ class Agent:
     def request(self, peer: int, msg: tuple, timeout: float) -> Future:
         """Send (kind, <id>, *rest) to `peer`; a future for its reply."""
         fut: Future = Future()
+        fut._executor = self._pool
         rid = next(self._ids)
         with self._lock:
             if self._closing and msg[0] not in ("decref",):
