@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import shardopt as torch
+import shardopt.distributed as dist
 from shardopt.distributed import rpc
 from shardopt.futures import Future, wait_all
 from shardopt.testing import MultiProcessTestCase
@@ -392,3 +393,18 @@ class TestRpcFrameLimit(MultiProcessTestCase):
         # the connection still works
         self.assertEqual(rpc.rpc_sync(peer, _big, args=(4,)).sum().item(), 4.0)
         rpc.shutdown()
+
+
+def test_missing_worker_fails_rendezvous_within_timeout(tmp_path):
+    opts = rpc.TensorPipeRpcBackendOptions(init_method=f"file://{tmp_path / 'store'}",
+                                           rpc_timeout=1)
+    t0 = time.monotonic()
+    with pytest.raises(dist.DistStoreError, match="timeout after 1 s waiting for key"):
+        rpc.init_rpc("lonely", rank=0, world_size=2, rpc_backend_options=opts)
+    assert time.monotonic() - t0 < 10
+    assert not rpc._is_current_rpc_agent_set()
+    # and a later init works
+    opts2 = rpc.TensorPipeRpcBackendOptions(init_method=f"file://{tmp_path / 'store2'}",
+                                            rpc_timeout=5)
+    rpc.init_rpc("lonely", rank=0, world_size=1, rpc_backend_options=opts2)
+    rpc.shutdown()

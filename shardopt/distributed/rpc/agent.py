@@ -200,9 +200,12 @@ class Agent:
         for t in self._threads:
             t.start()
         # Rendezvous: publish (name, host, port), read everyone's.
-        store.set(f"worker/{rank}", pickle.dumps((name, host, port)))
-        keys = [f"worker/{r}" for r in range(world_size)]
-        store.wait(keys)
+        try:
+            store.set(f"worker/{rank}", pickle.dumps((name, host, port)))
+            store.wait([f"worker/{r}" for r in range(world_size)])
+        except BaseException:
+            self.shutdown(wait=False)  # a worker that never joined: leave nothing running
+            raise
         self._addrs: Dict[int, Tuple[str, int]] = {}
         infos = []
         by_name: Dict[str, int] = {}
