@@ -38,6 +38,7 @@ from . import optim  # noqa: E402
 from . import serialization  # noqa: E402
 from .serialization import load, save  # noqa: E402,F401  (torch.save / torch.load)
 from . import distributed  # noqa: E402
+from . import futures  # noqa: E402  (torch.futures: RPC's Future)
 from . import sharding_spec, sharded_tensor  # noqa: E402
 from .sharded_tensor._shard_api import shard_parameter  # noqa: E402,F401  (torch.distributed._shard.shard_parameter)
 from . import sharded_optim, sharding_plan  # noqa: E402

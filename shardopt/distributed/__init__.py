@@ -5,6 +5,7 @@ from .remote_device import _remote_device  # noqa: F401  (torch.distributed._rem
 from .store import FileStore, PrefixStore, Store, TCPStore
 from .distributed_c10d import *  # noqa: F401,F403
 from .distributed_c10d import __all__ as _c10d_all
+from . import rpc  # noqa: E402  (torch.distributed.rpc is reachable after import)
 
 __all__ = [
     "DistError", "DistTimeoutError", "DistBackendError", "DistStoreError",

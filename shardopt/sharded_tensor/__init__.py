@@ -10,12 +10,14 @@ op-registry decorators (``custom_sharded_op_impl``, ``_sharded_op_impl``), the s
 hooks and ``load_with_process_group``.
 
 Notes on shardopt's behaviour where it differs from torch (spec §12):
-  * placements without a rank ("cuda:0", worker names) are rejected by every
-    tensor-creating call; ranks in placements are global ranks;
+  * placements without a rank ("cuda:0") are rejected by every tensor-creating call;
+    worker names ("worker1/cpu") resolve through RPC (init_rpc first), as in torch; ranks
+    in placements are global ranks;
   * init_from_local_shards exchanges local validation errors inside its collective, so
     every rank raises and none hangs;
   * gather stages in the tensor's own dtype; equal/allclose communicate on cpu for Gloo;
-  * there is no RPC: ``init_rrefs=True`` raises and ``remote_shards()`` always raises;
+  * ``init_rrefs=True`` needs ``shardopt.distributed.rpc.init_rpc`` (torch's error
+    otherwise) and fills ``remote_shards()`` with RRefs to every other rank's shards;
   * ``shardopt.nn.Parameter(st)`` returns ``st`` itself marked ``_is_param`` (so
     ``named_parameters()`` lists it), its local shard tensors being the leaves that get
     gradients.

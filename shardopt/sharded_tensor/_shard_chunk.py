@@ -53,6 +53,7 @@ def _scatter_piece(src, dim, smd, n):
 
 def shard_chunk(spec, tensor, src_rank=0, process_group=None):
     from . import ShardedTensor, Shard, TensorProperties  # noqa: PLC0415 (import cycle)
+    from .api import _validate_placement  # noqa: PLC0415
 
     pg = _resolve_pg(process_group)
     if pg is dist.GroupMember.NON_GROUP_MEMBER:
@@ -68,7 +69,10 @@ def shard_chunk(spec, tensor, src_rank=0, process_group=None):
     owner = {}
     for idx, smd in enumerate(shards_md):
         pl = smd.placement
-        r = pl.rank() if pl is not None else None
+        if pl is not None and pl.worker_name() is not None:
+            r = _validate_placement(pg, pl)  # worker names resolve through RPC
+        else:
+            r = pl.rank() if pl is not None else None
         if r is None:
             raise ValueError(f"ChunkShardingSpec.shard needs 'rank:<rank>/<device>' placements, "
                              f"got {pl!r}")

@@ -25,6 +25,7 @@ import contextlib
 import copy
 import threading
 import warnings
+import weakref
 from typing import List
 
 from .. import _C
@@ -96,6 +97,69 @@ def _rrefs_error():
                         "torch.distributed.rpc.init_rpc if init_rrefs is set to True")
 
 
+def _placement_rank(pl):
+    """The global rank a placement names: its rank, or its worker name's RPC id (None for
+    a bare device or a worker name while RPC is not running)."""
+    if pl is None:
+        return None
+    r = pl.rank()
+    if r is None and pl.worker_name() is not None and dist.rpc._is_current_rpc_agent_set():
+        for w in dist.rpc._get_current_rpc_agent().get_worker_infos():
+            if w.name == pl.worker_name():
+                return w.id
+    return r
+
+
+# ------------------------------------------------------------------ remote shards (RPC)
+
+_sharded_tensor_lock = threading.Lock()
+_st_next_id = [0]
+# sharded tensor id -> ShardedTensor on this rank (torch's name; entries go with the tensor)
+_sharded_tensor_map = weakref.WeakValueDictionary()
+
+
+def _register_remote_shards(sharded_tensor_id: int, rrefs, rpc_rank: int) -> None:
+    """Runs on a peer through RPC: file `rrefs` (that rank's shards) under the tensor."""
+    with _sharded_tensor_lock:
+        st = _sharded_tensor_map.get(sharded_tensor_id)
+    if st is None:
+        raise RuntimeError(f"Could not find sharded_tensor_id: {sharded_tensor_id} in map: "
+                           f"{list(_sharded_tensor_map.keys())}")
+    st._remote_shards[rpc_rank] = rrefs
+
+
+def _post_init_rrefs(st) -> None:
+    """torch's _post_init/_init_rpc for init_rrefs=True: every rank sends an RRef to each
+    of its local shards to every other rank (an RPC collective over all workers)."""
+    st._init_rrefs = True
+    st._remote_shards = {}
+    with _sharded_tensor_lock:
+        st._sharded_tensor_id = _st_next_id[0]
+        _sharded_tensor_map[st._sharded_tensor_id] = st
+        _st_next_id[0] += 1
+    rpc = dist.rpc
+    if not rpc._is_current_rpc_agent_set():
+        raise _rrefs_error()
+    pg_rank = dist.get_rank()
+    rpc_rank = rpc.get_worker_info().id
+    if pg_rank != rpc_rank:
+        raise ValueError(f"Default ProcessGroup and RPC ranks must be the same for "
+                         f"ShardedTensor, found process group rank: {pg_rank} and RPC rank: "
+                         f"{rpc_rank}")
+    rank_to_name = {w.id: w.name for w in rpc._get_current_rpc_agent().get_worker_infos()}
+    all_ids = rpc.api._all_gather(st._sharded_tensor_id)
+    futs = []
+    for r in range(dist.get_world_size()):
+        if r == pg_rank or not st.local_shards():
+            continue
+        rrefs = [rpc.RRef(shard) for shard in st.local_shards()]
+        futs.append(rpc.rpc_async(r, _register_remote_shards,
+                                  args=(all_ids[rank_to_name[r]], rrefs, rpc_rank)))
+    for f in futs:
+        f.wait()
+    rpc.api._all_gather(None)  # every rank has registered everyone's shards
+
+
 def _flatten_size(size):
     """torch's _flatten_tensor_size: a single sequence argument is unpacked."""
     if len(size) == 1 and isinstance(size[0], (list, tuple)):
@@ -115,17 +179,21 @@ def _is_pinned(t):
 def _validate_placement(pg, placement):
     """torch's _parse_and_validate_remote_device for tensor-creating paths; the rank.
 
-    None -> "remote device is None", worker names -> RPC RuntimeError, rank-less ->
+    None -> "remote device is None", worker names -> their RPC id (torch's RuntimeError
+    without RPC, "Invalid worker name" for an unknown one), rank-less ->
     ValueError (deviation §12.5), a rank outside pg's global ranks -> "Global rank r does
     not exist in input process group"."""
     if placement is None:
         raise ValueError("remote device is None")
     pl = placement if isinstance(placement, _C._remote_device) else _C._remote_device(placement)
-    if pl.worker_name() is not None:
-        raise RuntimeError(f"RPC framework needs to be initialized for using worker names "
-                           f"(placement {pl!r}); shardopt has no RPC: use "
-                           f"'rank:<rank>/<device>' placements")
     rank = pl.rank()
+    if pl.worker_name() is not None:
+        if not dist.rpc._is_current_rpc_agent_set():
+            raise RuntimeError(f"RPC framework needs to be initialized for using worker "
+                               f"names: {pl.worker_name()}")
+        rank = _placement_rank(pl)
+        if rank is None:
+            raise ValueError(f"Invalid worker name: {pl.worker_name()}")
     if rank is None:
         raise ValueError(f"placement {pl!r} has no rank: a ShardedTensor needs "
                          f"'rank:<rank>/<device>' placements (a bare device is local to no rank)")
@@ -221,7 +289,7 @@ def _recalc_rowwise(gmd):
     from .. import Size  # noqa: PLC0415
     mds = gmd.shards_metadata
     acc, dims = 0, None
-    for i in sorted(range(len(mds)), key=lambda i: (mds[i].placement.rank(), i)):
+    for i in sorted(range(len(mds)), key=lambda i: (_placement_rank(mds[i].placement), i)):
         smd = mds[i]
         sizes = smd.shard_sizes
         if len(sizes) == 0:
@@ -464,6 +532,7 @@ class ShardedTensorBase(_C.ShardedTensorBase):
         new._metadata = copy.deepcopy(self._metadata, memo)
         new._sharding_spec = copy.deepcopy(self._sharding_spec, memo)
         new._process_group = self._process_group  # the same group object, as torch
+        new._init_rrefs = self._init_rrefs  # a C slot, not in __dict__
         for k, v in self.__dict__.items():
             setattr(new, k, copy.deepcopy(v, memo))
         return new
@@ -482,7 +551,8 @@ class ShardedTensor(ShardedTensorBase):
         sharding_spec: how to shard (e.g. ChunkShardingSpec).
         size: the global size (ints, or one sequence of ints).
         process_group: the group (default: the global group).
-        init_rrefs: must be False (shardopt has no RPC).
+        init_rrefs: build RRefs to every other rank's shards (``remote_shards()``); needs
+            ``shardopt.distributed.rpc.init_rpc`` on every rank.
     """
 
     def __init__(self, sharding_spec: ShardingSpec, *size, dtype=None, layout=strided,
@@ -506,7 +576,14 @@ class ShardedTensor(ShardedTensorBase):
             shards.append(Shard(t, smd))
         self._local_shards = shards
         if init_rrefs:
-            raise _rrefs_error()
+            _post_init_rrefs(self)
+
+    def remote_shards(self):
+        """{rank: [RRef(Shard)]} for the shards of every other rank (init_rrefs=True only)."""
+        if not self._init_rrefs:
+            raise RuntimeError("ShardedTensor created with init_rrefs=False, no RRefs to "
+                               "remote shards available")
+        return self.__dict__.get("_remote_shards", {})
 
     # -- assembling from shards that already exist ----------------------------------------
 
@@ -538,7 +615,7 @@ class ShardedTensor(ShardedTensorBase):
             sharding_spec = _infer_sharding_spec_from_shards_metadata(mds)
         st = cls._from_parts(local_shards, md, pg, sharding_spec)
         if init_rrefs:
-            raise _rrefs_error()
+            _post_init_rrefs(st)
         return st
 
     @classmethod
@@ -586,7 +663,7 @@ class ShardedTensor(ShardedTensorBase):
         global_md = _global_metadata([md for _, md in gathered], recalc)
         if recalc:
             mine_md = [m for m in global_md.shards_metadata
-                       if m.placement is not None and m.placement.rank() == rank]
+                       if _placement_rank(m.placement) == rank]
             if len(local_shards) > 1 or len(mine_md) > 1:
                 raise ValueError("init_from_local_shards with a None global size (row-wise "
                                  "recalculation) needs at most one local shard per rank")
@@ -595,7 +672,7 @@ class ShardedTensor(ShardedTensorBase):
         spec = _infer_sharding_spec_from_shards_metadata(global_md.shards_metadata)
         st = cls._from_parts(local_shards, global_md, pg, spec)
         if init_rrefs:
-            raise _rrefs_error()
+            _post_init_rrefs(st)
         return st
 
     @classmethod
@@ -617,7 +694,7 @@ class ShardedTensor(ShardedTensorBase):
         pg = _resolve_pg(process_group)
         rank = dist.get_rank()
         shards = [Shard(local_tensor, smd) for smd in md.shards_metadata
-                  if smd.placement is not None and smd.placement.rank() == rank]
+                  if _placement_rank(smd.placement) == rank]
         return cls._init_from_local_shards_and_global_metadata(
             shards, md, process_group=pg, init_rrefs=init_rrefs, sharding_spec=sharding_spec)
 
@@ -691,7 +768,7 @@ class ShardedTensor(ShardedTensorBase):
         max_rank_size = 0
         placement = []  # per global shard: (group rank, element offset in that rank's buffer)
         for smd in self.metadata().shards_metadata:
-            g = group_ranks.index(smd.placement.rank())
+            g = group_ranks.index(_placement_rank(smd.placement))
             placement.append((g, rank_sizes[g]))
             rank_sizes[g] += _numel(smd.shard_sizes)
             max_rank_size = max(max_rank_size, rank_sizes[g])
@@ -708,7 +785,7 @@ class ShardedTensor(ShardedTensorBase):
         mds = self.metadata().shards_metadata
         slots = {}
         for i, smd in enumerate(mds):
-            if group_ranks.index(smd.placement.rank()) == rank:
+            if group_ranks.index(_placement_rank(smd.placement)) == rank:
                 slots.setdefault(smd, []).append(placement[i][1])
         device = _backend_device(pg)
         with _no_grad():
@@ -927,7 +1004,8 @@ class ShardedTensor(ShardedTensorBase):
             "local_world_size": dist.get_world_size(pg),
             "global_world_size": dist.get_world_size(),
         }
-        extra = dict(self.__dict__)
+        extra = {k: v for k, v in self.__dict__.items()
+                 if k not in ("_remote_shards", "_sharded_tensor_id")}  # RRefs stay here
         return (self._local_shards, self._metadata, pg_state, self._sharding_spec,
                 self._init_rrefs, extra)
 
@@ -951,9 +1029,10 @@ class ShardedTensor(ShardedTensorBase):
         self._sharding_spec = spec
         self._process_group = pg
         for k, v in extra.items():
-            setattr(self, k, v)
+            if k not in ("_remote_shards", "_sharded_tensor_id"):
+                setattr(self, k, v)
         if init_rrefs:
-            raise _rrefs_error()
+            _post_init_rrefs(self)
 
 
 def _create_tensor_from_params(*size, local_device, tensor_properties: TensorProperties):

@@ -15,13 +15,14 @@ from ._multiprocess import (
     requires_nccl,
     run_tests,
     skip_if_lt_x_gpu,
+    tp_transports,
     with_comms,
 )
 
 __all__ = [
     "TestCase", "assert_equal", "MultiProcessTestCase", "MAIN_PROCESS_RANK", "TEST_SKIPS",
     "TestSkip", "launched_rank", "requires_gloo", "requires_nccl", "run_tests",
-    "skip_if_lt_x_gpu", "with_comms", "ShardedTensorTestBase",
+    "skip_if_lt_x_gpu", "tp_transports", "with_comms", "ShardedTensorTestBase",
 ]
 
 

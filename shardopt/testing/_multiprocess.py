@@ -29,7 +29,7 @@ from ._comparison import TestCase
 
 __all__ = [
     "MultiProcessTestCase", "TEST_SKIPS", "TestSkip", "with_comms", "requires_gloo",
-    "requires_nccl", "skip_if_lt_x_gpu", "run_tests", "launched_rank",
+    "requires_nccl", "skip_if_lt_x_gpu", "run_tests", "launched_rank", "tp_transports",
 ]
 
 MAIN_PROCESS_RANK = -1
@@ -328,12 +328,34 @@ class MultiProcessTestCase(TestCase):
             import shardopt  # noqa: PLC0415
             shardopt.cuda.set_device(self.rank)
 
-    def init_comms(self, init_rpc=False, backend=None):
+    def init_rpc(self):
+        """torch's test-base init_rpc: worker names "worker<rank>", rendezvous through the
+        test's file (spawned) or the launch's store (launched)."""
+        from shardopt.distributed import rpc  # noqa: PLC0415
+        opts = rpc.TensorPipeRpcBackendOptions(rpc_timeout=self.TIMEOUT)
+        launched = launched_rank()
+        if launched is not None:
+            rank, world = launched
+            store = _launcher_store(world, rank, self.TIMEOUT)
+            _launch_state["pg"] += 1
+            prefix = f"harness/{_launch_state['test']}/rpc{_launch_state['pg']}"
+            rpc._init_rpc_with_store(f"worker{rank}", rank, world,
+                                     _dist().PrefixStore(prefix, store), opts)
+            return
+        opts.init_method = f"file://{self.file_name}"
+        rpc.init_rpc(name=f"worker{self.rank:d}", rank=self.rank, world_size=self.world_size,
+                     rpc_backend_options=opts)
+
+    def init_comms(self, init_rpc=True, backend=None):
+        if init_rpc:
+            self.init_rpc()
         self.init_pg(backend)
 
-    def destroy_comms(self, destroy_rpc=False):
+    def destroy_comms(self, destroy_rpc=True):
         dist = _dist()
         dist.barrier()
+        if destroy_rpc and dist.rpc._is_current_rpc_agent_set():
+            dist.rpc.shutdown()
         dist.destroy_process_group()
 
 
@@ -344,14 +366,14 @@ def _default_backend(world_size):
     return "gloo"
 
 
-def with_comms(func=None, init_rpc=False, backend=None):
+def with_comms(func=None, init_rpc=True, backend=None):
     """Initialise a process group around a test method and destroy it afterwards.
 
     Usable bare (``@with_comms``) or with arguments.  ``backend=None`` picks nccl when there
     is a GPU per rank, gloo otherwise; an explicit nccl backend skips (exit code of
-    "multi-gpu-N") when there are fewer GPUs than ranks.  RPC is not supported by shardopt:
-    ``init_rpc=True`` is accepted and ignored, so tests written for torch still run as long
-    as they do not use RPC (remote shards are then simply absent).
+    "multi-gpu-N") when there are fewer GPUs than ranks.  ``init_rpc=True`` (the default, as in
+    torch's sharded-tensor test base) also starts RPC (worker names "worker<rank>") before
+    the group and shuts it down after it.
     """
     if func is None:
         return functools.partial(with_comms, init_rpc=init_rpc, backend=backend)
@@ -370,10 +392,17 @@ def with_comms(func=None, init_rpc=False, backend=None):
                 _dist().destroy_process_group()
             except Exception:
                 pass
+            if init_rpc and _dist().rpc._is_current_rpc_agent_set():
+                _dist().rpc.shutdown(graceful=False)
             raise
         self.destroy_comms(destroy_rpc=init_rpc)
         return result
     return wrapper
+
+
+def tp_transports():
+    """torch's TensorPipe transport list for RPC options (None: the agent's default)."""
+    return None
 
 
 def requires_gloo():

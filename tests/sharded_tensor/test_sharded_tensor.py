@@ -2,9 +2,9 @@
 "test_sharded_tensor.py") on 4 Gloo ranks with ``rank:i/cpu`` placements.
 
 Several spec scenarios that share a setup run inside one spawned test (spawning 4 ranks is
-the expensive part); each block says which scenario it covers.  RPC-only assertions
-(remote shards, worker names, RPC/pg rank checks, the rref id map) are dropped: shardopt has
-no RPC, so ``init_rrefs=True`` and ``remote_shards()`` are checked to raise instead.
+the expensive part); each block says which scenario it covers.  The RPC scenarios
+(remote shards, worker names) are in test_remote_shards.py; here ``init_rrefs=True`` and
+worker names without RPC are checked to raise torch's errors.
 CUDA/NCCL variants run only with 4 GPUs.
 Extras beyond the spec list: uneven shapes (21x10, 2x20), float64/int64 gather exactness,
 zero-element shards, and bad init_from_local_shards input on ONE rank making every rank
