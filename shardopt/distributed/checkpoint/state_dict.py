@@ -371,15 +371,27 @@ def set_optimizer_state_dict(model, optimizers, optim_state_dict: Dict[str, Any]
                     raise ValueError(f"set_state_dict: optimizer state of {fqn!r} has no {k!r}")
                 if isinstance(v, _C.TensorBase) or is_sharded(v):
                     _copy_into(v, given[k], f"state.{fqn}.{k}")
-        # non-tensor state values are replaced in the optimizer's own per-tensor dicts
+        # a parameter with several local shards has one state dict per shard: its scalar
+        # tensors (step) were set through the first shard's; the others get the same value.
+        # Non-tensor state values are replaced in every per-tensor dict.
+        import shardopt  # noqa: PLC0415
         for recs, group in _entries(model, optim):
             for fqn, value, ts in recs:
                 given = given_state.get(fqn, {})
                 for t in ts:
-                    if t in optim.state:
-                        for k, v in given.items():
-                            if not (isinstance(v, _C.TensorBase) or is_sharded(v)):
-                                optim.state[t][k] = v
+                    if t not in optim.state:
+                        continue
+                    st = optim.state[t]
+                    for k, v in given.items():
+                        if is_sharded(v):
+                            continue
+                        if isinstance(v, _C.TensorBase):
+                            if t is not ts[0] and isinstance(st.get(k), _C.TensorBase) \
+                                    and not _same_memory(st[k], v):
+                                with shardopt.no_grad():
+                                    st[k].copy_(v)
+                        else:
+                            st[k] = v
             key = tuple(sorted(fqn for fqn, _, _ in recs))
             g = by_params.get(key)
             if g is None:
