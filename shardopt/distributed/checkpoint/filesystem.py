@@ -1,9 +1,9 @@
 """Bytes on disk: writing a rank's data file, reading byte ranges into tensors, and the
 atomic commit of a checkpoint directory.
 
-Writing: a rank's chunks go back to back into one ``data-<rank>.bin``, straight from the
-tensors' memory (``os.write`` of a view, no staging copy for CPU tensors), while a second
-thread computes each chunk's CRC-32 (``zlib.crc32`` releases the GIL), then one fsync.
+Writing: a rank's chunks go in order into one ``data-<rank>.bin`` with O_DIRECT (see
+``_DirectWriter``; ordinary writes where the filesystem refuses it), while a second thread
+computes each chunk's CRC-32 (``zlib.crc32`` releases the GIL), then one fsync.
 
 Reading: for a destination region (a local shard, or a whole replicated tensor) and a saved
 chunk, the overlap box is cut into runs that are contiguous in BOTH the file and the
@@ -34,6 +34,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import math
+import mmap
 import os
 import shutil
 import signal
@@ -82,8 +83,125 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+_ALIGN = 4096            # O_DIRECT: file offsets, lengths and memory aligned to this
+_BOUNCE = 8 << 20        # the aligned staging buffer: small chunks and unaligned memory
+_DIRECT_MIN = 1 << 20    # chunks at least this large go straight from aligned memory
+
+
+class _DirectWriter:
+    """Sequential O_DIRECT writes: no page-cache copy and no dirty pages for fsync to chase
+    (on this machine's shared disk, buffered writes of 256 MiB ran at 0.3-1.8 GB/s, O_DIRECT
+    at a steady ~1.6).  Small chunks and memory that is not 4 KiB-aligned go through one
+    aligned 8 MiB buffer (a memcpy); large aligned chunks are written from the tensor's own
+    memory, starting at a 4 KiB-aligned file offset (the gap before is zero padding).  The
+    file is truncated to its logical size at the end."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = mmap.mmap(-1, _BOUNCE)        # page-aligned
+        self.view = memoryview(self.buf)
+        self.fill = 0                             # bytes staged in buf
+        self.base = 0                             # file offset of buf[0] (aligned)
+
+    @property
+    def pos(self) -> int:
+        return self.base + self.fill
+
+    def _flush(self, pad: bool) -> None:
+        n = self.fill
+        if pad and n % _ALIGN:
+            n += _ALIGN - n % _ALIGN
+            self.view[self.fill:n] = bytes(n - self.fill)
+        full = n - n % _ALIGN
+        if full:
+            _pwrite_all(self.fd, self.view[:full], self.base)
+        rest = n - full
+        if rest:  # an unaligned tail stays staged, moved to the front
+            self.view[:rest] = self.view[full:n]
+        self.base += full
+        self.fill = rest
+
+    def write(self, mv: memoryview, on_progress=None) -> int:
+        """Append mv; returns its file offset."""
+        n = len(mv)
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(mv)) if n and not mv.readonly else None
+        if n >= _DIRECT_MIN and addr is not None and addr % _ALIGN == 0:
+            self._flush(pad=True)                 # now fill == 0 and base aligned
+            offset = self.base
+            body = n - n % _ALIGN
+            done = 0
+            while done < body:
+                step = min(body - done, _MAX_IO)
+                _pwrite_all(self.fd, mv[done:done + step], self.base + done)
+                done += step
+                if on_progress is not None:
+                    on_progress(done, n)
+            self.base += body
+            self.view[:n - body] = mv[body:]
+            self.fill = n - body
+            return offset
+        offset = self.pos
+        done = 0
+        while done < n:
+            step = min(n - done, _BOUNCE - self.fill)
+            self.view[self.fill:self.fill + step] = mv[done:done + step]
+            self.fill += step
+            done += step
+            if self.fill == _BOUNCE:
+                self._flush(pad=False)
+            if on_progress is not None:
+                on_progress(done, n)
+        return offset
+
+    def close(self) -> int:
+        size = self.pos
+        self._flush(pad=True)
+        os.ftruncate(self.fd, size)
+        self.view.release()
+        self.buf.close()
+        return size
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    pos = 0
+    while pos < len(view):
+        pos += os.pwrite(fd, view[pos:], offset + pos)
+
+
+class _BufferedWriter:
+    """The same interface over ordinary writes (filesystems without O_DIRECT)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.pos = fd, 0
+
+    def write(self, mv: memoryview, on_progress=None) -> int:
+        offset, n, done = self.pos, len(mv), 0
+        while done < n:
+            done += os.write(self.fd, mv[done:done + min(n - done, _MAX_IO)])
+            if on_progress is not None:
+                on_progress(done, n)
+        self.pos += n
+        return offset
+
+    def close(self) -> int:
+        return self.pos
+
+
+def _open_for_write(path: str):
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    direct = getattr(os, "O_DIRECT", 0)
+    if direct and not os.environ.get("SHARDOPT_CKPT_NO_DIRECT"):
+        try:
+            return os.open(path, flags | direct, 0o644), _DirectWriter
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+    return os.open(path, flags, 0o644), _BufferedWriter
+
+
 def write_data_file(path: str, tensors: Sequence, rank: int = 0) -> Tuple[int, List[Tuple[int, int, int]]]:
-    """Write the tensors' bytes back to back into a new file `path` and fsync it.
+    """Write the tensors' bytes into a new file `path` (in order; large chunks may start
+    at a 4 KiB boundary) and fsync it.
 
     Returns (file size, [(byte_offset, nbytes, crc32)] per tensor)."""
     bufs = []
@@ -92,9 +210,9 @@ def write_data_file(path: str, tensors: Sequence, rank: int = 0) -> Tuple[int, L
         if sys.byteorder == "big":  # the format is little-endian
             import numpy as np  # noqa: PLC0415
             itemsize = t.element_size()
-            a = np.frombuffer(mv, dtype=f">u{itemsize}") if itemsize > 1 else None
-            if a is not None:
-                mv, keep = memoryview(a.byteswap().tobytes()), None
+            if itemsize > 1:
+                a = np.frombuffer(mv, dtype=f">u{itemsize}").byteswap()
+                mv, keep = memoryview(a).cast("B"), a
         bufs.append((mv, keep))
     crcs: List[int] = [0] * len(bufs)
 
@@ -104,26 +222,38 @@ def write_data_file(path: str, tensors: Sequence, rank: int = 0) -> Tuple[int, L
 
     th = threading.Thread(target=checksum, name="ckpt-crc32", daemon=True)
     th.start()
-    out, offset = [], 0
-    # under the mid_write fault hook, the middle buffer is written in two halves
-    armed = os.environ.get("SHARDOPT_CKPT_FAULT") == f"mid_write:{rank}"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    out = []
+    middle = len(bufs) // 2
+
+    def mid(done, n):
+        if done >= n // 2:
+            fault_point("mid_write", rank)
+
+    fd, kind = _open_for_write(path)
     try:
-        for i, (mv, _) in enumerate(bufs):
-            n = len(mv)
-            step = max(1, n // 2) if armed and i == len(bufs) // 2 else _MAX_IO
-            pos = 0
-            while pos < n:
-                pos += os.write(fd, mv[pos:pos + step])
-                if i == len(bufs) // 2 and pos >= n // 2:
-                    fault_point("mid_write", rank)
-            out.append((offset, n))
-            offset += n
+        try:
+            w = kind(fd)
+            for i, (mv, _) in enumerate(bufs):
+                out.append((w.write(mv, mid if i == middle else None), len(mv)))
+            size = w.close()
+        except OSError as e:
+            if kind is not _DirectWriter or e.errno != errno.EINVAL:
+                raise
+            # O_DIRECT refused at write time (some filesystems): start over, buffered
+            os.close(fd)
+            fd = -1
+            os.unlink(path)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            w, out = _BufferedWriter(fd), []
+            for i, (mv, _) in enumerate(bufs):
+                out.append((w.write(mv, mid if i == middle else None), len(mv)))
+            size = w.close()
         os.fsync(fd)
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         th.join()
-    return offset, [(o, n, c) for (o, n), c in zip(out, crcs)]
+    return size, [(o, n, c) for (o, n), c in zip(out, crcs)]
 
 
 def _strides(sizes: Sequence[int]) -> List[int]:
