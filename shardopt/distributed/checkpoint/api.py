@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional
 from ... import _C
 from ._collectives import Group
 from ._traverse import flatten, is_sharded, set_leaf
-from .filesystem import (commit_directory, fault_point, fsync_dir, read_overlap,
+from .filesystem import (commit_directory, fault_point, fsync_dir, open_for_read, read_overlap,
                          remove_stale, resolve_checkpoint, tensor_buffer, write_data_file)
 from .metadata import (ITEMSIZE, ChunkMetadata, Metadata, TensorMetadata, dtype_name,
                        read_metadata, write_metadata)
@@ -249,7 +249,7 @@ def load(state_dict: Dict[str, Any], *, checkpoint_id=None, storage_reader=None,
 def _read_tensors(path: str, md: Metadata, leaves) -> None:
     import shardopt  # noqa: PLC0415
 
-    fds: Dict[str, int] = {}
+    fds: Dict[str, tuple] = {}
     checks: List = []
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ckpt-crc32")
     try:
@@ -265,8 +265,8 @@ def _read_tensors(path: str, md: Metadata, leaves) -> None:
                 for ch in t.chunks:
                     fd = fds.get(ch.file)
                     if fd is None:
-                        fd = fds[ch.file] = os.open(os.path.join(path, ch.file), os.O_RDONLY)
-                    view = read_overlap(fd, ch.file, ch, offs, sizes, mv, itemsize)
+                        fd = fds[ch.file] = open_for_read(os.path.join(path, ch.file))
+                    view = read_overlap(fd[0], ch.file, ch, offs, sizes, mv, itemsize, fd[1])
                     if view is not None:  # the whole chunk landed contiguously: verify it
                         checks.append((key, ch, pool.submit(zlib.crc32, view), _keep))
                 if sys.byteorder == "big" and itemsize > 1:  # the format is little-endian
@@ -282,5 +282,7 @@ def _read_tensors(path: str, md: Metadata, leaves) -> None:
                                  f"check (corrupted)")
     finally:
         pool.shutdown(wait=True)
-        for fd in fds.values():
+        for fd, dfd in fds.values():
             os.close(fd)
+            if dfd >= 0:
+                os.close(dfd)

@@ -7,7 +7,8 @@ computes each chunk's CRC-32 (``zlib.crc32`` releases the GIL), then one fsync.
 
 Reading: for a destination region (a local shard, or a whole replicated tensor) and a saved
 chunk, the overlap box is cut into runs that are contiguous in BOTH the file and the
-destination, and each run is read with ``os.preadv`` straight into the destination's memory.
+destination, and each run is read with ``os.preadv`` straight into the destination's memory
+(with O_DIRECT for the aligned body of a large run).
 Nothing outside the overlap is read and no full-tensor buffer exists; CPU destinations need
 no buffer at all, other devices stage one local shard on the CPU.
 
@@ -45,7 +46,7 @@ from typing import List, Sequence, Tuple
 
 from .metadata import METADATA_FILE
 
-__all__ = ["tensor_buffer", "write_data_file", "read_overlap", "commit_directory",
+__all__ = ["tensor_buffer", "write_data_file", "open_for_read", "read_overlap", "commit_directory",
            "resolve_checkpoint", "remove_stale", "fsync_dir", "fault_point"]
 
 _MAX_IO = 1 << 30  # bytes per syscall (Linux caps one read/write at 0x7ffff000)
@@ -264,8 +265,40 @@ def _strides(sizes: Sequence[int]) -> List[int]:
     return out
 
 
+def open_for_read(path: str) -> Tuple[int, int]:
+    """(ordinary fd, O_DIRECT fd or -1) of a data file."""
+    fd = os.open(path, os.O_RDONLY)
+    dfd = -1
+    direct = getattr(os, "O_DIRECT", 0)
+    if direct and not os.environ.get("SHARDOPT_CKPT_NO_DIRECT"):
+        try:
+            dfd = os.open(path, os.O_RDONLY | direct)
+        except OSError:
+            dfd = -1
+    return fd, dfd
+
+
+def _read_run(fd: int, dfd: int, file_name: str, view: memoryview, offset: int) -> None:
+    """Read len(view) bytes at `offset`: the 4 KiB-aligned body of a large run with O_DIRECT
+    straight into the destination (no page-cache copy), the rest with ordinary reads."""
+    n = len(view)
+    if dfd >= 0 and n >= _DIRECT_MIN and offset % _ALIGN == 0 \
+            and ctypes.addressof(ctypes.c_char.from_buffer(view)) % _ALIGN == 0:
+        body = n - n % _ALIGN
+        try:
+            _pread_exact(dfd, file_name, view[:body], offset)
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            body = 0  # O_DIRECT refused here: read it all the ordinary way
+        if body < n:
+            _pread_exact(fd, file_name, view[body:], offset + body)
+        return
+    _pread_exact(fd, file_name, view, offset)
+
+
 def read_overlap(fd: int, file_name: str, chunk, region_offsets: Sequence[int],
-                 region_sizes: Sequence[int], dest: memoryview, itemsize: int):
+                 region_sizes: Sequence[int], dest: memoryview, itemsize: int, dfd: int = -1):
     """Copy the overlap of a saved chunk and a destination region from the file into `dest`
     (the region's C-contiguous bytes).  Returns the destination bytes of the chunk when the
     WHOLE chunk landed there contiguously (so the caller can verify its CRC), else None."""
@@ -296,8 +329,8 @@ def read_overlap(fd: int, file_name: str, chunk, region_offsets: Sequence[int],
     while True:
         c = c0 + sum(i * s for i, (_, s, _) in zip(idx, outer))
         r = r0 + sum(i * s for i, (_, _, s) in zip(idx, outer))
-        _pread_exact(fd, file_name, dest[r * itemsize:r * itemsize + run_bytes],
-                     chunk.byte_offset + c * itemsize)
+        _read_run(fd, dfd, file_name, dest[r * itemsize:r * itemsize + run_bytes],
+                  chunk.byte_offset + c * itemsize)
         d = len(outer) - 1
         while d >= 0:
             idx[d] += 1

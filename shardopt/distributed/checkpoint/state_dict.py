@@ -196,8 +196,9 @@ def _sharded_state(optim, sharded) -> Dict[str, Dict[str, Any]]:
                 d[k] = ("object", v)
         desc[fqn] = d
     if c10d.is_initialized() and sharded:
-        everyone = [None] * c10d.get_world_size()
-        c10d.all_gather_object(everyone, desc)
+        pg = sharded[0][1]._process_group  # the group the parameters are sharded over
+        everyone = [None] * c10d.get_world_size(pg)
+        c10d.all_gather_object(everyone, desc, group=pg)
         merged = {}
         for d in everyone:
             for fqn, kd in d.items():
