@@ -200,7 +200,8 @@ def _open_for_write(path: str):
     return os.open(path, flags, 0o644), _BufferedWriter
 
 
-def write_data_file(path: str, tensors: Sequence, rank: int = 0) -> Tuple[int, List[Tuple[int, int, int]]]:
+def write_data_file(path: str, tensors: Sequence,
+                    rank: int = 0) -> Tuple[int, List[Tuple[int, int, int]]]:
     """Write the tensors' bytes into a new file `path` (in order; large chunks may start
     at a 4 KiB boundary) and fsync it.
 

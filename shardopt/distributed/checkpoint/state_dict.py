@@ -188,7 +188,8 @@ def _sharded_state(optim, sharded) -> Dict[str, Dict[str, Any]]:
             continue
         d = {}
         for k, v in inner_state[ts[0]].items():
-            if isinstance(v, _C.TensorBase) and v.dim() > 0 and tuple(v.shape) == tuple(ts[0].shape):
+            if isinstance(v, _C.TensorBase) and v.dim() > 0 \
+                    and tuple(v.shape) == tuple(ts[0].shape):
                 d[k] = ("sharded", str(v.dtype))
             elif isinstance(v, _C.TensorBase):
                 d[k] = ("scalar", v.detach().cpu().tolist(), str(v.dtype), tuple(v.shape))
@@ -298,7 +299,8 @@ def _copy_into(dst, src, key: str) -> None:
                 return
             if isinstance(src, _C.TensorBase):
                 if tuple(src.shape) != tuple(dst.size()):
-                    raise ValueError(f"set_state_dict: size mismatch for {key!r}: {tuple(src.shape)}"
+                    raise ValueError(f"set_state_dict: size mismatch for {key!r}: "
+                                     f"{tuple(src.shape)}"
                                      f" given, {tuple(dst.size())} in the model")
                 for s in dst.local_shards():
                     piece = src
@@ -335,7 +337,8 @@ def set_model_state_dict(model, model_state_dict: Dict[str, Any], *,
     if options.strict and (missing or unexpected):
         msgs = []
         if unexpected:
-            msgs.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected))
+            msgs.append("Unexpected key(s) in state_dict: "
+                        + ", ".join(f'"{k}"' for k in unexpected))
         if missing:
             msgs.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing))
         raise RuntimeError(f"Error(s) in loading state_dict for {type(model).__name__}:\n\t"
