@@ -21,11 +21,13 @@ gradients everywhere.  ``hidden`` defaults to 1022, which does not divide by 4: 
 are uneven (256, 256, 256, 254 hidden units).
 
 Training: ``ShardedOptimizer(named_params_with_sharded_tensor(model), Adam)``, one fresh
-batch per step derived from (seed, step), so every rank sees the same data.  Halfway, each
-rank writes its checkpoint (its local shards + the replicated params + the optimizer's
-state_dict with shard layouts) atomically -- temp file in the same directory, flush, fsync,
-os.replace --, then the run continues from a freshly built model and optimizer (different
-init seed) that load it.  At the end rank 0 gathers the sharded weights and compares every
+batch per step derived from (seed, step), so every rank sees the same data.  Halfway, the
+ranks save one distributed checkpoint (``shardopt.distributed.checkpoint``: model and
+optimizer state from ``get_state_dict``, each rank writing its shards, committed
+atomically), then the run continues from a freshly built model and optimizer (different
+init seed) that load it.  ``--stop-after N --ckpt-dir D`` ends the run after saving at step
+N; ``--resume D/ckpt`` starts a run -- on any number of ranks -- from such a checkpoint
+(the load reshards the weights and Adam's state to the new world size).  At the end rank 0 gathers the sharded weights and compares every
 parameter with an unsharded single-process run of the same model and data; the exit status
 is non-zero if they differ beyond float32 tolerance.
 
@@ -34,7 +36,7 @@ CPU/Gloo by default; CUDA/NCCL (``rank:i/cuda:i``) when every rank has its own G
 import argparse
 import math
 import os
-import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,7 +46,9 @@ import numpy as np
 
 import shardopt as so
 import shardopt.distributed as dist
+import shardopt.distributed.checkpoint as dcp
 from shardopt import nn, optim
+from shardopt.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from shardopt.nn import functional as F
 from shardopt.sharded_optim import ShardedOptimizer, named_params_with_sharded_tensor
 from shardopt.sharded_tensor import ShardedTensor
@@ -71,6 +75,10 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=10, help="print the loss every N steps")
     p.add_argument("--ckpt-dir", default=None, help="checkpoint directory (default: a temp dir)")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="save the checkpoint <ckpt-dir>/ckpt after this many steps and exit")
+    p.add_argument("--resume", default=None,
+                   help="a checkpoint (e.g. <ckpt-dir>/ckpt) to resume from, on any world size")
     p.add_argument("--nproc", type=int, default=4, help="ranks when launching itself")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: CUDA/NCCL when every rank has its own GPU, else CPU/Gloo")
@@ -124,29 +132,6 @@ def batch(args, step, device):
 # ----------------------------------------------------------------------------- checkpoint
 
 
-def _atomic_write(path, obj):
-    """Write pickle(obj) to path so that a crash leaves either the old file or the new."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path), dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    dfd = os.open(d, os.O_RDONLY)  # make the rename itself durable
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def _model_state(model):
     """{name: tensor | [local shard tensors]} on the CPU, plus each ShardedTensor's layout."""
     out = {}
@@ -178,18 +163,18 @@ def _load_model_state(model, state):
 
 
 def save_checkpoint(path, step, model, opt):
-    _atomic_write(path, {"step": step, "model": _model_state(model), "optim": opt.state_dict(),
-                         "rank": dist.get_rank(), "world_size": dist.get_world_size()})
+    """One checkpoint directory for all ranks (a collective): each rank writes its shards."""
+    model_sd, optim_sd = get_state_dict(model, opt)
+    dcp.save({"model": model_sd, "optim": optim_sd, "step": step}, checkpoint_id=path)
 
 
 def load_checkpoint(path, model, opt):
-    with open(path, "rb") as f:
-        ck = pickle.load(f)
-    if (ck["rank"], ck["world_size"]) != (dist.get_rank(), dist.get_world_size()):
-        raise ValueError(f"checkpoint {path} is rank {ck['rank']} of {ck['world_size']}")
-    _load_model_state(model, ck["model"])
-    opt.load_state_dict(ck["optim"])
-    return ck["step"]
+    """Load `path` -- saved on any number of ranks -- into this run's shards; the step."""
+    model_sd, optim_sd = get_state_dict(model, opt)
+    state = {"model": model_sd, "optim": optim_sd, "step": 0}
+    dcp.load(state, checkpoint_id=path)  # in place: reads only this rank's byte ranges
+    set_state_dict(model, opt, model_state_dict=model_sd, optim_state_dict=optim_sd)
+    return state["step"]
 
 
 # ----------------------------------------------------------------------------- training
@@ -241,6 +226,8 @@ def main(args):
               f"{args.steps} steps, hidden {args.hidden} (fc1 row-sharded, fc2 column-sharded)",
               flush=True)
 
+    if args.stop_after is not None and args.ckpt_dir is None:
+        raise SystemExit("--stop-after needs --ckpt-dir (where the checkpoint stays)")
     ckpt_dir = args.ckpt_dir
     tmp_dir = None
     if ckpt_dir is None:
@@ -249,26 +236,32 @@ def main(args):
         dist.broadcast_object_list(obj, src=0)
         ckpt_dir = tmp_dir = obj[0]
     os.makedirs(ckpt_dir, exist_ok=True)
-    ckpt = os.path.join(ckpt_dir, f"rank{rank}.ckpt")
+    ckpt = os.path.join(ckpt_dir, "ckpt")
 
     t0 = time.time()
     model = build_model(args, args.seed, device)
     reference_init = _model_state(model) if rank == 0 else None  # unsharded copy, rank 0
     shard_model(model, placements)
     opt = make_optimizer(model, args)
-    half = args.steps // 2
-    train_steps(model, opt, args, device, 0, half, rank == 0)
-
-    save_checkpoint(ckpt, half, model, opt)
-    dist.barrier()
-    if rank == 0:
-        print(f"checkpoint at step {half}: {ckpt_dir}/rank*.ckpt; reloading into a fresh "
-              "model and optimizer", flush=True)
+    half = args.steps // 2 if args.stop_after is None else args.stop_after
+    if args.resume is None:
+        train_steps(model, opt, args, device, 0, half, rank == 0)
+        save_checkpoint(ckpt, half, model, opt)
+        if args.stop_after is not None:
+            if rank == 0:
+                print(f"checkpoint at step {half}: {ckpt} ({world} ranks); stopping", flush=True)
+            dist.destroy_process_group()
+            return 0
+        if rank == 0:
+            print(f"checkpoint at step {half}: {ckpt}; reloading into a fresh "
+                  "model and optimizer", flush=True)
     del model, opt
     model = build_model(args, args.seed + 1, device)  # another init: the load must matter
     shard_model(model, placements)
     opt = make_optimizer(model, args)
-    start = load_checkpoint(ckpt, model, opt)
+    start = load_checkpoint(ckpt if args.resume is None else args.resume, model, opt)
+    if rank == 0 and args.resume is not None:
+        print(f"resumed from {args.resume} at step {start} on {world} ranks", flush=True)
     train_steps(model, opt, args, device, start, args.steps, rank == 0)
     t_sharded = time.time() - t0
 
@@ -296,9 +289,7 @@ def main(args):
     dist.broadcast_object_list(verdict, src=0)
     dist.barrier()
     if tmp_dir is not None and rank == 0:
-        for f in os.listdir(tmp_dir):
-            os.unlink(os.path.join(tmp_dir, f))
-        os.rmdir(tmp_dir)
+        shutil.rmtree(tmp_dir)
     dist.destroy_process_group()
     return 0 if verdict[0] else 1
 

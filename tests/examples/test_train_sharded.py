@@ -29,8 +29,28 @@ def test_train_sharded_through_the_launcher(tmp_path):
     assert "step    0  loss" in out and "step   19  loss" in out
     assert "checkpoint at step 10" in out
     assert "parameters vs unsharded single-process run: OK" in out
-    # one atomically written file per rank, no temp files left behind
-    assert sorted(os.listdir(tmp_path)) == [f"rank{r}.ckpt" for r in range(4)]
+    # one checkpoint directory (metadata + a data file per rank), no temp directory left
+    assert sorted(os.listdir(tmp_path)) == ["ckpt"]
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["data-0.bin", "data-1.bin", "data-2.bin",
+                                                     "data-3.bin", "metadata.json"]
+
+
+def test_train_sharded_resumes_a_4_rank_run_on_2_ranks(tmp_path):
+    # the README's recipe: stop a 4-rank run after its checkpoint, resume it on 2 ranks; the
+    # final parameters must still match the unsharded run of all the steps
+    launch = [sys.executable, "-m", "shardopt.run", "--standalone", "--nproc-per-node"]
+    r = _run(launch + ["4", SCRIPT, "--steps", "12", "--stop-after", "6",
+              "--hidden", "30", "--ckpt-dir", str(tmp_path)])
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "checkpoint at step 6" in out and "stopping" in out
+    r = _run(launch + ["2", SCRIPT, "--steps", "12", "--hidden", "30",
+              "--resume", str(tmp_path / "ckpt"), "--log-every", "1"])
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "2 ranks" in out and "resumed from" in out and "at step 6 on 2 ranks" in out
+    assert "step    5  loss" not in out and "step    6  loss" in out
+    assert "parameters vs unsharded single-process run: OK" in out
 
 
 def test_train_sharded_launches_itself_with_small_uneven_shards():
