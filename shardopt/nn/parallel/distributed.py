@@ -301,6 +301,7 @@ class DistributedDataParallel(Module):
     def _make_hook(self, index):
         def hook(param):
             self._on_grad_ready(index)
+        hook._ddp_hook = True   # ZeroRedundancyOptimizer(zero_stage=2) refuses DDP'd params
         return hook
 
     def _on_grad_ready(self, index) -> None:
