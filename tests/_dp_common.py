@@ -1,5 +1,6 @@
 """Shared pieces of the data-parallel tests (tests/nn/parallel, tests/distributed/optim): a
-model with uneven parameter sizes, per-step batches every rank can derive, and the single-process reference run on the whole batch."""
+model with uneven parameter sizes, per-step batches every rank can derive, and the
+single-process reference run on the whole batch."""
 import numpy as np
 
 import shardopt as so

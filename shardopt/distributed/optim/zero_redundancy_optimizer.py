@@ -13,8 +13,8 @@ registration order, per param group, ``bucket_cap_mb``); each bucket is a flat b
 to a multiple of the world size W and rank r owns the contiguous range
 ``[r*S, (r+1)*S)`` of every bucket (S = padded size / W), so the ranks own equal numbers of
 elements whatever the tensor sizes.  As soon as a bucket's gradients are ready during
-backward it is averaged and ``reduce_scatter_tensor``'d asynchronously straight into the
-owner's gradient shard (no full all-reduce); a final callback on the autograd engine waits
+backward it is ``reduce_scatter_tensor``'d asynchronously straight into the owner's
+gradient shard (no full all-reduce), which is then divided by W (the average); a final callback on the autograd engine waits
 for them.  ``step()`` runs the fused kernel of ``optimizer_class`` on the owned shards only
 (one flat shard tensor per bucket is the inner optimizer's parameter), then
 ``all_gather_into_tensor`` rebuilds each bucket's parameters on every rank.  The parameters'
@@ -29,6 +29,7 @@ loads into any world size and either stage; ``state_dict()`` exists only on the 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from itertools import chain
 from typing import Any
@@ -256,9 +257,13 @@ class ZeroRedundancyOptimizer(Optimizer):
             inner_groups.append(self._make_stage2_group(gi, group))
         self.optim = self._optim_class(inner_groups, **self._optim_defaults)
         self._hook_handles = []
+        # the hooks live on the parameters and must not keep the optimizer alive: they hold
+        # a weak reference, and the optimizer's collection removes them
+        self._hook = _weak_hook(self, "_grad_hook")
+        weakref.finalize(self, _remove_all, self._hook_handles)
         for p in self._all_params:
             if p.requires_grad:
-                self._hook_handles.append(p.register_post_accumulate_grad_hook(self._grad_hook))
+                self._hook_handles.append(p.register_post_accumulate_grad_hook(self._hook))
         self._in_backward = False
         self._next_launch = 0
         self._has_grads = False     # a backward reduced gradients since the last zero_grad
@@ -293,6 +298,7 @@ class ZeroRedundancyOptimizer(Optimizer):
                  "flat": flat, "grad": _C.empty((W * S,), dtype=p0.dtype,
                                                 device=p0.device).zero_(),
                  "shard": shard, "rs_out": _C.empty((S,), dtype=p0.dtype, device=p0.device),
+                 "spare": None,
                  "pending": len(run), "ready": set(), "work": None}
             self._buckets2.append(b)
             shards.append(shard)
@@ -328,7 +334,7 @@ class ZeroRedundancyOptimizer(Optimizer):
                 return
             g = b["grad"]
             if self.world_size > 1:
-                g.div_(self.world_size)
+                # summed here, divided by W on the 1/W-sized shard once it arrives
                 b["work"] = c10d.reduce_scatter_tensor(b["rs_out"], g, group=self.process_group,
                                                        async_op=True)
             else:
@@ -350,14 +356,21 @@ class ZeroRedundancyOptimizer(Optimizer):
                 if b["work"] is not None:
                     b["work"].wait()
                     b["work"] = None
+                    b["rs_out"].div_(self.world_size)
                 sh = b["shard"]
                 if self._has_grads and sh.grad is not None:
                     sh.grad.add_(b["rs_out"])
                 else:
-                    sh.grad = b["rs_out"].clone()
+                    # hand the reduced shard over and reduce into the previous one next time
+                    # (every slot of b["grad"] is rewritten each pass: no zeroing needed)
+                    out = b["rs_out"]
+                    spare = b["spare"]
+                    b["rs_out"] = spare if spare is not None else _C.empty(
+                        tuple(out.shape), dtype=out.dtype, device=out.device)
+                    b["spare"] = out
+                    sh.grad = out
                 b["pending"] = len(b["params"])
                 b["ready"] = set()
-                b["grad"].zero_()
         self._next_launch = 0
         self._has_grads = True
 
@@ -425,8 +438,7 @@ class ZeroRedundancyOptimizer(Optimizer):
             self.optim.add_param_group(self._make_stage2_group(before, new))
             for p in new["params"]:
                 if p.requires_grad:
-                    self._hook_handles.append(
-                        p.register_post_accumulate_grad_hook(self._grad_hook))
+                    self._hook_handles.append(p.register_post_accumulate_grad_hook(self._hook))
             return
         super().add_param_group(param_group)
         if getattr(self, "initialized", False):
@@ -566,6 +578,22 @@ class ZeroRedundancyOptimizer(Optimizer):
                 else:
                     shard_state[key] = v.clone() if isinstance(v, _TensorBase) else v
             self.optim.state[b["shard"]] = shard_state
+
+
+def _weak_hook(obj, method: str):
+    """A hook calling ``obj.<method>(arg)`` while obj is alive (a no-op afterwards)."""
+    ref = weakref.ref(obj)
+
+    def hook(arg):
+        o = ref()
+        if o is not None:
+            getattr(o, method)(arg)
+    return hook
+
+
+def _remove_all(handles) -> None:
+    for h in handles:
+        h.remove()
 
 
 def _pack(params, flat) -> None:

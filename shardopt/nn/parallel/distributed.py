@@ -21,6 +21,7 @@ the README, "DDP and sharding").
 
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 from typing import Any
 
@@ -74,6 +75,11 @@ def _reachable_leaves(outputs) -> set[int]:
                 seen.add(id(child))
                 stack.append(child)
     return found
+
+
+def _remove_hooks(handles) -> None:
+    for h in handles:
+        h.remove()
 
 
 def _sync_tensors(tensors, pg, src=0):
@@ -186,6 +192,7 @@ class DistributedDataParallel(Module):
         self._build_buckets(first_cap)
         self._hooks = [p.register_post_accumulate_grad_hook(self._make_hook(i))
                        for i, p in enumerate(params)]
+        weakref.finalize(self, _remove_hooks, list(self._hooks))
         # per-iteration state
         self._prepared = False        # a forward with sync on set up this iteration
         self._sync_iter = False
@@ -299,8 +306,13 @@ class DistributedDataParallel(Module):
 
     # -- backward --------------------------------------------------------------------------
     def _make_hook(self, index):
+        # weak: the hook lives on the parameter and must not keep this wrapper alive
+        ref = weakref.ref(self)
+
         def hook(param):
-            self._on_grad_ready(index)
+            ddp = ref()
+            if ddp is not None:
+                ddp._on_grad_ready(index)
         hook._ddp_hook = True   # ZeroRedundancyOptimizer(zero_stage=2) refuses DDP'd params
         return hook
 

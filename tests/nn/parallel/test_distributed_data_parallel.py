@@ -186,6 +186,23 @@ class TestDDPBehaviour(MultiProcessTestCase):
         self.assertEqual(float(ddp2.module.count.numpy()[0]), 2.0 * (1 + self.rank))
 
     @with_comms(backend="gloo")
+    def test_sharded_params_are_left_alone(self):
+        from shardopt.sharded_tensor import ShardedTensor
+        from shardopt.sharding_spec import ChunkShardingSpec
+        m = nn.Linear(4, 6)
+        spec = ChunkShardingSpec(dim=0, placements=[f"rank:{r}/cpu" for r in range(2)])
+        so.shard_parameter(m, "weight", spec)
+        local = m.weight.local_shards()[0].tensor
+        with so.no_grad():
+            local.fill_(float(self.rank + 1))   # rank-specific shard contents
+        ddp = DDP(m)
+        self.assertIsInstance(m.weight, ShardedTensor)
+        self.assertEqual(len(ddp._params), 1)   # only the (replicated) bias
+        self.assertIs(ddp._params[0], m.bias)
+        # the shard was neither broadcast from rank 0 nor touched
+        np.testing.assert_array_equal(local.detach().numpy(), np.full((3, 4), self.rank + 1.0))
+
+    @with_comms(backend="gloo")
     def test_argument_errors(self):
         frozen = nn.Linear(2, 2)
         frozen.requires_grad_(False)
