@@ -11,6 +11,7 @@ Adam(lr=1e-3).  A step is zero_grad + forward + backward (gradients averaged acr
                    ZeroRedundancyOptimizer(parameters_as_bucket_view=True) (its fastest here)
 - ``so-zero1``     shardopt: DDP(model) + ZeroRedundancyOptimizer(params, Adam) (defaults)
 - ``so-zero2``     shardopt: ZeroRedundancyOptimizer(params, Adam, zero_stage=2), no DDP
+                   (``bucket_cap_mb=--zero2-bucket-mb``, default 25 = its default)
 
 Reported per config and W: ms/step (best of ``--repeat`` repetitions of ``--inner`` steps, over
 ``--rounds`` rounds that run the configurations in turn, so that the machine's load drifts
@@ -22,7 +23,7 @@ faster) against torch's default and its fastest config.  One thread per rank
 torch at 2 and 4 ranks; state bytes per rank <= torch's.
 
 Usage: python benchmarks/bench_ddp.py [--world 2,4] [--width 1024] [--layers 5]
-       [--batch 32] [--repeat 4] [--inner 3] [--rounds 3] [--no-torch]
+       [--batch 32] [--repeat 10] [--inner 1] [--rounds 3] [--no-torch]
 Writes benchmarks/results/bench_ddp.json and prints a table.
 """
 import argparse
@@ -83,7 +84,7 @@ def _rank_main(config, rank, world, port, args, queue):
         if config == "so-zero2":
             fwd = model
             opt = ZeroRedundancyOptimizer(model.parameters(), T.optim.Adam, lr=1e-3,
-                                          zero_stage=2)
+                                          zero_stage=2, bucket_cap_mb=args.zero2_bucket_mb)
         else:
             views = config == "torch-views"
             fwd = DDP(model, gradient_as_bucket_view=views)
@@ -163,9 +164,11 @@ def main():
     ap.add_argument("--width", type=int, default=1024)
     ap.add_argument("--layers", type=int, default=5)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--repeat", type=int, default=4)
-    ap.add_argument("--inner", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--inner", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--zero2-bucket-mb", type=float, default=25.0,
+                    help="so-zero2's bucket_cap_mb (its default: 25)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "bench_ddp.json"))
     args = ap.parse_args()

@@ -14,11 +14,13 @@ to a multiple of the world size W and rank r owns the contiguous range
 ``[r*S, (r+1)*S)`` of every bucket (S = padded size / W), so the ranks own equal numbers of
 elements whatever the tensor sizes.  As soon as a bucket's gradients are ready during
 backward it is ``reduce_scatter_tensor``'d asynchronously straight into the owner's
-gradient shard (no full all-reduce), which is then divided by W (the average); a final callback on the autograd engine waits
-for them.  ``step()`` runs the fused kernel of ``optimizer_class`` on the owned shards only
+gradient shard (no full all-reduce); a final callback on the autograd engine waits for
+them and divides each shard by W (the average: 1/W of the work of dividing before).  ``step()`` runs the fused kernel of ``optimizer_class`` on the owned shards only
 (one flat shard tensor per bucket is the inner optimizer's parameter), then
 ``all_gather_into_tensor`` rebuilds each bucket's parameters on every rank.  The parameters'
-``.grad`` is handed to the optimizer in the hook and left ``None``.
+``.grad`` is handed to the optimizer in the hook and left ``None``.  A large parameter
+(>= 256 KiB) whose size divides by W is a bucket of its own that needs no flat copy: its
+``.grad`` is reduce-scattered as it is and its storage is the all-gather's output.
 
 State dicts are torch's global format (``state`` keyed by the parameter's index over all
 param groups, each entry shaped like the parameter) in both stages, so a consolidated state
@@ -274,6 +276,14 @@ class ZeroRedundancyOptimizer(Optimizer):
         runs, cur, cur_bytes = [], [], 0
         for p in reversed(ps):
             nb = p.numel() * p.element_size()
+            if _direct(p, W):
+                # a large tensor that splits evenly is a bucket of its own, reduced straight
+                # from its .grad and gathered straight into its storage: no copies
+                if cur:
+                    runs.append(cur)
+                    cur, cur_bytes = [], 0
+                runs.append([p])
+                continue
             if cur and cur_bytes + nb > self._bucket_bytes_cap:
                 runs.append(cur)
                 cur, cur_bytes = [], 0
@@ -286,17 +296,24 @@ class ZeroRedundancyOptimizer(Optimizer):
             total = sum(p.numel() for p in run)
             S = max(1, math.ceil(total / W))
             p0 = run[0]
-            flat = _C.empty((W * S,), dtype=p0.dtype, device=p0.device).zero_()
+            direct = len(run) == 1 and _direct(p0, W)
+            if direct:
+                with grad_mode.no_grad():
+                    flat = p0.detach().view(-1)   # the parameter's own storage
+                grad = None                       # the parameter's .grad, during backward
+            else:
+                flat = _C.empty((W * S,), dtype=p0.dtype, device=p0.device).zero_()
+                grad = _C.empty((W * S,), dtype=p0.dtype, device=p0.device).zero_()
             offsets, off = [], 0
             for p in run:
                 self._param_slot[p] = (len(self._buckets2), off)
                 offsets.append(off)
                 off += p.numel()
-            _pack(run, flat)
+            if not direct:
+                _pack(run, flat)
             shard = flat[self.rank * S:(self.rank + 1) * S].clone()
             b = {"group": gi, "params": run, "offsets": offsets, "size": S, "numel": total,
-                 "flat": flat, "grad": _C.empty((W * S,), dtype=p0.dtype,
-                                                device=p0.device).zero_(),
+                 "direct": direct, "flat": flat, "grad": grad,
                  "shard": shard, "rs_out": _C.empty((S,), dtype=p0.dtype, device=p0.device),
                  "spare": None,
                  "pending": len(run), "ready": set(), "work": None}
@@ -316,8 +333,14 @@ class ZeroRedundancyOptimizer(Optimizer):
             raise RuntimeError("ZeroRedundancyOptimizer(zero_stage=2): a parameter's gradient "
                                "arrived twice in one backward pass")
         n = p.numel()
-        with grad_mode.no_grad():
-            b["grad"][off:off + n].view(tuple(p.shape)).copy_(p.grad)
+        g = p.grad
+        if b["direct"]:
+            if not g.is_contiguous() or g.dtype != p.dtype:
+                g = g.contiguous().to(p.dtype)
+            b["grad"] = g.detach().view(-1)   # kept alive until its reduce-scatter is done
+        else:
+            with grad_mode.no_grad():
+                b["grad"][off:off + n].view(tuple(p.shape)).copy_(g)
         p.grad = None   # handed over: the reduced gradient lives in this rank's shard
         self._ready(b, p)
 
@@ -349,7 +372,11 @@ class ZeroRedundancyOptimizer(Optimizer):
             if b["pending"]:
                 for p, off in zip(b["params"], b["offsets"]):
                     if p not in b["ready"]:
-                        b["grad"][off:off + p.numel()].zero_()
+                        if b["direct"]:
+                            b["grad"] = _C.empty((p.numel(),), dtype=p.dtype,
+                                                 device=p.device).zero_()
+                        else:
+                            b["grad"][off:off + p.numel()].zero_()
                         self._ready(b, p)
         with grad_mode.no_grad():
             for b in self._buckets2:
@@ -371,6 +398,8 @@ class ZeroRedundancyOptimizer(Optimizer):
                     sh.grad = out
                 b["pending"] = len(b["params"])
                 b["ready"] = set()
+                if b["direct"]:
+                    b["grad"] = None
         self._next_launch = 0
         self._has_grads = True
 
@@ -384,12 +413,14 @@ class ZeroRedundancyOptimizer(Optimizer):
                                                          group=self.process_group,
                                                          async_op=True))
             else:
-                b["flat"].copy_(b["shard"])
+                with grad_mode.no_grad():
+                    b["flat"].copy_(b["shard"])
         with grad_mode.no_grad():
             for i, b in enumerate(self._buckets2):
                 if works:
                     works[i].wait()
-                _unpack(b["flat"], b["params"])
+                if not b["direct"]:   # a direct bucket was gathered into the parameter
+                    _unpack(b["flat"], b["params"])
 
     # -- Optimizer API ------------------------------------------------------------------------
     @staticmethod
@@ -578,6 +609,15 @@ class ZeroRedundancyOptimizer(Optimizer):
                 else:
                     shard_state[key] = v.clone() if isinstance(v, _TensorBase) else v
             self.optim.state[b["shard"]] = shard_state
+
+
+_DIRECT_MIN_BYTES = 256 * 1024
+
+
+def _direct(p, world: int) -> bool:
+    """Whether ZeRO-2 gives p a bucket of its own that works on p's own storage."""
+    return (p.numel() % world == 0 and p.numel() * p.element_size() >= _DIRECT_MIN_BYTES
+            and p.is_contiguous())
 
 
 def _weak_hook(obj, method: str):

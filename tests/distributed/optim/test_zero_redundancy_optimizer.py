@@ -14,7 +14,8 @@ from shardopt.distributed.optim import ZeroRedundancyOptimizer as ZeRO
 from shardopt.nn.parallel import DistributedDataParallel as DDP
 from shardopt.testing import MultiProcessTestCase, run_tests, with_comms
 
-from _dp_common import Net, assert_close_params, batch, loss_fn, params_np, reference
+from _dp_common import (D_IN, D_OUT, Net, assert_close_params, batch, loss_fn, params_np,
+                        reference)
 
 STEPS = 4
 CAP_MB = 40 * 4 / 2**20   # ~40-float buckets: several buckets for a 129-element model
@@ -103,6 +104,31 @@ class _Equivalence:
         self.assertGreater(len(opt._buckets2), 1)
         for p in model.parameters():   # gradients were handed to the partitions
             self.assertIsNone(p.grad)
+
+
+    @with_comms(backend="gloo")
+    def test_zero2_direct_buckets_match_single_process(self):
+        # fc2.weight (256 KiB) is a bucket of its own, reduced from its .grad and gathered
+        # into its storage, wherever 65536 divides by W (1, 2, 4; not 3: flat bucket)
+        def build(seed):
+            so.manual_seed(seed)
+            return nn.Sequential(nn.Linear(D_IN, 256), nn.ReLU(), nn.Linear(256, 256),
+                                 nn.ReLU(), nn.Linear(256, D_OUT))
+
+        model = build(self.rank + 3)
+        zero = ZeRO(model.parameters(), optim.SGD, lr=0.05, momentum=0.9, zero_stage=2,
+                    bucket_cap_mb=CAP_MB)
+        direct = [b for b in zero._buckets2 if b["direct"]]
+        self.assertEqual(len(direct), 0 if self.world_size == 3 else 1)
+        _train(self, model, zero, STEPS)
+        ref = build(3)
+        ref_opt = _sgd(ref.parameters())
+        for step in range(STEPS):
+            x, y = batch(step, self.world_size)
+            ref_opt.zero_grad()
+            loss_fn(ref(x), y).backward()
+            ref_opt.step()
+        assert_close_params(self, params_np(model), params_np(ref))
 
 
 class TestZeROWorld1(_Equivalence, MultiProcessTestCase):
