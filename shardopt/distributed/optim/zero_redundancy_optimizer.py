@@ -40,6 +40,7 @@ from ... import _C
 from ...autograd import engine, grad_mode
 from ...optim.optimizer import Optimizer, _typename
 from .. import distributed_c10d as c10d
+from .._broadcast import broadcast_coalesced
 
 __all__ = ["ZeroRedundancyOptimizer"]
 
@@ -250,8 +251,7 @@ class ZeroRedundancyOptimizer(Optimizer):
                         "wrap the model in DistributedDataParallel (use zero_stage=1 with DDP)")
         # every rank starts from rank 0's parameters (there is no DDP to do it)
         if W > 1:
-            from ...nn.parallel.distributed import _sync_tensors  # noqa: PLC0415
-            _sync_tensors(self._all_params, self.process_group)
+            broadcast_coalesced(self._all_params, self.process_group)
         self._buckets2 = []       # dicts: group, params, offsets, shard (S), flat (W*S), ...
         self._param_slot = {}     # param -> (bucket index, offset)
         inner_groups = []
@@ -464,8 +464,7 @@ class ZeroRedundancyOptimizer(Optimizer):
             new = self.param_groups[before]
             self._all_params.extend(new["params"])
             if self.world_size > 1:
-                from ...nn.parallel.distributed import _sync_tensors  # noqa: PLC0415
-                _sync_tensors(list(new["params"]), self.process_group)
+                broadcast_coalesced(list(new["params"]), self.process_group)
             self.optim.add_param_group(self._make_stage2_group(before, new))
             for p in new["params"]:
                 if p.requires_grad:

@@ -77,32 +77,14 @@ def _reachable_leaves(outputs) -> set[int]:
     return found
 
 
+def _sync_tensors(tensors, pg, src=0):
+    from ...distributed._broadcast import broadcast_coalesced  # noqa: PLC0415
+    broadcast_coalesced(tensors, pg, src)
+
+
 def _remove_hooks(handles) -> None:
     for h in handles:
         h.remove()
-
-
-def _sync_tensors(tensors, pg, src=0):
-    """Broadcast tensors from ``src`` (a group rank), one flat broadcast per dtype/device."""
-    dist = _dist()
-    groups: dict[Any, list] = {}
-    for t in tensors:
-        groups.setdefault((t.dtype, str(t.device)), []).append(t)
-    with grad_mode.no_grad():
-        for ts in groups.values():
-            total = sum(t.numel() for t in ts)
-            flat = _C.empty((total,), dtype=ts[0].dtype, device=ts[0].device)
-            off = 0
-            for t in ts:
-                n = t.numel()
-                flat[off:off + n].view(tuple(t.shape)).copy_(t)
-                off += n
-            dist.broadcast(flat, src=dist.get_global_rank(pg, src), group=pg)
-            off = 0
-            for t in ts:
-                n = t.numel()
-                t.copy_(flat[off:off + n].view(tuple(t.shape)))
-                off += n
 
 
 class DistributedDataParallel(Module):
