@@ -1,4 +1,5 @@
-"""DDP + ZeRO-1 and ZeRO-2 on CUDA/NCCL ranks (one GPU per rank): training equals the
+"""DDP + ZeRO-1 and ZeRO-2 on CUDA parameters: NCCL ranks (one GPU per rank), and one Gloo
+rank on one GPU (Gloo stages CUDA tensors through the host); training equals the
 single-process CPU reference on the concatenated batch.  Skipped without CUDA and, through
 with_comms(backend="nccl"), without a GPU per rank."""
 import pytest
@@ -18,12 +19,7 @@ def _adam(params):
     return optim.Adam(params, lr=0.01)
 
 
-@pytest.mark.cuda
-class TestDataParallelNCCL(MultiProcessTestCase):
-    @property
-    def world_size(self):
-        return 2
-
+class _CudaTraining:
     def setUp(self):
         super().setUp()
         self._spawn_processes()
@@ -47,11 +43,34 @@ class TestDataParallelNCCL(MultiProcessTestCase):
         got = {n: p.detach().cpu().numpy() for n, p in model.named_parameters()}
         assert_close_params(self, got, reference(self.world_size, STEPS, _adam))
 
+
+
+@pytest.mark.cuda
+class TestDataParallelNCCL(_CudaTraining, MultiProcessTestCase):
+    @property
+    def world_size(self):
+        return 2
+
     @with_comms(backend="nccl")
     def test_ddp_zero1(self):
         self._train(1)
 
     @with_comms(backend="nccl")
+    def test_zero2(self):
+        self._train(2)
+
+
+@pytest.mark.cuda
+class TestDataParallelCudaGloo(_CudaTraining, MultiProcessTestCase):
+    @property
+    def world_size(self):
+        return 1
+
+    @with_comms(backend="gloo")
+    def test_ddp_zero1(self):
+        self._train(1)
+
+    @with_comms(backend="gloo")
     def test_zero2(self):
         self._train(2)
 
