@@ -262,6 +262,39 @@ class TestZeROStateDict(MultiProcessTestCase):
             np.testing.assert_allclose(extra.detach().numpy(), np.zeros(6), atol=1e-6)
 
 
+class TestZeRO2Overlap(MultiProcessTestCase):
+    @property
+    def world_size(self):
+        return 2
+
+    def setUp(self):
+        super().setUp()
+        self._spawn_processes()
+
+    @with_comms(backend="gloo")
+    def test_reduce_scatters_launch_during_backward(self):
+        from shardopt.distributed import distributed_c10d as c10d
+        model, _, opt = _make(self, 2)
+        launches = []
+        real = c10d.reduce_scatter_tensor
+
+        def spy(output, input, *args, **kwargs):
+            launches.append(sum(len(b["ready"]) for b in opt._buckets2))
+            return real(output, input, *args, **kwargs)
+
+        x, y = batch(0, self.world_size, self.rank)
+        out = model(x)
+        c10d.reduce_scatter_tensor = spy
+        try:
+            loss_fn(out, y).backward()
+        finally:
+            c10d.reduce_scatter_tensor = real
+        nparams = len(list(model.parameters()))
+        self.assertEqual(len(launches), len(opt._buckets2))
+        self.assertLess(launches[0], nparams)   # the first one before the last gradient
+        opt.step()
+
+
 class TestZeROErrors(MultiProcessTestCase):
     @property
     def world_size(self):

@@ -186,6 +186,30 @@ class TestDDPBehaviour(MultiProcessTestCase):
         self.assertEqual(float(ddp2.module.count.numpy()[0]), 2.0 * (1 + self.rank))
 
     @with_comms(backend="gloo")
+    def test_buckets_launch_during_backward(self):
+        # with ~40-float buckets the first all_reduce is issued while gradients of earlier
+        # layers are still to come, and the issue order is the bucket order
+        model = Net(seed=0)
+        ddp = DDP(model, bucket_cap_mb=40 * 4 / 2**20)
+        launches = []
+        real = dist.all_reduce
+
+        def spy(tensor, *args, **kwargs):
+            launches.append((sum(ddp._ready), id(tensor)))
+            return real(tensor, *args, **kwargs)
+
+        x, y = batch(0, self.world_size, self.rank)
+        out = ddp(x)
+        dist.all_reduce = spy
+        try:
+            loss_fn(out, y).backward()
+        finally:
+            dist.all_reduce = real
+        flats = [id(b["flat"]) for b in ddp._buckets]
+        self.assertEqual([t for _, t in launches], flats)
+        self.assertLess(launches[0][0], len(ddp._params))   # before the last gradient
+
+    @with_comms(backend="gloo")
     def test_sharded_params_are_left_alone(self):
         from shardopt.sharded_tensor import ShardedTensor
         from shardopt.sharding_spec import ChunkShardingSpec
