@@ -4,7 +4,7 @@ concatenated batch after several steps (1-4 ranks, uneven sizes, several buckets
 optimizer-state bytes per rank are 1/W of the single-process optimizer's (stage 2: within
 one padding element per bucket); consolidated state dicts equal the single-process
 optimizer's, load into either stage and any world size and resume exactly; add_param_group;
-argument errors."""
+gradient accumulation; overlap; argument errors."""
 import numpy as np
 
 import shardopt as so
@@ -262,7 +262,7 @@ class TestZeROStateDict(MultiProcessTestCase):
             np.testing.assert_allclose(extra.detach().numpy(), np.zeros(6), atol=1e-6)
 
 
-class TestZeRO2Overlap(MultiProcessTestCase):
+class TestZeRO2Backward(MultiProcessTestCase):
     @property
     def world_size(self):
         return 2
@@ -293,6 +293,24 @@ class TestZeRO2Overlap(MultiProcessTestCase):
         self.assertEqual(len(launches), len(opt._buckets2))
         self.assertLess(launches[0], nparams)   # the first one before the last gradient
         opt.step()
+
+    @with_comms(backend="gloo")
+    def test_zero2_gradient_accumulation(self):
+        # two backward passes per step: the reduced shards accumulate, as .grad would
+        model, _, opt = _make(self, 2, opt="sgd")
+        ref = Net(0)
+        ref_opt = _sgd(ref.parameters())
+        for step in range(2):
+            opt.zero_grad()
+            ref_opt.zero_grad()
+            for micro in (2 * step, 2 * step + 1):
+                x, y = batch(micro, self.world_size, self.rank)
+                loss_fn(model(x), y).backward()
+                xf, yf = batch(micro, self.world_size)
+                loss_fn(ref(xf), yf).backward()
+            opt.step()
+            ref_opt.step()
+        assert_close_params(self, params_np(model), params_np(ref))
 
 
 class TestZeROErrors(MultiProcessTestCase):
