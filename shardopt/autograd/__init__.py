@@ -2,7 +2,8 @@
 
 Recording happens in the differentiable op wrappers installed on ``shardopt.Tensor``
 (``_math``, ``_views``, ``_inplace``); ``graph`` holds the nodes and saved tensors; ``engine``
-runs backward. Higher-order gradients (create_graph=True) and hooks are not supported.
+runs backward. Higher-order gradients (create_graph=True) are not supported; leaves take
+post-accumulate-grad hooks and ``engine.queue_callback`` runs code at the end of a pass.
 """
 
 from __future__ import annotations

@@ -85,6 +85,42 @@ def retain_grad(self) -> None:
     self.__dict__["_retains_grad"] = True
 
 
+class _HookHandle:
+    """Returned by ``register_post_accumulate_grad_hook``; ``remove()`` unregisters the hook
+    (torch.utils.hooks.RemovableHandle's interface)."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict) -> None:
+        self._hooks = hooks
+        self.id = _HookHandle._next_id
+        _HookHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> "_HookHandle":
+        return self
+
+    def __exit__(self, *args) -> None:
+        self.remove()
+
+
+def register_post_accumulate_grad_hook(self, hook) -> _HookHandle:
+    """Call ``hook(tensor)`` after each backward pass has accumulated this leaf's ``.grad``
+    (torch's Tensor.register_post_accumulate_grad_hook); returns a handle with ``remove()``."""
+    if not self.requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if self.grad_fn is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+    if not callable(hook):
+        raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+    hooks = self.__dict__.setdefault("_post_accumulate_grad_hooks", {})
+    handle = _HookHandle(hooks)
+    hooks[handle.id] = hook
+    return handle
+
+
 def _is_leaf(self):
     return self.grad_fn is None
 
@@ -149,6 +185,7 @@ def _install(Tensor):
     Tensor.detach_ = detach_
     Tensor.requires_grad_ = requires_grad_
     Tensor.retain_grad = retain_grad
+    Tensor.register_post_accumulate_grad_hook = register_post_accumulate_grad_hook
     Tensor.is_leaf = property(_is_leaf)
     Tensor.retains_grad = property(_retains_grad)
     if not hasattr(Tensor, "data"):

@@ -57,8 +57,50 @@ def _add(a, b):
     return a + b
 
 
+# One list of final callbacks per backward pass in progress (nested passes each get theirs).
+_final_callbacks: list[list] = []
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` once the backward pass in progress has finished running its
+    nodes (torch's ``Variable._execution_engine.queue_callback``); hooks use it to finish
+    work that needs every gradient of the pass, e.g. DistributedDataParallel waiting for
+    its bucket all-reduces.  Callbacks run in the order queued; one may queue more."""
+    if not _final_callbacks:
+        raise RuntimeError("Final callbacks can only be installed during backward pass.")
+    _final_callbacks[-1].append(callback)
+
+
+def _run_final_callbacks(cbs) -> None:
+    i = 0
+    while i < len(cbs):
+        cbs[i]()
+        i += 1
+
+
 def run_backward(outputs, grads, retain_graph, inputs=None, allow_unused=False,
                  accumulate=True) -> tuple[Tensor | None, ...] | None:
+    """Run ``_run_backward`` with a fresh list of final callbacks (``queue_callback``),
+    called after the graph has run, also when it failed (so no queued work is left
+    dangling); a failure of the pass itself takes precedence over a callback's."""
+    cbs = []
+    _final_callbacks.append(cbs)
+    try:
+        res = _run_backward(outputs, grads, retain_graph, inputs, allow_unused, accumulate)
+    except BaseException:
+        _final_callbacks.pop()
+        try:
+            _run_final_callbacks(cbs)
+        except Exception:
+            pass
+        raise
+    _final_callbacks.pop()
+    _run_final_callbacks(cbs)
+    return res
+
+
+def _run_backward(outputs, grads, retain_graph, inputs=None, allow_unused=False,
+                  accumulate=True) -> tuple[Tensor | None, ...] | None:
     """Backpropagate ``grads`` from ``outputs``.
 
     accumulate=True (``Tensor.backward``): gradients land in the leaves' ``.grad`` (only the

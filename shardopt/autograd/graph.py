@@ -178,6 +178,13 @@ class AccumulateGrad(Node):
                 old.add_(g)
             except (AttributeError, RuntimeError):
                 var.grad = old + g
+        d = var.__dict__
+        hooks = d.get("_post_accumulate_grad_hooks") if d else None
+        if hooks:
+            # Tensor.register_post_accumulate_grad_hook: .grad is final for this backward
+            for hook in tuple(hooks.values()):
+                if hook(var) is not None:
+                    raise RuntimeError("post accumulate grad hooks should return None.")
         return ()
 
 

@@ -11,3 +11,11 @@ __all__ = [
     "DistError", "DistTimeoutError", "DistBackendError", "DistStoreError",
     "Store", "TCPStore", "FileStore", "PrefixStore", *_c10d_all,
 ]
+
+
+def __getattr__(name):
+    # distributed.optim builds on shardopt.optim and autograd: load it on first use
+    if name == "optim":
+        import importlib  # noqa: PLC0415
+        return importlib.import_module(".optim", __name__)
+    raise AttributeError(f"module 'shardopt.distributed' has no attribute {name!r}")
