@@ -168,11 +168,11 @@ class AccumulateGrad(Node):
             # store a fresh contiguous copy the leaf owns (the incoming one may alias data)
             if _stealable(g):
                 var.grad = g
-                return ()
-            new = g.clone()
-            if new.requires_grad or new.grad_fn is not None:
-                new = new.detach()
-            var.grad = new
+            else:
+                new = g.clone()
+                if new.requires_grad or new.grad_fn is not None:
+                    new = new.detach()
+                var.grad = new
         else:
             try:
                 old.add_(g)
