@@ -14,9 +14,8 @@ Model (written the way a torch user would; ``import shardopt as torch`` is all i
     -> LayerNorm -> Dropout -> head (D -> V) -> cross-entropy with the next character
 
 ``fc1``/``fc2`` hold most of the weights and are sharded with ``shard_parameter`` over all
-ranks (Megatron-style: h_r = GELU(x W1_r^T + b1_r), z = all_reduce(h_r W2_r^T) + b2). The
-collectives cross autograd through two small ``autograd.Function``s. Every rank sees the same
-batch; dropout runs only on replicated activations and is seeded per step, so the ranks agree
+ranks; the model calls them as plain ``nn.Linear`` modules and shardopt's sharded linear does
+the collectives (and their backward). Every rank sees the same batch; dropout runs only on replicated activations and is seeded per step, so the ranks agree
 and a resumed run repeats an uninterrupted one exactly.
 
 Training: ``ShardedOptimizer`` over AdamW, a linear warm-up then cosine decay
@@ -41,11 +40,9 @@ import numpy as np
 import shardopt as torch
 import shardopt.distributed as dist
 from shardopt import nn
-from shardopt.autograd import Function
 from shardopt.nn import functional as F
 from shardopt.optim import lr_scheduler
 from shardopt.sharded_optim import ShardedOptimizer, named_params_with_sharded_tensor
-from shardopt.sharded_tensor import ShardedTensor
 from shardopt.sharding_spec import ChunkShardingSpec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -107,41 +104,6 @@ class Corpus:
 # ----------------------------------------------------------------------------- model
 
 
-class _AllReduceSum(Function):
-    """Sum over the ranks; backward passes the (replicated) gradient through."""
-
-    @staticmethod
-    def forward(ctx, x, group):
-        out = x.clone()
-        dist.all_reduce(out, group=group)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, None
-
-
-class _CopyToShards(Function):
-    """Identity; backward sums the gradient over the ranks (a replicated input that feeds
-    rank-specific computations)."""
-
-    @staticmethod
-    def forward(ctx, x, group):
-        ctx.group = group
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad, group=ctx.group)
-        return grad, None
-
-
-def _local(st):
-    (shard,) = st.local_shards()
-    return shard.tensor, shard.metadata.shard_offsets
-
-
 class CharLM(nn.Module):
     def __init__(self, vocab, k, e, h, d, p):
         super().__init__()
@@ -153,19 +115,12 @@ class CharLM(nn.Module):
         self.drop = nn.Dropout(p)
         self.head = nn.Linear(d, vocab)
 
-    def forward(self, ctx, group=None):
+    def forward(self, ctx):
         x = self.drop(self.norm_in(self.embed(ctx).flatten(1)))
-        if isinstance(self.fc1.weight, ShardedTensor):
-            w1, off1 = _local(self.fc1.weight)
-            w2, off2 = _local(self.fc2.weight)
-            n = w1.shape[0]
-            assert off1[0] == off2[1], "fc1/fc2 shards must hold the same hidden units"
-            x = _CopyToShards.apply(x, group)
-            b1 = _CopyToShards.apply(self.fc1.bias, group).narrow(0, off1[0], n)
-            h = F.gelu(F.linear(x, w1, b1))
-            z = _AllReduceSum.apply(F.linear(h, w2), group) + self.fc2.bias
-        else:
-            z = self.fc2(F.gelu(self.fc1(x)))
+        # fc1/fc2 hold ShardedTensor weights: nn.Linear dispatches to the sharded linear
+        # (row-sharded fc1: local matmul + all_gather; column-sharded fc2: local matmul on
+        # this rank's columns + all_reduce), whose backward reaches the local shards.
+        z = self.fc2(F.gelu(self.fc1(x)))
         return self.head(self.drop(self.norm_out(z)))
 
 
@@ -289,7 +244,7 @@ def main(args):
         torch.manual_seed(args.seed * 1_000_003 + step)  # dropout masks depend on the step only
         ctx, tgt = corpus.batch("train", args.context, args.batch, seed=args.seed * 7919 + step)
         opt.zero_grad()
-        loss = F.cross_entropy(model(ctx, group), tgt)
+        loss = F.cross_entropy(model(ctx), tgt)
         loss.backward()
         nn.utils.clip_grad_norm_(params, args.clip, process_group=group)
         opt.step()
