@@ -5,6 +5,7 @@
  * out-of-range target is recorded in c.bad (device memory) and read back by the caller.
  * The per-sample math is cross_entropy.h's, the same functions the CPU loops call.
  */
+#include "block_reduce.cuh"
 #include "cross_entropy.h"
 #include <cuda_runtime.h>
 
@@ -26,19 +27,9 @@ __device__ __forceinline__ float xe_gprob(float p, float s, float wq) { return s
 __device__ __forceinline__ double xe_gprob(double p, double s, double wq) { return so_xe_grad_prob_d(p, s, wq); }
 
 template <typename T>
-__device__ T block_reduce(T v, bool is_max)
+__device__ __forceinline__ T block_reduce(T v, bool is_max)
 {
-    __shared__ T sh[kThreads];
-    const int t = threadIdx.x;
-    sh[t] = v;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (t < s) sh[t] = is_max ? (sh[t + s] > sh[t] ? sh[t + s] : sh[t]) : sh[t] + sh[t + s];
-        __syncthreads();
-    }
-    T r = sh[0];
-    __syncthreads();
-    return r;
+    return so_block_reduce<kThreads, T>(v, is_max);
 }
 
 template <typename T>

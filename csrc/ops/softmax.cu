@@ -4,6 +4,7 @@
  * folds max and sum with a shared-memory tree, then writes.  The per-element math (fast exp,
  * max shift, backward formulas) is softmax.h's, the same functions the CPU loops call.
  */
+#include "block_reduce.cuh"
 #include "softmax.h"
 #include <cuda_runtime.h>
 
@@ -22,21 +23,10 @@ __device__ __forceinline__ double sm_fwd(int op, double x, double e, double b) {
 __device__ __forceinline__ float sm_bwd(int op, float y, float g, float d, float ey) { return so_sm_bwd_f(op, y, g, d, ey); }
 __device__ __forceinline__ double sm_bwd(int op, double y, double g, double d, double ey) { return so_sm_bwd_d(op, y, g, d, ey); }
 
-/* Block-wide max (is_max) or sum of v; every thread gets the result. */
 template <typename T>
-__device__ T block_reduce(T v, bool is_max)
+__device__ __forceinline__ T block_reduce(T v, bool is_max)
 {
-    __shared__ T sh[kThreads];
-    const int t = threadIdx.x;
-    sh[t] = v;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (t < s) sh[t] = is_max ? (sh[t + s] > sh[t] ? sh[t + s] : sh[t]) : sh[t] + sh[t + s];
-        __syncthreads();
-    }
-    T r = sh[0];
-    __syncthreads();
-    return r;
+    return so_block_reduce<kThreads, T>(v, is_max);
 }
 
 template <typename T>
