@@ -250,13 +250,17 @@ class MultiProcessTestCase(TestCase):
 
     def _check_return_codes(self, messages, timed_out, first_bad):
         codes = [p.exitcode for p in self.processes]
-        errors = [(r, m[1]) for r, m in sorted(messages.items()) if m[0] == "error"]
+        # Errors in the order the ranks hit them: one failing rank makes its peers fail next
+        # (its connections close), so the lowest rank's error is often only a consequence.
+        errors = sorted(((m[2], r, m[1]) for r, m in messages.items() if m[0] == "error"))
         if first_bad is not None or errors:
-            rank = errors[0][0] if errors else first_bad
-            tb = errors[0][1] if errors else "(no traceback: the process died)"
+            rank = errors[0][1] if errors else first_bad
+            tb = errors[0][2] if errors else "(no traceback: the process died)"
+            later = "".join(f"\n  then rank {r}: {(m.strip().splitlines() or ['?'])[-1]}"
+                            for _, r, m in errors[1:])
             raise AssertionError(
                 f"Process {rank} exited with error code {codes[rank]} and exception:\n{tb}\n"
-                f"exit codes: {codes}")
+                f"exit codes: {codes}{later}")
         if timed_out:
             raise AssertionError(
                 f"Timing out after {self.TIMEOUT} seconds; exit codes: {codes} "
@@ -294,7 +298,7 @@ class MultiProcessTestCase(TestCase):
         except BaseException:
             tb = traceback.format_exc()
             print(f"[rank {self.rank}] {tb}", file=sys.stderr, flush=True)
-            parent_pipe.send(("error", tb))
+            parent_pipe.send(("error", tb, time.time()))
             parent_pipe.close()
             sys.stdout.flush()
             os._exit(TEST_ERROR_EXIT_CODE)

@@ -63,6 +63,8 @@ def test_failure_reports_failing_rank_traceback(spawned):
     text, _, _ = spawned
     assert re.search(r"Process 2 exited with error code 10 and exception:", text)
     assert "ValueError: boom on rank two" in text
+    # the first error leads even when a lower rank failed after it; the others follow
+    assert "then rank 0: RuntimeError: follow-up on rank zero" in text
     assert "Process 1 exited with error code 3" in text
     assert "Timing out after 2 seconds" in text
 

@@ -60,6 +60,9 @@ class Faults(MultiProcessTestCase):
     def test_rank_raises(self):
         if self.rank == 2:
             raise ValueError("boom on rank two")
+        if self.rank == 0:  # a consequence, later: the report must still lead with rank 2
+            time.sleep(0.3)
+            raise RuntimeError("follow-up on rank zero")
         time.sleep(30)  # the harness must not wait for this
 
     def test_rank_exits(self):
