@@ -196,7 +196,9 @@ class TestDisagreeingSizes(MultiProcessTestCase):
                 dist.barrier(group=g)
             except dist.DistBackendError as e:
                 elapsed = time.monotonic() - t0
-                assert elapsed < timeout.total_seconds() / 2, (case.__name__, elapsed, e)
+                # well before the group timeout would have fired (a timeout would take the
+                # full 15 s); the margin absorbs scheduling delays on a loaded 2-core runner
+                assert elapsed < timeout.total_seconds() * 0.8, (case.__name__, elapsed, e)
             else:
                 raise AssertionError(f"{case.__name__}: rank {self.rank} did not raise")
             dist.destroy_process_group(g)
