@@ -61,8 +61,6 @@ static int module_exec(PyObject *m)
 {
     so_state *st = so_state_from_module(m);
     memset(st, 0, sizeof *st);
-    st->extra = PyDict_New();
-    if (!st->extra) return -1;
     if (so_register_device(m, st) < 0) return -1;
     if (so_register_storage(m, st) < 0) return -1;
     if (so_register_tensor(m, st) < 0) return -1;
@@ -98,12 +96,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     if (!st) return 0;
     int rc = so_tensor_state_traverse(&st->tensor, visit, arg);
     if (rc) return rc;
-    Py_VISIT(st->dist_error);
-    Py_VISIT(st->dist_timeout_error);
-    Py_VISIT(st->dist_backend_error);
-    Py_VISIT(st->dist_store_error);
     if (so_dist_state_traverse(&st->dist, visit, arg)) return -1;  /* distributed/dist_state.h */
-    Py_VISIT(st->extra);
     return so_shard_state_traverse(&st->shard, visit, arg); /* shard layer */
 }
 
@@ -111,12 +104,7 @@ static int module_clear(PyObject *m)
 {
     so_state *st = so_state_from_module(m);
     if (!st) return 0;
-    Py_CLEAR(st->dist_error);
-    Py_CLEAR(st->dist_timeout_error);
-    Py_CLEAR(st->dist_backend_error);
-    Py_CLEAR(st->dist_store_error);
     so_dist_state_clear(&st->dist);  /* distributed/dist_state.h */
-    Py_CLEAR(st->extra);
     so_tensor_state_clear(&st->tensor);
     so_shard_state_clear(&st->shard); /* shard layer */
     return 0;

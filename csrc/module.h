@@ -24,15 +24,7 @@ typedef struct so_state {
     so_tensor_state tensor;        /* tensor/tensor_state.h: types, dtypes, generators */
     so_ops_state ops;              /* ops/ops_state.h: cuBLAS handles */
 
-    /* exception types of shardopt.distributed (filled by dist/, may be NULL) */
-    PyObject *dist_error;
-    PyObject *dist_timeout_error;
-    PyObject *dist_backend_error;
-    PyObject *dist_store_error;
-    /* [distributed] the distributed layer's typed state (distributed/dist_state.h) */
-    so_dist_state dist;
-    /* extension slots for later layers (dist/, shard/) to hang types on */
-    PyObject *extra;               /* dict */
+    so_dist_state dist;            /* distributed/dist_state.h: Work type, exception types */
     /* shard layer (csrc/shard/shard_state.h): typed, no string keys */
     so_shard_state shard;
 } so_state;

@@ -16,17 +16,17 @@ static PyObject *new_exc(PyObject *m, const char *name, PyObject *base, const ch
 int so_register_dist(PyObject *m, so_state *st)
 {
     int rc = -1;
-    SO_CHECK_PTR(st->dist_error = new_exc(m, "DistError", PyExc_RuntimeError,
+    SO_CHECK_PTR(st->dist.error = new_exc(m, "DistError", PyExc_RuntimeError,
                                           "Base class of every shardopt.distributed failure."),
                  done);
-    SO_CHECK_PTR(st->dist_timeout_error =
-                     new_exc(m, "DistTimeoutError", st->dist_error,
+    SO_CHECK_PTR(st->dist.timeout_error =
+                     new_exc(m, "DistTimeoutError", st->dist.error,
                              "A collective or rendezvous did not finish in time."), done);
-    SO_CHECK_PTR(st->dist_backend_error =
-                     new_exc(m, "DistBackendError", st->dist_error,
+    SO_CHECK_PTR(st->dist.backend_error =
+                     new_exc(m, "DistBackendError", st->dist.error,
                              "The communication backend (Gloo/NCCL) failed."), done);
-    SO_CHECK_PTR(st->dist_store_error =
-                     new_exc(m, "DistStoreError", st->dist_error,
+    SO_CHECK_PTR(st->dist.store_error =
+                     new_exc(m, "DistStoreError", st->dist.error,
                              "The key-value store failed or timed out."), done);
     SO_CHECK_RC(so_register_store(m, st), done);
     SO_CHECK_RC(so_register_pg(m, st), done);

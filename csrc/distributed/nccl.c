@@ -114,7 +114,7 @@ static int nccl_init(so_pg *pg, int option)
     const char *why = NULL;
     if (so_cuda_device_count(&why) == 0) {
         so_state *st = so_state_from_type(Py_TYPE(pg));
-        return so_fail(st ? st->dist_backend_error : PyExc_RuntimeError,
+        return so_fail(st ? st->dist.backend_error : PyExc_RuntimeError,
                        "CUDA is not available: %s (the NCCL backend needs a GPU; use gloo)",
                        why ? why : "no device");
     }

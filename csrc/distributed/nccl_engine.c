@@ -136,7 +136,7 @@ int so_nccl_raise_broken(NPG *s, const char *op)
 {
     so_state *st = so_nccl_state(s);
     if (!st) return -1;
-    return so_fail(s->broken_timeout && !op ? st->dist_timeout_error : st->dist_backend_error,
+    return so_fail(s->broken_timeout && !op ? st->dist.timeout_error : st->dist.backend_error,
                    "%s%s%s (rank %d of %d)", op ? op : "", op ? ": the process group is "
                    "unusable after an earlier failure: " : "", s->broken, s->rank, s->size);
 }
@@ -145,7 +145,7 @@ int so_nccl_raise_at(NPG *s, ncclResult_t r, const char *expr, const char *file,
 {
     so_state *st = so_nccl_state(s);
     if (!st) return -1;
-    return so_raise_at(st->dist_backend_error, file, line, "%s failed: %s (rank %d of %d)", expr,
+    return so_raise_at(st->dist.backend_error, file, line, "%s failed: %s (rank %d of %d)", expr,
                        ncclGetErrorString(r), s->rank, s->size);
 }
 
@@ -158,7 +158,7 @@ int so_nccl_ensure_comm(NPG *s, int device)
 {
     if (s->destroyed) {
         so_state *st = so_nccl_state(s);
-        return so_fail(st ? st->dist_error : PyExc_RuntimeError,
+        return so_fail(st ? st->dist.error : PyExc_RuntimeError,
                        "the process group has been destroyed");
     }
     if (s->broken[0]) return so_nccl_raise_broken(s, "NCCL");

@@ -29,7 +29,7 @@ PyObject *so_dist_exception(so_pg *pg, int is_timeout, const char *msg)
 {
     so_state *st = pg_state(pg);
     if (!st) return NULL;
-    PyObject *type = is_timeout ? st->dist_timeout_error : st->dist_backend_error;
+    PyObject *type = is_timeout ? st->dist.timeout_error : st->dist.backend_error;
     PyObject *text = PyUnicode_FromFormat("%s (rank %d of %d)", msg, pg->rank, pg->size);
     if (!text) return NULL;
     PyObject *e = PyObject_CallOneArg(type, text);
@@ -55,7 +55,7 @@ static int check_alive(so_pg *pg)
     so_state *st = pg_state(pg);
     if (!st) return -1;
     if (!pg->be) return so_fail(PyExc_RuntimeError, "the process group was not initialised");
-    return so_fail(st->dist_error, "the process group has been destroyed");
+    return so_fail(st->dist.error, "the process group has been destroyed");
 }
 
 /* A contiguous tensor on the backend's device type; the backend gets ready for its device. */

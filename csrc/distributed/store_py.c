@@ -74,7 +74,7 @@ static int store_call(TCPStoreObject *self, const char *op, uint32_t cmd, const 
     if (rc == SO_STORE_ENOMEM) return so_fail(PyExc_MemoryError, "TCPStore.%s: %s", op, err);
     so_state *st = so_state_from_type(Py_TYPE(self));
     if (!st) return -1;
-    PyObject *exc = st->dist_store_error ? st->dist_store_error : PyExc_RuntimeError;
+    PyObject *exc = st->dist.store_error ? st->dist.store_error : PyExc_RuntimeError;
     const char *what = rc == SO_STORE_ETIMEOUT ? "timeout: " : "";
     if (key) return so_fail(exc, "TCPStore.%s('%.200s'): %s%s", op, key, what, err);
     return so_fail(exc, "TCPStore.%s(): %s%s", op, what, err);
@@ -100,7 +100,7 @@ static int do_add(TCPStoreObject *self, const char *key, Py_ssize_t klen, int64_
     if (rl != 8) {
         free(resp);
         so_state *st = so_state_from_type(Py_TYPE(self));
-        return so_fail(st ? st->dist_store_error : PyExc_RuntimeError,
+        return so_fail(st ? st->dist.store_error : PyExc_RuntimeError,
                      "TCPStore.add('%s'): malformed reply", key);
     }
     *out = read_i64(resp);
@@ -157,7 +157,7 @@ static int TCPStore_init(PyObject *op, PyObject *args, PyObject *kwds)
         rc = so_store_server_start(host, port, &self->server, &port, err);
         Py_END_ALLOW_THREADS
         if (rc) {
-            return so_fail(st->dist_store_error, "TCPStore: %s", err);
+            return so_fail(st->dist.store_error, "TCPStore: %s", err);
         }
     }
     /* The master talks to its own server through a client connection like everyone. */
@@ -169,7 +169,7 @@ static int TCPStore_init(PyObject *op, PyObject *args, PyObject *kwds)
     rc = so_store_client_connect(&self->client, self->timeout_ms, err);
     Py_END_ALLOW_THREADS
     if (rc) {
-        return so_fail(st->dist_store_error, "TCPStore: %s", err);
+        return so_fail(st->dist.store_error, "TCPStore: %s", err);
     }
     if (wait_for_workers) {
         int64_t n;
@@ -180,7 +180,7 @@ static int TCPStore_init(PyObject *op, PyObject *args, PyObject *kwds)
             int64_t deadline = so_store_now_ms() + self->timeout_ms;
             while (n < self->world_size) {
                 if (so_store_now_ms() > deadline) {
-                    return so_fail(st->dist_store_error,
+                    return so_fail(st->dist.store_error,
                                  "TCPStore: timed out after %lld ms waiting for %d workers to "
                                  "join (%lld joined)",
                                  (long long)self->timeout_ms, self->world_size, (long long)n);
