@@ -157,6 +157,7 @@ class _State:
     store = None
     groups = []          # every ProcessGroup made in this generation (for destroy)
     group_count = 0      # new_group calls, identical on every rank
+    local_group_count = {}  # use_local_synchronization groups made, by their ranks
     generation = 0       # init_process_group calls in this process
     env_stores = {}      # env:// stores, kept for the process's lifetime (see _env_store)
 
@@ -323,6 +324,7 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size=
     base = PrefixStore(f"shardopt_pg{_State.generation}", store)
     pg = _make_group(backend, PrefixStore("0", base), rank, range(world_size), timeout)
     _State.default_pg, _State.store, _State.group_count = pg, base, 0
+    _State.local_group_count = {}
     GroupMember.WORLD = pg
 
 
@@ -397,17 +399,28 @@ def get_group_rank(group, global_rank):
 
 
 def new_group(ranks=None, timeout=None, backend=None, pg_options=None, use_local_synchronization=False):
-    """Must be called by every rank, with the same ranks, in the same order (as in torch)."""
+    """Must be called by every rank, with the same ranks, in the same order (as in torch).
+
+    With ``use_local_synchronization=True`` only the members call it (as in torch): the
+    group's store prefix then comes from its ranks and how many groups of those ranks this
+    rank made before, not from the global count, which the non-members do not advance."""
     world = _default()
     ranks = sorted(range(world.size())) if ranks is None else sorted(ranks)
     if len(set(ranks)) != len(ranks) or any(not 0 <= r < world.size() for r in ranks):
         raise ValueError(f"ranks must be distinct ranks in [0, {world.size()}), got {ranks}")
-    _State.group_count += 1
+    if use_local_synchronization:
+        key = ",".join(map(str, ranks))
+        n = _State.local_group_count.get(key, 0)
+        _State.local_group_count[key] = n + 1
+        name = f"local[{key}]#{n}"
+    else:
+        _State.group_count += 1
+        name = str(_State.group_count)
     me = world.rank()
     if me not in ranks:
         return GroupMember.NON_GROUP_MEMBER
     timeout = world._impl.timeout if timeout is None else timeout
-    store = PrefixStore(str(_State.group_count), _State.store)
+    store = PrefixStore(name, _State.store)
     return _make_group(Backend(backend or world._backend), store, ranks.index(me), ranks,
                        timeout)
 

@@ -20,12 +20,13 @@ from shardopt.testing._multiprocess import (  # noqa: F401
     requires_gloo,
     requires_nccl,
     skip_if_lt_x_gpu as _skip_if_lt_x_gpu_cuda,
+    tp_transports,
 )
 from shardopt.testing._ranks import IN_RANK_ENV, run_test_on_ranks
 
 __all__ = ["MultiProcessTestCase", "TEST_SKIPS", "TestSkip", "requires_gloo", "requires_nccl",
            "requires_accelerator_dist_backend", "skip_if_lt_x_gpu", "skip_if_no_gpu",
-           "spawn_threads_and_init_comms", "DEFAULT_WORLD_SIZE", "TIMEOUT_DEFAULT"]
+           "spawn_threads_and_init_comms", "tp_transports", "DEFAULT_WORLD_SIZE", "TIMEOUT_DEFAULT"]
 
 DEFAULT_WORLD_SIZE = 4
 TIMEOUT_DEFAULT = 100

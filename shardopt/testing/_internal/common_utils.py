@@ -6,10 +6,10 @@ import functools
 import unittest
 
 from shardopt.testing._comparison import TestCase
-from shardopt.testing._multiprocess import run_tests
+from shardopt.testing._multiprocess import _cuda_device_count, run_tests
 
 __all__ = ["TestCase", "run_tests", "TEST_WITH_DEV_DBG_ASAN", "TEST_WITH_ROCM", "TEST_WITH_ASAN",
-           "TEST_WITH_TSAN", "IS_WINDOWS", "IS_MACOS", "sandcastle_skip_if",
+           "TEST_WITH_TSAN", "IS_WINDOWS", "IS_MACOS", "TEST_CUDA", "sandcastle_skip_if",
            "skip_but_pass_in_sandcastle_if", "skip_but_pass_in_sandcastle", "skipIfRocm"]
 
 TEST_WITH_DEV_DBG_ASAN = False
@@ -18,6 +18,7 @@ TEST_WITH_ASAN = False
 TEST_WITH_TSAN = False
 IS_WINDOWS = False
 IS_MACOS = False
+TEST_CUDA = _cuda_device_count() > 0
 
 
 def skip_but_pass_in_sandcastle_if(condition, reason):

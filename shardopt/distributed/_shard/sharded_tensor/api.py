@@ -4,6 +4,7 @@ from shardopt.sharded_tensor.api import (  # noqa: F401
     ShardedTensor,
     ShardedTensorBase,
     _create_tensor_from_params,
+    _sharded_tensor_map,
     load_with_process_group,
 )
 from shardopt.sharded_tensor.metadata import ShardedTensorMetadata, TensorProperties  # noqa: F401
