@@ -308,7 +308,8 @@ def sharded_embedding_bag(types, args, kwargs, pg):
     parts = [ids.reshape(-1), offs, pbits]
     bads, shapes, peers = exchange(ids.shape, parts, err is not None, _device(weight, lay), pg)
     raise_if_bad(bads, err, pg, "embedding_bag")
-    if _same_everywhere(shapes, peers, ids.shape, parts):
+    same = _same_everywhere(shapes, peers, ids.shape, parts)
+    if same:
         mat, member, pos = own
         looked_up, psw_flat = ids, psw.reshape(-1) if psw is not None else None
     else:
@@ -327,7 +328,7 @@ def sharded_embedding_bag(types, args, kwargs, pg):
     if v.get("max_norm"):
         _renorm_(lay, weight, looked_up, v["max_norm"], v.get("norm_type", 2.0), pg)
     out = _bag_core(lay, weight, mat, member, pos, psw_flat, mode, pad, pg)
-    if own is None or mat is own[0]:
+    if same:
         return out
     start = sum(b[0].shape[0] for b in bags[:lay.rank])
     return own_rows(out, start, own[0].shape[0], pg)
