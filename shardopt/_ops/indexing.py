@@ -18,7 +18,7 @@ from .reduce import return_types
 
 __all__ = ["gather", "scatter", "scatter_add", "index_select", "index_put", "masked_fill",
            "nonzero", "argwhere", "where", "argmax", "argmin", "topk", "sort", "argsort",
-           "cumsum", "chunk", "split", "narrow", "tril", "triu", "randint", "randperm",
+           "unique", "cumsum", "chunk", "split", "narrow", "tril", "triu", "randint", "randperm",
            "multinomial"]
 
 _TB = _C.TensorBase
@@ -278,6 +278,40 @@ def sort(input, dim=-1, descending=False, stable=False):
 def argsort(input, dim=-1, descending=False, stable=False):
     """The indices of sort()."""
     return sort(input, dim, descending, stable).indices
+
+
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values of ``input`` (flattened), ascending (also with ``sorted=False``:
+    torch's CPU kernel sorts too); with ``return_inverse`` also each element's index into
+    them (input's shape), with ``return_counts`` each value's number of occurrences.
+    Built on the stable sort: a value starts where it differs from its predecessor."""
+    _check_tensor(input, "unique", "input", 1)
+    if dim is not None:
+        raise NotImplementedError("unique(): dim= (unique slices along a dimension) is not "
+                                  "supported by shardopt; call it without dim")
+    from .reduce import cat  # noqa: PLC0415 (reduce and indexing import each other)
+    flat = input.reshape(-1)
+    n = flat.numel()
+    vals, order = _C._sort(flat, 0, False)
+    head = _C.empty((_builtins.min(n, 1),), _C.bool, flat.device).fill_(True)
+    starts = cat([head, vals.narrow(0, 1, n - 1) != vals.narrow(0, 0, n - 1)]) if n > 1 \
+        else head
+    out = vals[starts]
+    if not (return_inverse or return_counts):
+        return out
+    res = (out,)
+    if return_inverse:
+        pos = _C._cumsum(starts, 0, _C.int64) - 1
+        inverse = _C.empty((n,), _C.int64, flat.device)
+        if n:
+            inverse.index_put_((order,), pos)
+        res += (inverse.reshape(tuple(input.shape)),)
+    if return_counts:
+        first = _C._nonzero(starts).reshape(-1)
+        end = _C.empty((1,), _C.int64, flat.device).fill_(n)
+        res += (cat([first.narrow(0, 1, first.numel() - 1), end]) - first
+                if first.numel() else first,)
+    return res
 
 
 def topk(input, k, dim=-1, largest=True, sorted=True):
@@ -549,6 +583,7 @@ TENSOR_METHODS = {
     "argmin": argmin,
     "sort": sort,
     "argsort": argsort,
+    "unique": unique,
     "topk": topk,
     "cumsum": cumsum,
     "cumsum_": cumsum_,

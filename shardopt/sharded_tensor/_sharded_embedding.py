@@ -1,7 +1,13 @@
 """``F.embedding`` / ``F.embedding_bag`` (``nn.Embedding`` / ``nn.EmbeddingBag``) with a
-chunk-sharded weight (torch 2.x chunk_sharding_spec_ops/embedding.py, embedding_bag.py),
-with a replicated input and result.
+chunk-sharded weight (torch 2.x chunk_sharding_spec_ops/embedding.py, embedding_bag.py).
 
+Inputs.  Each rank passes its own ids (torch's semantics) and gets the result for its own
+ids.  The ranks first exchange their ids (``_per_rank.exchange``); when every rank passed
+the same ids the ops run the replicated algorithm below on them directly, otherwise on the
+concatenation of all ranks' ids, keeping this rank's rows (``_per_rank.own_rows``, which
+also gives the gradient torch's collectives give: the sum of the ranks' losses).
+
+The replicated algorithm (ids and result the same on every rank):
 * weight sharded on dim 1 (embedding columns; rank r holds columns [o_r, o_r + n_r) of every
   row): each rank looks the ids up in its columns (and reduces its bags), and an all_gather
   along the last dim assembles the full vectors.  Backward: each rank keeps its columns'
@@ -10,9 +16,11 @@ with a replicated input and result.
   the ids in its range, zeroes the others, and an all_reduce (SUM) adds the ranks' parts;
   bags in mode "max" take each rank's max over its ids and an all_reduce (MAX), the
   gradient going to the rank that held the max.  Backward: the gradient passes through.
+With the same ids and the same loss on every rank, the local shards get exactly the
+unsharded op's gradient.
 
 ``padding_idx`` entries get no gradient (and are left out of bags and of "mean"'s count);
-``max_norm`` renormalises, in place and before the lookup, the rows that the input
+``max_norm`` renormalises, in place and before the lookup, the rows that any rank's input
 references -- for column shards the row norm is summed over the ranks first.
 
 The lookups are index_select / scatter_add on the local shard, so autograd carries the
@@ -24,6 +32,7 @@ import numpy as np
 
 from .. import _C
 from ._chunk_layout import chunk_layout
+from ._per_rank import exchange, own_rows, raise_if_bad
 from ._replicated import copy_to_ranks, gather_from_ranks, max_from_ranks, reduce_from_ranks
 from ._shard_registry import _sharded_op_impl
 from ..distributed import distributed_c10d as dist
@@ -56,17 +65,24 @@ def _host_ids(input):
     return np.ascontiguousarray(input.detach().cpu().numpy()).astype(np.int64)
 
 
-def _validate_common(fname, input, weight, ids, v):
+def _ids_error(ids, weight):
+    """torch's error for ids outside the weight's rows, or None (returned, not raised: the
+    ranks' inputs differ, so it is raised on every rank after the exchange)."""
+    if ids.size and int(ids.min()) < 0:
+        return ValueError("Index out of range in Input %d %d", int(ids.min()), weight.size(1))
+    if ids.size and int(ids.max()) >= weight.size(0):
+        return ValueError("Index out of range in Input %d %d", int(ids.max()), weight.size(1))
+    return None
+
+
+def _validate_common(fname, input, weight, v):
+    """The argument checks that do not depend on the ids' values."""
     from .api import ShardedTensor  # noqa: PLC0415
     from ..sharding_spec import ChunkShardingSpec  # noqa: PLC0415
     if not isinstance(weight, ShardedTensor):
         raise TypeError("weight needs to be ShardedTensor")
     if len(weight.size()) != 2:
         raise ValueError("Weight needs to have exactly 2 dims")
-    if ids.size and int(ids.min()) < 0:
-        raise ValueError("Index out of range in Input %d %d", int(ids.min()), weight.size(1))
-    if ids.size and int(ids.max()) >= weight.size(0):
-        raise ValueError("Index out of range in Input %d %d", int(ids.max()), weight.size(1))
     if v.get("scale_grad_by_freq"):
         raise RuntimeError(f'nn.{fname} weight sharded with flag on "scale_grad_by_freq" not '
                            'supported!')
@@ -162,6 +178,16 @@ def _assemble(lay, local, weight, pg, op="sum"):
     return max_from_ranks(local, pg) if op == "max" else reduce_from_ranks(local, pg)
 
 
+def _device(weight, lay):
+    return lay.local.device if lay.local is not None else weight.device
+
+
+def _same_everywhere(shapes, peers, shape, parts):
+    return all(tuple(sh) == tuple(shape) and
+               all(np.array_equal(p, q) for p, q in zip(theirs, parts))
+               for sh, theirs in zip(shapes, peers))
+
+
 def sharded_embedding(types, args, kwargs, pg):
     """F.embedding with a ShardedTensor weight (see the module docstring)."""
     v = _bind("embedding", _EMB_ARGS, args, kwargs)
@@ -169,21 +195,32 @@ def sharded_embedding(types, args, kwargs, pg):
     if not isinstance(input, _C.TensorBase):
         raise TypeError("input need to be torch.Tensor")
     ids = _host_ids(input)
-    _validate_common("Embedding", input, weight, ids, v)
+    _validate_common("Embedding", input, weight, v)
     lay = chunk_layout(weight, "embedding")
     pad = _padding_idx(v.get("padding_idx"), weight.size(0))
+    err = _ids_error(ids, weight)
+    flat = ids.reshape(-1)
+    bads, shapes, peers = exchange(ids.shape, [flat], err is not None, _device(weight, lay), pg)
+    raise_if_bad(bads, err, pg, "embedding")
+    same = _same_everywhere(shapes, peers, ids.shape, [flat])
+    looked_up = ids if same else np.concatenate([p[0] for p in peers])
     if v.get("max_norm"):
-        _renorm_(lay, weight, ids, v["max_norm"], v.get("norm_type", 2.0), pg)
-    keep = ids != pad if pad is not None else np.ones(ids.shape, dtype=bool)
-    local, _ = _local_lookup(lay, weight, ids, keep, pg)
-    return _assemble(lay, local, weight, pg)
+        _renorm_(lay, weight, looked_up, v["max_norm"], v.get("norm_type", 2.0), pg)
+    keep = looked_up != pad if pad is not None else np.ones(looked_up.shape, dtype=bool)
+    local, _ = _local_lookup(lay, weight, looked_up, keep, pg)
+    out = _assemble(lay, local, weight, pg)
+    if same:
+        return out
+    start = sum(p[0].size for p in peers[:lay.rank])
+    mine = own_rows(out, start, flat.size, pg)
+    return mine.reshape(tuple(ids.shape) + (mine.shape[-1],))
 
 
-def _bags(input, offsets, include_last_offset, ids):
-    """(bag index matrix (B, L), membership mask (B, L)) for 2-D input or 1-D + offsets."""
+def _bags(ids, offs, include_last_offset):
+    """(bag index matrix (B, L), membership mask (B, L), position of each entry in the
+    flattened ids, -1 outside a bag) for 2-D ids, or 1-D ids and their offsets."""
     if ids.ndim == 2:
-        return ids, np.ones(ids.shape, dtype=bool)
-    offs = _host_ids(offsets).reshape(-1)
+        return ids, np.ones(ids.shape, dtype=bool), np.arange(ids.size).reshape(ids.shape)
     n = ids.shape[0]
     if offs.size and offs[0] != 0:
         raise RuntimeError(f"offsets[0] has to be 0, i.e., the first sequence in the "
@@ -199,10 +236,26 @@ def _bags(input, offsets, include_last_offset, ids):
     width = int(lens.max()) if lens.size else 0
     mat = np.zeros((len(starts), width), dtype=np.int64)
     mask = np.zeros((len(starts), width), dtype=bool)
+    pos = np.full((len(starts), width), -1, dtype=np.int64)
     for b, (s, e) in enumerate(zip(starts, ends)):
         mat[b, :e - s] = ids[s:e]
         mask[b, :e - s] = True
-    return mat, mask
+        pos[b, :e - s] = np.arange(s, e)
+    return mat, mask, pos
+
+
+def _stack_bags(bags, sizes):
+    """One (sum B, max L) bag matrix from every rank's (mat, mask, pos); positions shifted
+    by the ids of the ranks before (``sizes``: each rank's number of ids)."""
+    width = max(m.shape[1] for m, _, _ in bags)
+    mats, masks, poss, base = [], [], [], 0
+    for (m, k, p), n in zip(bags, sizes):
+        grow = ((0, 0), (0, width - m.shape[1]))
+        mats.append(np.pad(m, grow))
+        masks.append(np.pad(k, grow))
+        poss.append(np.pad(np.where(p >= 0, p + base, -1), grow, constant_values=-1))
+        base += n
+    return np.concatenate(mats), np.concatenate(masks), np.concatenate(poss)
 
 
 def sharded_embedding_bag(types, args, kwargs, pg):
@@ -221,7 +274,7 @@ def sharded_embedding_bag(types, args, kwargs, pg):
     if input.dim() > 2:
         raise ValueError("Input more than 2 dims not supported")
     ids = _host_ids(input)
-    _validate_common("EmbeddingBag", input, weight, ids, v)
+    _validate_common("EmbeddingBag", input, weight, v)
     if offsets is not None and input.dim() != 1:
         raise ValueError("Input dimension needs to be exactly 1 dim")
     if input.dim() == 1 and offsets is None:
@@ -237,14 +290,52 @@ def sharded_embedding_bag(types, args, kwargs, pg):
                                   f"mode='{mode}'). Please open a feature request on GitHub.")
     if include_last and offsets is None:
         raise ValueError('offsets is required for flag "include_last_offset"!')
-    if include_last and int(_host_ids(offsets).reshape(-1)[-1]) != input.size(0):
-        raise ValueError("offsets need to have the input size in the end when the flag "
-                         '"include_last_offset" is on!')
+    offs = _host_ids(offsets).reshape(-1) if offsets is not None else np.zeros(0, np.int64)
     lay = chunk_layout(weight, "embedding_bag")
     pad = _padding_idx(v.get("padding_idx"), weight.size(0))
-    mat, member = _bags(input, offsets, include_last, ids)
+    err = _ids_error(ids, weight)
+    own = None
+    if err is None and include_last and (not offs.size or int(offs[-1]) != input.size(0)):
+        err = ValueError("offsets need to have the input size in the end when the flag "
+                         '"include_last_offset" is on!')
+    if err is None:
+        try:
+            own = _bags(ids, offs, include_last)
+        except RuntimeError as e:
+            err = e
+    pbits = (psw.detach().cpu().to(_C.float64).numpy().reshape(-1).view(np.int64)
+             if psw is not None else np.zeros(0, np.int64))
+    parts = [ids.reshape(-1), offs, pbits]
+    bads, shapes, peers = exchange(ids.shape, parts, err is not None, _device(weight, lay), pg)
+    raise_if_bad(bads, err, pg, "embedding_bag")
+    same = _same_everywhere(shapes, peers, ids.shape, parts)
+    if same:
+        mat, member, pos = own
+        looked_up, psw_flat = ids, psw.reshape(-1) if psw is not None else None
+    else:
+        all_ids = [p[0].reshape(sh) for p, sh in zip(peers, shapes)]
+        bags = [_bags(i, p[1], include_last) for i, p in zip(all_ids, peers)]
+        sizes = [i.size for i in all_ids]
+        mat, member, pos = _stack_bags(bags, sizes)
+        looked_up = np.concatenate([i.reshape(-1) for i in all_ids])
+        psw_flat = None
+        if psw is not None:
+            if any(p[2].size != n for p, n in zip(peers, sizes)):
+                raise ValueError("embedding_bag: per_sample_weights must be given on every "
+                                 "rank or on none")
+            psw_flat = gather_from_ranks(psw.reshape(-1), sizes, list(range(len(sizes))), 0,
+                                         pg)
     if v.get("max_norm"):
-        _renorm_(lay, weight, ids, v["max_norm"], v.get("norm_type", 2.0), pg)
+        _renorm_(lay, weight, looked_up, v["max_norm"], v.get("norm_type", 2.0), pg)
+    out = _bag_core(lay, weight, mat, member, pos, psw_flat, mode, pad, pg)
+    if same:
+        return out
+    start = sum(b[0].shape[0] for b in bags[:lay.rank])
+    return own_rows(out, start, own[0].shape[0], pg)
+
+
+def _bag_core(lay, weight, mat, member, pos, psw_flat, mode, pad, pg):
+    """The replicated bag reduction of the bags ``mat`` (see the module docstring)."""
     counted = member & (mat != pad) if pad is not None else member
     rows, mine = _local_lookup(lay, weight, mat, counted, pg, False)  # (B, L, width)
     dev = rows
@@ -260,14 +351,10 @@ def sharded_embedding_bag(types, args, kwargs, pg):
             out = where(filled, out, _zeros(tuple(out.shape), dtype=out.dtype,
                                               device=out.device))
         return out
-    if psw is not None:
-        w = copy_to_ranks(psw, pg)
-        if w.dim() == 1:  # 1-D input: lay the weights out like the bag matrix
-            flat = np.full(mat.shape, -1, dtype=np.int64)
-            pos, k = np.nonzero(member)
-            flat[pos, k] = np.arange(len(pos))
-            w = w.index_select(0, _dev(np.maximum(flat, 0).reshape(-1), dev)).reshape(mat.shape)
-        rows = rows * w.unsqueeze(-1)
+    if psw_flat is not None:
+        w = copy_to_ranks(psw_flat, pg)
+        w = w.index_select(0, _dev(np.maximum(pos, 0).reshape(-1), dev)).reshape(mat.shape)
+        rows = rows * w.unsqueeze(-1).to(rows.dtype)
     local = rows.sum(1)
     out = _assemble(lay, local, weight, pg)
     if mode == "mean":

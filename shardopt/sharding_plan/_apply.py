@@ -4,11 +4,14 @@ _reshard_output, _collect_local_shard).
 Deviation from torch, on purpose: the whole plan is checked before anything is sharded
 (torch shards entry by entry and can leave a module half sharded when a later entry is
 invalid).  The checks are local and every rank holds the same plan, so every rank raises
-the same error and no rank is left waiting in a collective.  A Sharder's module replaces
-the original under its own name in the parent (torch's code assigns it to an attribute
-literally called ``mod_name``), and a parameter conflicts with a Sharder only when it lies
-in that Sharder's submodule tree (torch compares string prefixes, so "emb" would also
-claim "embeddings.weight").
+the same error and no rank is left waiting in a collective.  A parameter conflicts with a
+Sharder only when it lies in that Sharder's submodule tree (torch compares string prefixes,
+so "emb" would also claim "embeddings.weight").
+
+A Sharder's result is stored as torch stores it: on the parent, as the attribute literally
+named ``mod_name``; the planned submodule itself stays where it is.  torch's own Sharder
+example relies on that: its sharded module shards the original submodule's parameters in
+place and defines no forward, so the model keeps calling the original submodule.
 """
 from ..nn import Module
 from ..sharded_tensor import ShardedTensor
@@ -104,7 +107,8 @@ def _check_plan(module, plan):
 
 def shard_module(module, plan, src_rank=0, process_group=None):
     """Shard ``module`` according to ``plan``: shard each planned parameter (scattered from
-    ``src_rank``), replace each planned submodule by its Sharder's result, then hook the
+    ``src_rank``), run each planned submodule's Sharder (its result is set on the parent as
+    attribute ``mod_name``, as torch does; the submodule stays), then hook the
     modules named in ``output_plan`` (reshard their ShardedTensor output) and
     ``return_local_tensor`` (return the local tensor instead).  Collective: every rank of
     ``process_group`` (default: the global group) calls it with the same plan.
@@ -123,12 +127,13 @@ def shard_module(module, plan, src_rank=0, process_group=None):
             shard_parameter(module.get_submodule(module_path), param_name, spec,
                             src_rank=src_rank, process_group=process_group)
         else:
-            parent_path, _, mod_name = name.rpartition(".")
+            parent_path, _, _mod_name = name.rpartition(".")
             sharded = spec.shard(module.get_submodule(name))
             if not isinstance(sharded, Module):
                 raise TypeError(f"Sharder {type(spec).__name__}.shard must return an "
                                 f"nn.Module for '{name}', got {type(sharded).__name__}")
-            setattr(module.get_submodule(parent_path), mod_name, sharded)
+            # torch: ``parent_mod.mod_name = sharded_mod`` (see the module docstring)
+            module.get_submodule(parent_path).mod_name = sharded
     for module_path, output_spec in (plan.output_plan or {}).items():
         _reshard_output(module.get_submodule(module_path), output_spec)
     for module_path in plan.return_local_tensor or ():

@@ -1,5 +1,7 @@
 """Sharded embedding / embedding_bag on 4 Gloo ranks: a ChunkShardingSpec weight on dim 0
-(rows = ids) or dim 1 (embedding columns), the ids and the result replicated.
+(rows = ids) or dim 1 (embedding columns), the ids and the result replicated, or (the
+``test_per_rank_*`` cases) different ids on each rank, each rank getting its own result and
+the shards the gradient of the sum of the ranks' losses.
 
 Reference: float64 NumPy lookups and bag reductions (sum with per_sample_weights, mean,
 max; padding_idx left out; an empty bag is zeros), and the gradient of sum(out * g) written
@@ -209,3 +211,93 @@ class TestShardedEmbedding(ShardedTensorTestBase):
         st, w = sharded_weight(1, 10, 6, 4)
         out = F.embedding(ids, st)
         np.testing.assert_allclose(out.detach().numpy(), w[ids.numpy()], rtol=1e-12)
+
+
+def rank_ids(r, rows, shape):
+    """The ids rank r passes in the per-rank cases (every rank can rebuild any rank's)."""
+    return np.random.RandomState(100 + r).randint(0, rows, size=shape)
+
+
+class TestShardedEmbeddingPerRank(ShardedTensorTestBase):
+    @gloo
+    def test_per_rank_embedding_forward_gradient_and_max_norm(self):
+        for dim in (0, 1):
+            for rows, cols in ((10, 6), (3, 5)):
+                for max_norm in (None, 1.5):
+                    st, w = sharded_weight(dim, rows, cols, 7 * rows + dim)
+                    # rank r: a (2, r + 1) batch (shapes may differ between ranks)
+                    ids = [rank_ids(r, rows, (2, r + 1)) for r in range(4)]
+                    kw = dict(padding_idx=1) if max_norm is None else dict(max_norm=max_norm)
+                    out = emb(torch.from_numpy(ids[self.rank]), st, **kw)
+                    want = w.copy()
+                    if max_norm is not None:  # rows any rank looks up are renormed
+                        for k in np.unique(np.concatenate([i.reshape(-1) for i in ids])):
+                            n = np.linalg.norm(want[k])
+                            if n > max_norm:
+                                want[k] *= max_norm / (n + 1e-7)
+                    self.assertEqual(tuple(out.shape), (2, self.rank + 1, cols))
+                    np.testing.assert_allclose(out.detach().numpy(), want[ids[self.rank]],
+                                               rtol=1e-12, atol=1e-12)
+                    g = [np.random.RandomState(50 + r).standard_normal((2, r + 1, cols))
+                         for r in range(4)]
+                    (out * torch.from_numpy(g[self.rank])).sum().backward()
+                    dw = np.zeros_like(w)  # d(sum_r L_r)/dw
+                    for r in range(4):
+                        for (i, j), k in np.ndenumerate(ids[r]):
+                            if max_norm is not None or k != 1:
+                                dw[k] += g[r][i, j]
+                    got, sl = local_grad_and_slice(st)
+                    np.testing.assert_allclose(got, dw[sl], rtol=1e-12, atol=1e-12)
+
+    @gloo
+    def test_per_rank_embedding_bag_modes_and_per_sample_weights(self):
+        rows, cols = 10, 6
+        for dim in (0, 1):
+            for mode in ("sum", "mean", "max"):
+                st, w = sharded_weight(dim, rows, cols, 31 + dim)
+                # rank r: 1-D ids of length 5 + r in bags starting at offsets [0, 2, 2 + r]
+                ids = [rank_ids(r, rows, (5 + r,)) for r in range(4)]
+                offs = [np.array([0, 2, 2 + r]) for r in range(4)]
+                psw = [np.random.RandomState(70 + r).standard_normal(5 + r) for r in range(4)]
+                kw = dict(offsets=torch.from_numpy(offs[self.rank]), mode=mode, padding_idx=3)
+                p = None
+                if mode == "sum":
+                    p = torch.from_numpy(psw[self.rank]).requires_grad_(True)
+                    kw["per_sample_weights"] = p
+                out = bag(torch.from_numpy(ids[self.rank]), st, **kw)
+                dw = np.zeros_like(w)
+                for r in range(4):
+                    want, dw_r, dpsw = bag_reference(w, ids[r], offs[r], mode, 3,
+                                                     psw[r] if mode == "sum" else None)
+                    dw += dw_r
+                    if r == self.rank:
+                        np.testing.assert_allclose(out.detach().numpy(), want, rtol=1e-12,
+                                                   atol=1e-12)
+                        own_dpsw = dpsw
+                out.sum().backward()
+                got, sl = local_grad_and_slice(st)
+                np.testing.assert_allclose(got, dw[sl], rtol=1e-12, atol=1e-12)
+                if p is not None:
+                    np.testing.assert_allclose(p.grad.numpy(), own_dpsw, rtol=1e-12)
+            # 2-D ids, different on each rank
+            st, w = sharded_weight(dim, rows, cols, 41 + dim)
+            ids2 = rank_ids(self.rank, rows, (3, 4))
+            out = bag(torch.from_numpy(ids2), st, mode="mean")
+            np.testing.assert_allclose(out.detach().numpy(), w[ids2].mean(1), rtol=1e-12)
+
+    @gloo
+    def test_per_rank_invalid_ids_raise_on_every_rank(self):
+        st, _ = sharded_weight(0, 10, 6, 2)
+        bad = np.array([1, 10]) if self.rank == 2 else np.array([1, 2])
+        msg = "Index out of range in Input" if self.rank == 2 else "input of rank 2"
+        with self.assertRaisesRegex(ValueError, msg):
+            emb(torch.from_numpy(bad), st)
+        offs = np.array([1]) if self.rank == 3 else np.array([0])
+        with self.assertRaisesRegex(RuntimeError if self.rank == 3 else ValueError,
+                                    "offsets\\[0\\] has to be 0" if self.rank == 3
+                                    else "input of rank 3"):
+            bag(torch.from_numpy(np.array([1, 2])), st, offsets=torch.from_numpy(offs))
+        # nothing was left half-way in a collective
+        t = torch.ones((1,))
+        dist.all_reduce(t)
+        self.assertEqual(t.item(), 4.0)

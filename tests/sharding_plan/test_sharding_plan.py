@@ -176,21 +176,27 @@ class TestShardModule(ShardedTensorTestBase):
                 [(0, 2), (2, 2), (4, 1), (5, 0)][self.rank]
             self.assertEqual(st.local_tensor(), full.detach().narrow(0, lo, n))
 
-        # a Sharder replaces fc1 by its own module; return_local_tensor hands back this
-        # rank's columns of the output instead of the ShardedTensor
+        # a Sharder's module is set on the parent as attribute "mod_name" (torch's
+        # assignment); fc1 itself stays in place.  return_local_tensor, planned for
+        # "mod_name" in a second call, hands back this rank's columns of its output
         torch.manual_seed(1)
         model = TwoLayer()
         reference = TwoLayer()
         reference.load_state_dict(model.state_dict())
-        sharder = SplitSharder(RANKS)
-        shard_module(model, ShardingPlan(plan={"fc1": sharder}, return_local_tensor=["fc1"]))
-        self.assertIsInstance(model.fc1, OutputFeatureSplit)
-        self.assertIsInstance(model.fc1.weight, ShardedTensor)
+        fc1 = model.fc1
+        shard_module(model, ShardingPlan(plan={"fc1": SplitSharder(RANKS)}))
+        self.assertIs(model.fc1, fc1)
+        self.assertIsInstance(model.mod_name, OutputFeatureSplit)
+        self.assertIn("mod_name", dict(model.named_children()))
+        self.assertIsInstance(model.mod_name.weight, ShardedTensor)
         x = torch.rand(3, 6)
         dist.broadcast(x, 0)
-        out = model.fc1(x)
+        self.assertIsInstance(model.mod_name(x), ShardedTensor)
+        shard_module(model, ShardingPlan(plan={}, return_local_tensor=["mod_name"]))
+        out = model.mod_name(x)
         self.assertNotIsInstance(out, ShardedTensor)
         self.assertEqual(out, reference.fc1(x).detach().narrow(1, 2 * self.rank, 2))
+        self.assertEqual(model.fc1(x), reference.fc1(x))  # the original is untouched
 
     @with_comms(init_rpc=False, backend="gloo")
     def test_output_plan_and_local_shard_squeeze(self):

@@ -61,6 +61,8 @@ PATHS = [
      ["MultiProcessTestCase", "requires_nccl", "requires_gloo", "skip_if_lt_x_gpu",
       "TEST_SKIPS", "spawn_threads_and_init_comms", "requires_accelerator_dist_backend",
       "tp_transports"], None),
+    ("shardopt.testing._internal.common_cuda",
+     ["TEST_CUDA", "TEST_MULTIGPU", "CUDA_DEVICE", "TEST_CUDNN"], None),
     ("shardopt.testing._internal.common_utils",
      ["TestCase", "run_tests", "TEST_WITH_DEV_DBG_ASAN", "sandcastle_skip_if", "skipIfRocm",
       "TEST_CUDA"],
@@ -85,6 +87,14 @@ def test_torch_path_provides_names(path, names, short):
         assert hasattr(mod, name), f"{path} lacks {name}"
         if short_mod is not None and hasattr(short_mod, name):
             assert getattr(mod, name) is getattr(short_mod, name), f"{path}.{name} is a copy"
+
+
+def test_common_cuda_flags_follow_the_device_count():
+    from shardopt.testing._internal import common_cuda
+    n = shardopt.cuda.device_count() if shardopt.cuda.is_available() else 0
+    assert common_cuda.TEST_CUDA is (n > 0)
+    assert common_cuda.TEST_MULTIGPU is (n >= 2)
+    assert common_cuda.CUDA_DEVICE == ("cuda:0" if n else None)
 
 
 def test_submodules_are_attributes_of_their_packages():
