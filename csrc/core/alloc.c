@@ -34,7 +34,6 @@
  */
 #define _GNU_SOURCE
 #include "device.h"
-#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,19 +93,21 @@ static void cache_init(void)
     env = getenv("SHARDOPT_HOST_ALLOC_POISON");
     cache.poison = env && *env && strcmp(env, "0") != 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
-#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD)
+#if defined(__GLIBC__)
     /* glibc maps every block above its mmap threshold (128 KiB at start) and unmaps it on
-     * free; it raises the threshold (up to 32 MiB, with the heap trim threshold at twice
-     * that) the first time a mapped block is freed.  Before this cache our 4 MiB+ frees did
-     * that, and so do torch's (it allocates everything through glibc): 128 KiB-4 MiB blocks
-     * then come from the reused heap.  Our large blocks no longer pass through glibc, so
-     * the threshold would stay at 128 KiB and every 1 MiB activation would be a fresh
-     * mapping (measured: ~930 page faults per big-MLP step instead of ~19).  Set the state
-     * glibc would have reached, unless the user tuned malloc through the environment. */
-    if (!getenv("MALLOC_MMAP_THRESHOLD_") && !getenv("MALLOC_TRIM_THRESHOLD_") &&
-        !getenv("GLIBC_TUNABLES")) {
-        mallopt(M_MMAP_THRESHOLD, (int)SO_HUGE_THRESHOLD);
-        mallopt(M_TRIM_THRESHOLD, (int)(2 * SO_HUGE_THRESHOLD));
+     * free; the first time a mapped block is freed it raises the threshold to that block's
+     * size (up to 32 MiB) and the heap trim threshold to twice that, so later blocks of up to
+     * that size come from the reused heap.  Before this cache our 4 MiB+ frees triggered
+     * that, as torch's do (it allocates everything through glibc).  Our large blocks no
+     * longer pass through glibc, so the threshold would stay at 128 KiB and every 1 MiB
+     * activation would be a fresh mapping (measured: ~930 page faults per big-MLP step
+     * instead of ~19).  One mapped malloc/free of 4 MiB puts glibc where it would have been,
+     * keeping its dynamic rule (a fixed mallopt would turn that rule off for everything else
+     * in the process, torch's tensors included); if the user fixed the thresholds
+     * (MALLOC_MMAP_THRESHOLD_, mallopt) glibc ignores this free, as it should. */
+    {
+        void *volatile probe = malloc(SO_HUGE_THRESHOLD);
+        free(probe);
     }
 #endif
 }
