@@ -187,13 +187,13 @@ def sharded_worker(args):
     data = [(rng.standard_normal((batch, d_in)).astype(np.float32),
              rng.standard_normal((batch, d_out)).astype(np.float32)) for _ in range(4)]
     so_batches = [(so.from_numpy(x), so.from_numpy(y)) for x, y in data]
-    w1_local, off1 = ex._local(model.fc1.weight)
-    n_r, o_r = w1_local.shape[0], off1[0]
+    shard1 = model.fc1.weight.local_shards()[0]  # this rank's rows of fc1
+    n_r, o_r = shard1.tensor.shape[0], shard1.metadata.shard_offsets[0]
 
     def so_step(i):
         x, y = so_batches[i % len(so_batches)]
         opt.zero_grad()
-        loss = so.nn.functional.mse_loss(ex.sharded_forward(model, x), y)
+        loss = so.nn.functional.mse_loss(model(x), y)  # the example's forward (sharded Linear ops)
         loss.backward()
         opt.step()
 

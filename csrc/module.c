@@ -50,7 +50,47 @@ static PyObject *py_cuda_synchronize(PyObject *m, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* ---- the host allocator's block cache (core/alloc.c) ---- */
+
+static PyObject *py_host_cache_stats(PyObject *m, PyObject *unused)
+{
+    so_host_cache_info i;
+    (void)m;
+    (void)unused;
+    so_host_cache_stats(&i);
+    return Py_BuildValue("{s:n,s:i,s:n,s:L,s:L,s:L,s:O}", "cached_bytes", (Py_ssize_t)i.cached_bytes,
+                         "cached_blocks", i.cached_blocks, "limit", (Py_ssize_t)i.limit,
+                         "hits", (long long)i.hits, "misses", (long long)i.misses,
+                         "evictions", (long long)i.evictions, "poison",
+                         i.poison ? Py_True : Py_False);
+}
+
+static PyObject *py_host_cache_release(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    so_host_cache_release();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_host_cache_set_limit(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    if (!PyLong_Check(arg))
+        return so_fail_null(PyExc_TypeError, "_host_cache_set_limit(): limit must be an int, got %s",
+                            Py_TYPE(arg)->tp_name);
+    Py_ssize_t limit = PyLong_AsSsize_t(arg);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    if (limit < 0)
+        return so_fail_null(PyExc_ValueError,
+                            "_host_cache_set_limit(): limit must be >= 0 bytes, got %zd", limit);
+    return PyLong_FromSize_t(so_host_cache_set_limit((size_t)limit));
+}
+
 static PyMethodDef module_functions[] = {
+    {"_host_cache_stats", py_host_cache_stats, METH_NOARGS, NULL},
+    {"_host_cache_release", py_host_cache_release, METH_NOARGS, NULL},
+    {"_host_cache_set_limit", py_host_cache_set_limit, METH_O, NULL},
     {"_cuda_device_count", py_cuda_device_count, METH_NOARGS, NULL},
     {"_cuda_current_device", py_cuda_current_device, METH_NOARGS, NULL},
     {"_cuda_set_device", py_cuda_set_device, METH_O, NULL},
@@ -118,6 +158,7 @@ static void module_free(void *m)
      * interpreter teardown the process is going away, so only idle streams are released. */
     if (st) so_matmul_release_handles(st->ops.cublas_handles, SO_MAX_CUDA_DEVICES);
     if (st) so_cuda_release_streams(st->core.cuda_streams);
+    so_host_cache_release(); /* storages freed later still unmap or re-cache their blocks */
 }
 
 static PyModuleDef_Slot module_slots[] = {

@@ -55,9 +55,23 @@ int so_cuda_device_synchronize(int index);
 /* Destroy streams at module teardown (never raises). */
 void so_cuda_release_streams(void **streams);
 
-/* Host allocation, 64-byte aligned. Raises MemoryError on failure (also for absurd sizes). */
+/* Host allocation (alloc.c), 64-byte aligned; >= 4 MiB: 2 MiB-aligned huge-page mappings
+ * recycled through a size-class cache.  Contents are undefined (a reused block keeps old
+ * data).  Raises MemoryError on failure (also for absurd sizes).  so_host_free must get the
+ * nbytes the block was allocated with (it picks the block's size class from it); thread-safe. */
 void *so_host_alloc(size_t nbytes);
-void so_host_free(void *ptr);
+void so_host_free(void *ptr, size_t nbytes);
+
+typedef struct {
+    size_t cached_bytes, limit;
+    int cached_blocks, poison;
+    int64_t hits, misses, evictions;
+} so_host_cache_info;
+/* Unmap every cached block (never raises). */
+void so_host_cache_release(void);
+/* Set the cap on cached bytes (0 = no caching), trimming to it; returns the old cap. */
+size_t so_host_cache_set_limit(size_t limit);
+void so_host_cache_stats(so_host_cache_info *out);
 
 #ifdef __cplusplus
 }

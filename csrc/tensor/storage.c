@@ -13,7 +13,7 @@ static void storage_dealloc(SoStorage *self)
     PyObject_GC_UnTrack(self);
     switch (self->free_kind) {
     case SO_FREE_HOST:
-        so_host_free(self->data);
+        so_host_free(self->data, (size_t)self->nbytes);
         break;
     case SO_FREE_CUDA:
         so_cuda_free(self->device.index, self->stream, self->data);

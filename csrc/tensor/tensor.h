@@ -18,7 +18,7 @@ extern "C" {
 
 /* How a storage's memory is released. */
 typedef enum {
-    SO_FREE_HOST = 0,   /* so_host_free(data) */
+    SO_FREE_HOST = 0,   /* so_host_free(data, nbytes) */
     SO_FREE_CUDA = 1,   /* cudaFreeAsync on `stream` */
     SO_FREE_OWNER = 2,  /* memory belongs to `owner` (NumPy array, DLPack capsule holder...) */
 } so_free_kind;
