@@ -17,6 +17,7 @@
  * an int, node._retain falsy when nothing retains a gradient. */
 #include "../core/errors.h"
 #include "../module.h"
+#include "tensor.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -407,7 +408,33 @@ done:
     return out;
 }
 
+/* _grad_adoptable(grad, max_refs): AccumulateGrad's adoption rule (graph.py) in one call.
+ * True when `grad` may become a leaf's .grad without a copy: at most max_refs references to
+ * the tensor (the caller counts its own), no other view of its storage (a view, a saved
+ * alias or a NumPy export each hold the storage), contiguous over its whole buffer, memory
+ * shardopt owns (not a NumPy array's the caller could still write), no autograd history. */
+static PyObject *py_grad_adoptable(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    so_state *st = so_state_from_module(m);
+    if (nargs != 2)
+        return so_fail_null(PyExc_TypeError, "_grad_adoptable() takes 2 arguments (%zd given)",
+                            nargs);
+    if (!so_tensor_check(st, args[0]))
+        return so_fail_null(PyExc_TypeError, "_grad_adoptable(): grad must be a Tensor, not "
+                                             "%.100s", Py_TYPE(args[0])->tp_name);
+    Py_ssize_t max_refs = PyLong_AsSsize_t(args[1]);
+    if (max_refs == -1 && PyErr_Occurred()) return NULL;
+    const SoTensor *t = (const SoTensor *)args[0];
+    int ok = Py_REFCNT(args[0]) <= max_refs && !t->requires_grad && !t->grad_fn &&
+             t->offset == 0 && so_tensor_is_contiguous(t) && Py_REFCNT(t->storage) == 1 &&
+             t->storage->free_kind != SO_FREE_OWNER &&
+             t->storage->nbytes == so_tensor_numel(t) * so_dtype_itemsize(t->dtype);
+    return PyBool_FromLong(ok);
+}
+
 static PyMethodDef autograd_engine_functions[] = {
+    {"_grad_adoptable", (PyCFunction)(void (*)(void))py_grad_adoptable, METH_FASTCALL,
+     "_grad_adoptable(grad, max_refs): whether AccumulateGrad may keep grad without a copy"},
     {"_run_graph", py_run_graph, METH_VARARGS,
      "_run_graph(roots, grads, retain_graph, accumulate, capture, captured, acc_type, "
      "retain_fn): run the backward graph from roots (list of (node, nr)) seeded with grads"},

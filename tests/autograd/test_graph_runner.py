@@ -254,3 +254,35 @@ def test_real_graph_uses_accumulate_grad_type():
     assert x.grad.tolist() == [3.0, 3.0]
     acc = (x * 1).grad_fn.next_functions[0][0]
     assert type(acc) is AccumulateGrad
+
+
+# ------------------------------------------------------------------ _grad_adoptable
+
+
+def test_grad_adoptable_rule():
+    import numpy as np
+    fresh = shardopt.ones(4, 3)
+    # references: the local name and the call's argument slot
+    assert _C._grad_adoptable(fresh, 2)
+    assert not _C._grad_adoptable(fresh, 1)  # one reference more than allowed
+    view = fresh[1:]
+    assert not _C._grad_adoptable(view, 99)  # offset, and shares the storage
+    del view
+    assert _C._grad_adoptable(fresh, 2)
+    alias = fresh.t()
+    assert not _C._grad_adoptable(fresh, 99)  # another view of the storage
+    del alias
+    assert not _C._grad_adoptable(shardopt.ones(3, 4).t().contiguous().t(), 99)  # strided
+    assert not _C._grad_adoptable(shardopt.from_numpy(np.ones(3, np.float32)), 99)
+    assert not _C._grad_adoptable(shardopt.ones(3, requires_grad=True), 99)
+    assert not _C._grad_adoptable(shardopt.ones(3, requires_grad=True) * 2, 99)  # history
+    assert not _C._grad_adoptable(shardopt.ones(6)[:3].clone()[0:2], 99)  # part of a buffer
+
+
+def test_grad_adoptable_errors():
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        _C._grad_adoptable(shardopt.ones(1))
+    with pytest.raises(TypeError, match="grad must be a Tensor, not list"):
+        _C._grad_adoptable([1.0], 3)
+    with pytest.raises(TypeError):
+        _C._grad_adoptable(shardopt.ones(1), "3")
