@@ -198,34 +198,20 @@ _EXPECTED_TENSOR_REFS = 3
 _adoptable = _C._grad_adoptable
 
 
-# id(leaf) -> weakref(AccumulateGrad). The node holds the leaf strongly, so the id cannot be
-# reused while the entry exists; the entry goes away with the node.
-_acc_cache = {}
-
-
-class _AccRef(weakref.ref):
-    """The cache's weak reference, carrying its key for the callback (no closure per node)."""
-
-    __slots__ = ("key",)
-
-
-def _drop_acc(ref):
-    key = ref.key
-    if _acc_cache.get(key) is ref:
-        del _acc_cache[key]
+_weakref = weakref.ref
 
 
 def grad_accumulator(t) -> AccumulateGrad:
-    key = id(t)
-    ref = _acc_cache.get(key)
+    """The leaf's AccumulateGrad node while a graph refers to it: the leaf holds only a weak
+    reference (its ``_grad_acc`` slot, as torch's autograd meta does), the node holds the
+    leaf, so every graph built while the node lives shares it."""
+    ref = t._grad_acc
     if ref is not None:
         node = ref()
-        if node is not None and node.variable is t:
+        if node is not None:
             return node
     node = AccumulateGrad(t)
-    ref = _AccRef(node, _drop_acc)
-    ref.key = key
-    _acc_cache[key] = ref
+    t._grad_acc = _weakref(node)
     return node
 
 
