@@ -104,6 +104,7 @@ static int module_exec(PyObject *m)
     if (so_register_device(m, st) < 0) return -1;
     if (so_register_storage(m, st) < 0) return -1;
     if (so_register_tensor(m, st) < 0) return -1;
+    if (so_register_autograd_engine(m, st) < 0) return -1;
     if (so_register_numpy(m, st) < 0) return -1;
     if (so_register_generator(m, st) < 0) return -1;
     if (so_register_random(m, st) < 0) return -1;

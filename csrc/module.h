@@ -48,6 +48,7 @@ static inline so_state *so_state_from_type(PyTypeObject *type)
 int so_register_device(PyObject *m, so_state *st);    /* tensor/dtype_device.c */
 int so_register_storage(PyObject *m, so_state *st);   /* tensor/storage.c */
 int so_register_tensor(PyObject *m, so_state *st);    /* tensor/tensor.c */
+int so_register_autograd_engine(PyObject *m, so_state *st); /* tensor/autograd_engine.c */
 int so_register_generator(PyObject *m, so_state *st); /* tensor/generator.c */
 int so_register_random(PyObject *m, so_state *st);    /* ops/philox.c */
 int so_register_dlpack(PyObject *m, so_state *st);    /* tensor/dlpack.c */

@@ -133,7 +133,7 @@ SO_HD double so_sel_d(int c, double a, double b) { return c ? a : b; }
 /* exp(r) for r in [-87, 88] or NaN (no range handling): Cody-Waite reduction r = n ln2 + f,
  * |f| <= ln2/2, degree-6 polynomial (rel err 1.9e-9 before rounding), 2^n built in the
  * exponent bits.  NaN in, NaN out. */
-SO_HD float so_m_exp_core_f(float r)
+SO_HD_INLINE float so_m_exp_core_f(float r)
 {
     const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     float k = r * 1.44269504f + shifter;
@@ -152,7 +152,7 @@ SO_HD float so_m_exp_core_f(float r)
 }
 
 /* exp(r) for any r: below -87 (float32's normal range ends there) 0, above 88 +inf. */
-SO_HD float so_m_exp_fast_f(float r)
+SO_HD_INLINE float so_m_exp_fast_f(float r)
 {
     int lo = r < -87.0f, hi = r > 88.0f;
     float res = so_m_exp_core_f(so_sel_f(lo, -87.0f, so_sel_f(hi, 88.0f, r)));
@@ -160,7 +160,7 @@ SO_HD float so_m_exp_fast_f(float r)
 }
 
 /* exp(-x^2 / 2), 0 where it underflows. */
-SO_HD float so_m_gauss_f(float x)
+SO_HD_INLINE float so_m_gauss_f(float x)
 {
     float r = -0.5f * x * x;
     int lo = r < -87.0f;
@@ -175,7 +175,7 @@ SO_HD double so_m_gauss_d(double x) { return exp(-0.5 * x * x); }
  *            centred in [0.921875, 4]; 0 for |x| > 4 (erfc(4) = 1.5e-8: erf is 1 in
  *            float32 there), NaN for NaN. */
 #define SO_ERF_SPLIT 0.921875f
-SO_HD void so_m_erf_parts_f(float x, float *small, float *q)
+SO_HD_INLINE void so_m_erf_parts_f(float x, float *small, float *q)
 {
     float t = so_m_fabs_f_(x), s = x * x;
     float r = -0.000601338863f;
@@ -200,7 +200,7 @@ SO_HD void so_m_erf_parts_f(float x, float *small, float *q)
     *q = so_sel_f(beyond, 0.0f, so_m_exp_core_f(e - tc * tc));
 }
 
-SO_HD float so_m_erf_f(float x)
+SO_HD_INLINE float so_m_erf_f(float x)
 {
     float small, q;
     so_m_erf_parts_f(x, &small, &q);
@@ -210,7 +210,7 @@ SO_HD float so_m_erf_f(float x)
 
 /* 1 + erf(x) without the cancellation 1 + erf(x) suffers for x << 0 (it is erfc(-x)):
  * GELU's x * Phi(x) stays accurate in relative terms down to x ~ -5.6. */
-SO_HD float so_m_erf1p_f(float x)
+SO_HD_INLINE float so_m_erf1p_f(float x)
 {
     float small, q;
     so_m_erf_parts_f(x, &small, &q);
@@ -223,9 +223,9 @@ SO_HD double so_m_erf1p_d(double x) { return erfc(-x); }
  * so_m_sigmoid2_* also give 1 - sig = e / (1 + e) without the cancellation of 1 - sig
  * when sig ~ 1 (where e = exp(-z) > 1, i.e. sig < 1/2, 1 - sig itself is exact enough and
  * e * sig would be inf * 0). */
-SO_HD float so_m_sigmoid_f(float z) { return 1.0f / (1.0f + so_m_exp_fast_f(-z)); }
+SO_HD_INLINE float so_m_sigmoid_f(float z) { return 1.0f / (1.0f + so_m_exp_fast_f(-z)); }
 SO_HD double so_m_sigmoid_d(double z) { return 1.0 / (1.0 + exp(-z)); }
-SO_HD float so_m_sigmoid2_f(float z, float *comp)
+SO_HD_INLINE float so_m_sigmoid2_f(float z, float *comp)
 {
     float e = so_m_exp_fast_f(-z), sig = 1.0f / (1.0f + e);
     *comp = so_sel_f(e > 1.0f, 1.0f - sig, e * sig);
@@ -258,17 +258,17 @@ SO_HD double so_m_sigmoid2_d(double z, double *comp)
     SO_HD T so_ew_max_##S(T a, T b) { return a != a ? a : (b != b ? b : (a > b ? a : b)); }   \
     SO_HD T so_ew_min_##S(T a, T b) { return a != a ? a : (b != b ? b : (a < b ? a : b)); }   \
     /* gelu(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), 1 + erf without cancellation */ \
-    SO_HD T so_ew_gelu_##S(T x)                                                                \
+    SO_HD_INLINE T so_ew_gelu_##S(T x)                                                         \
     {                                                                                          \
         return (T)0.5 * x * so_m_erf1p_##S(x * (T)0.70710678118654752440);                     \
     }                                                                                          \
     /* 0.5 x (1 + tanh(u)) = x * sigmoid(2u): the same value, no cancellation for x << 0 */   \
-    SO_HD T so_ew_gelu_tanh_##S(T x)                                                           \
+    SO_HD_INLINE T so_ew_gelu_tanh_##S(T x)                                                    \
     {                                                                                          \
         const T two_beta = (T)(1.59576912160573071176), kappa = (T)0.044715;                   \
         return x * so_m_sigmoid_##S(two_beta * (x + kappa * x * x * x));                       \
     }                                                                                          \
-    SO_HD T so_ew_gelu_grad_##S(T x)                                                           \
+    SO_HD_INLINE T so_ew_gelu_grad_##S(T x)                                                    \
     {                                                                                          \
         const T inv_sqrt2 = (T)0.70710678118654752440, inv_sqrt_2pi = (T)0.39894228040143267794; \
         T cdf = (T)0.5 * so_m_erf1p_##S(x * inv_sqrt2);                                        \
@@ -276,7 +276,7 @@ SO_HD double so_m_sigmoid2_d(double z, double *comp)
     }                                                                                          \
     /* d/dx [x sig(2u)] = sig + x * 2 sig (1 - sig) * du/dx; where sig (1 - sig) is exactly */ \
     /* 0 (|x| >~ 10, or infinite) the second term is 0, not 0 * inf */                        \
-    SO_HD T so_ew_gelu_tanh_grad_##S(T x)                                                      \
+    SO_HD_INLINE T so_ew_gelu_tanh_grad_##S(T x)                                               \
     {                                                                                          \
         const T two_beta = (T)(1.59576912160573071176), kappa = (T)0.044715;                   \
         T comp;                                                                                \
@@ -298,7 +298,7 @@ SO_HD double so_m_sigmoid2_d(double z, double *comp)
         return so_m_fabs_##S(w) < (T)0.5 ? self + w * (end - self)                             \
                                          : end - (end - self) * ((T)1 - w);                    \
     }                                                                                          \
-    SO_HD T so_ew_unary_##S(int op, T x, const so_ew_params *p)                               \
+    SO_HD_INLINE T so_ew_unary_##S(int op, T x, const so_ew_params *p)                         \
     {                                                                                          \
         switch (op) {                                                                          \
         case SO_EW_NEG: return -x;                                                             \
@@ -330,7 +330,7 @@ SO_HD double so_m_sigmoid2_d(double z, double *comp)
         default: return x;                                                                     \
         }                                                                                      \
     }                                                                                          \
-    SO_HD T so_ew_binary_##S(int op, T a, T b, const so_ew_params *p)                         \
+    SO_HD_INLINE T so_ew_binary_##S(int op, T a, T b, const so_ew_params *p)                   \
     {                                                                                          \
         switch (op) {                                                                          \
         case SO_EW_ADD: return a + (T)p->f0 * b;                                               \
@@ -374,7 +374,7 @@ SO_HD double so_m_sigmoid2_d(double z, double *comp)
         default: return 0;                                                                     \
         }                                                                                      \
     }                                                                                          \
-    SO_HD T so_ew_ternary_##S(int op, T a, T b, T c, const so_ew_params *p)                   \
+    SO_HD_INLINE T so_ew_ternary_##S(int op, T a, T b, T c, const so_ew_params *p)             \
     {                                                                                          \
         switch (op) {                                                                          \
         case SO_EW_ADDCMUL: return a + (T)p->f0 * b * c;                                       \

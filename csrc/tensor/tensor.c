@@ -175,6 +175,7 @@ SoTensor *so_tensor_from_storage(so_state *st, SoStorage *storage, int64_t offse
     t->requires_grad = 0;
     t->grad = NULL;
     t->grad_fn = NULL;
+    t->grad_acc = NULL;
     return t;
 }
 
@@ -238,6 +239,7 @@ static int tensor_traverse(SoTensor *self, visitproc visit, void *arg)
     Py_VISIT(self->storage);
     Py_VISIT(self->grad);
     Py_VISIT(self->grad_fn);
+    Py_VISIT(self->grad_acc);
     return 0;
 }
 
@@ -245,6 +247,7 @@ static int tensor_clear(SoTensor *self)
 {
     Py_CLEAR(self->grad);
     Py_CLEAR(self->grad_fn);
+    Py_CLEAR(self->grad_acc);
     return 0;
 }
 
@@ -406,6 +409,23 @@ static int t_set_grad_fn(SoTensor *self, PyObject *value, void *c)
     return 0;
 }
 
+/* _grad_acc: where autograd keeps a leaf's weak reference to its AccumulateGrad node (torch
+ * keeps it in the tensor's autograd meta): a slot, not __dict__, so it is never pickled or
+ * copied with the tensor and costs no dictionary work per step. */
+static PyObject *t_get_grad_acc(SoTensor *self, void *c)
+{
+    (void)c;
+    if (!self->grad_acc) Py_RETURN_NONE;
+    return Py_NewRef(self->grad_acc);
+}
+
+static int t_set_grad_acc(SoTensor *self, PyObject *value, void *c)
+{
+    (void)c;
+    Py_XSETREF(self->grad_acc, (value && value != Py_None) ? Py_NewRef(value) : NULL);
+    return 0;
+}
+
 static PyGetSetDef tensor_getset[] = {
     {"dtype", (getter)t_get_dtype, NULL, "element type", NULL},
     {"device", (getter)t_get_device, NULL, "device holding the data", NULL},
@@ -417,6 +437,7 @@ static PyGetSetDef tensor_getset[] = {
     {"requires_grad", (getter)t_get_requires_grad, (setter)t_set_requires_grad, NULL, NULL},
     {"grad", (getter)t_get_grad, (setter)t_set_grad, NULL, NULL},
     {"grad_fn", (getter)t_get_grad_fn, (setter)t_set_grad_fn, NULL, NULL},
+    {"_grad_acc", (getter)t_get_grad_acc, (setter)t_set_grad_acc, NULL, NULL},
     {NULL}};
 
 /* ---- simple methods ---- */

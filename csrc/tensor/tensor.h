@@ -48,6 +48,7 @@ typedef struct {
     char requires_grad;
     PyObject *grad;      /* Tensor or NULL (None) */
     PyObject *grad_fn;   /* Node or NULL (None) */
+    PyObject *grad_acc;  /* a leaf's weakref to its AccumulateGrad node, or NULL (autograd) */
     PyObject *weakreflist;
 } SoTensor;
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _C
 from . import grad_mode
 from .graph import Node, edge, needs_grad, save, set_history, unpack  # noqa: F401
+from .graph import _NONE_SAVED, SavedTensor
 
 if TYPE_CHECKING:
     from .._tensor import Tensor
@@ -50,9 +51,11 @@ def record(cls, out, inputs, ctx=None, saved=()) -> Any:
     node = cls()
     node.next_functions = tuple([edge(x) for x in inputs])
     node._ctx = ctx
-    if saved:
-        save(node, *saved)
-    return set_history(out, node)
+    if saved:  # graph.save and graph.set_history, inlined: this runs for every recorded op
+        node._saved = tuple([SavedTensor(t) if t is not None else _NONE_SAVED for t in saved])
+    out.grad_fn = node
+    out.requires_grad = True
+    return out
 
 
 def meta(x) -> tuple[tuple[int, ...], _C.dtype, _C.device] | None:

@@ -1,6 +1,7 @@
 """The backward engine: runs the graph from the roots to the leaves.
 
-Iterative (no recursion limit): one pass counts, for every node reachable from the roots, how
+The loop runs in C (``_C._run_graph``, csrc/tensor/autograd_engine.c); iterative (no
+recursion limit): one pass counts, for every node reachable from the roots, how
 many edges point at it; then nodes run when all their gradient contributions have arrived
 (dependency count zero), each output's contributions summed into one buffer first. Grad mode
 is off while nodes run. Unless ``retain_graph``, each node's saved tensors are freed after it
@@ -49,12 +50,12 @@ def _make_grads(outputs, grads):
     return new
 
 
-def _add(a, b):
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a + b
+def _retain(node, buf) -> None:
+    """retain_grad: the retained non-leaf outputs of ``node`` get this pass's gradient."""
+    for nr, ref in node._retain.items():
+        t = ref()
+        if t is not None and buf[nr] is not None:
+            t.grad = buf[nr].clone() if t.grad is None else t.grad + buf[nr]
 
 
 # One list of final callbacks per backward pass in progress (nested passes each get theirs).
@@ -119,7 +120,7 @@ def _run_backward(outputs, grads, retain_graph, inputs=None, allow_unused=False,
     grads = _make_grads(outputs, grads)
 
     # capture: (node, nr) -> position in the result, for autograd.grad / backward(inputs=)
-    capture = None
+    capture = captured = None
     if inputs is not None:
         capture = {}
         for j, t in enumerate(inputs):
@@ -131,84 +132,14 @@ def _run_backward(outputs, grads, retain_graph, inputs=None, allow_unused=False,
             capture.setdefault((id(e[0]), e[1]), []).append(j)
         captured = [None] * len(inputs)
 
-    # 1. dependency counts over the reachable graph
-    deps = {}
-    seen = set()
-    stack = []
-    for node, _ in roots:
-        if id(node) not in seen:
-            seen.add(id(node))
-            stack.append(node)
-    while stack:
-        node = stack.pop()
-        for child, _ in node.next_functions:
-            if child is None:
-                continue
-            k = id(child)
-            deps[k] = deps.get(k, 0) + 1
-            if k not in seen:
-                seen.add(k)
-                stack.append(child)
-
-    # 2. seed the buffers with the root gradients
-    buffers = {}
-    nodes = {}
-    for (node, nr), g in zip(roots, grads):
-        k = id(node)
-        buf = buffers.get(k)
-        if buf is None:
-            buf = buffers[k] = [None] * node._num_outputs
-            nodes[k] = node
-        buf[nr] = _add(buf[nr], g)
-    ready = [nodes[k] for k in nodes if deps.get(k, 0) == 0]
-
-    # 3. run
+    # the graph itself runs in C (csrc/tensor/autograd_engine.c): dependency counts over the
+    # reachable graph, one buffer per node output summing its contributions, nodes run when
+    # all contributions arrived; each node's _apply / _release / retain_grad stay Python
     prev_mode = grad_mode.is_grad_enabled()
     grad_mode._set_enabled(False)
     try:
-        while ready:
-            node = ready.pop()
-            k = id(node)
-            buf = buffers.pop(k, None)
-            nodes.pop(k, None)
-            if buf is None:
-                buf = [None] * node._num_outputs
-            if node._retain:
-                for nr, ref in node._retain.items():
-                    t = ref()
-                    if t is not None and buf[nr] is not None:
-                        t.grad = buf[nr].clone() if t.grad is None else t.grad + buf[nr]
-            is_acc = type(node) is AccumulateGrad
-            if capture is not None:
-                for nr in range(node._num_outputs):
-                    for j in capture.get((k, nr), ()):
-                        captured[j] = buf[nr]
-                if is_acc and (not accumulate or (k, 0) not in capture):
-                    continue  # autograd.grad / backward(inputs=): leave other leaves alone
-            if buf.count(None) == len(buf):
-                in_grads = [None] * len(node.next_functions)
-            else:
-                in_grads = node._apply(buf)
-            if not retain_graph:
-                node._release()
-            for (child, nr), g in zip(node.next_functions, in_grads):
-                if child is None:
-                    continue
-                ck = id(child)
-                cbuf = buffers.get(ck)
-                if cbuf is None:
-                    cbuf = buffers[ck] = [None] * child._num_outputs
-                    nodes[ck] = child
-                if g is not None:
-                    prev = cbuf[nr]
-                    cbuf[nr] = g if prev is None else prev + g
-                left = deps[ck] - 1
-                deps[ck] = left
-                if left == 0:
-                    ready.append(child)
-            # drop the engine's own references to the gradients it handed on: a buffer that
-            # only its consumer holds can be adopted by AccumulateGrad without a copy
-            in_grads = g = buf = prev = None
+        _C._run_graph(roots, grads, bool(retain_graph), bool(accumulate), capture, captured,
+                      AccumulateGrad, _retain)
     finally:
         grad_mode._set_enabled(prev_mode)
 

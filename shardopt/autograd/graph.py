@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import re
-import sys
 import weakref
 
 from .. import _C
@@ -166,7 +165,7 @@ class AccumulateGrad(Node):
         if old is None:
             # torch's rule: adopt the incoming buffer when nothing else can see it, else
             # store a fresh contiguous copy the leaf owns (the incoming one may alias data)
-            if _stealable(g):
+            if _adoptable(g, _EXPECTED_TENSOR_REFS):
                 var.grad = g
             else:
                 new = g.clone()
@@ -189,61 +188,30 @@ class AccumulateGrad(Node):
 
 
 # References to the incoming gradient while AccumulateGrad._apply runs on a buffer the engine
-# made: the engine's buffer list, _apply's local `g`, _stealable's parameter and
-# getrefcount's own argument.  Any other holder (the caller of backward(gradient=g),
-# autograd.grad's capture, a second edge that received the same tensor) adds one.
-_EXPECTED_TENSOR_REFS = 4
-# References to its storage when the tensor is its only viewer: the tensor, the local `s`
-# and getrefcount's argument.  Views, saved-for-backward aliases and NumPy arrays exported
-# from it each add one.
-_EXPECTED_STORAGE_REFS = 3
+# made: the engine's buffer list, _apply's local `g` and the argument slot of the
+# _grad_adoptable call.  Any other holder (the caller of backward(gradient=g), autograd.grad's
+# capture, a second edge that received the same tensor) adds one.
+_EXPECTED_TENSOR_REFS = 3
+
+# the adoption rule itself (no other reference to the tensor or view of its storage, whole
+# contiguous buffer, memory shardopt owns, no history) is checked in C
+_adoptable = _C._grad_adoptable
 
 
-def _stealable(g):
-    """True when ``g`` may become a leaf's ``.grad`` without a copy: no other reference to
-    the tensor, no other view of (or NumPy array over) its storage, it covers the whole
-    buffer contiguously, the buffer is shardopt's own (not a NumPy array's that the caller
-    could still write), and it has no autograd history."""
-    if sys.getrefcount(g) > _EXPECTED_TENSOR_REFS:
-        return False
-    if g.requires_grad or g.grad_fn is not None or g.storage_offset() != 0:
-        return False
-    if not g.is_contiguous():
-        return False
-    s = g._storage
-    if sys.getrefcount(s) > _EXPECTED_STORAGE_REFS or not s._owns_memory:
-        return False
-    return s.nbytes() == g.numel() * g.element_size()
-
-
-# id(leaf) -> weakref(AccumulateGrad). The node holds the leaf strongly, so the id cannot be
-# reused while the entry exists; the entry goes away with the node.
-_acc_cache = {}
-
-
-class _AccRef(weakref.ref):
-    """The cache's weak reference, carrying its key for the callback (no closure per node)."""
-
-    __slots__ = ("key",)
-
-
-def _drop_acc(ref):
-    key = ref.key
-    if _acc_cache.get(key) is ref:
-        del _acc_cache[key]
+_weakref = weakref.ref
 
 
 def grad_accumulator(t) -> AccumulateGrad:
-    key = id(t)
-    ref = _acc_cache.get(key)
+    """The leaf's AccumulateGrad node while a graph refers to it: the leaf holds only a weak
+    reference (its ``_grad_acc`` slot, as torch's autograd meta does), the node holds the
+    leaf, so every graph built while the node lives shares it."""
+    ref = t._grad_acc
     if ref is not None:
         node = ref()
-        if node is not None and node.variable is t:
+        if node is not None:
             return node
     node = AccumulateGrad(t)
-    ref = _AccRef(node, _drop_acc)
-    ref.key = key
-    _acc_cache[key] = ref
+    t._grad_acc = _weakref(node)
     return node
 
 

@@ -383,7 +383,7 @@ def _reduce(loss, reduction):
 def _pointwise_loss_args(fname, input, target, size_average, reduce, reduction):
     _need_tensor(input, fname, "input")
     _need_tensor(target, fname, "target")
-    if tuple(target.shape) != tuple(input.shape):
+    if target._shape != input._shape:  # plain tuples: no Size objects on every call
         warnings.warn(f"Using a target size ({target.size()}) that is different to the input "
                       f"size ({input.size()}). This will likely lead to incorrect results due "
                       "to broadcasting. Please ensure they have the same size.", stacklevel=3)
@@ -439,7 +439,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     _need_tensor(target, "binary_cross_entropy_with_logits", "target")
     reduction = _reduction_of(size_average, reduce, reduction)
     _check_reduction(reduction)
-    if tuple(target.shape) != tuple(input.shape):
+    if target._shape != input._shape:  # plain tuples: no Size objects on every call
         raise ValueError(f"Target size ({target.size()}) must be the same as input size "
                          f"({input.size()})")
     loss = _fn.BinaryCrossEntropyWithLogits.apply(input, target, weight, pos_weight)
