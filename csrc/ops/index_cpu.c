@@ -19,6 +19,7 @@ static inline void move_elem(int mode, int dt, int isz, char *sp, char *op)
     }
     /* copy *sp -> *op */
     switch (isz) {
+    case 16: memcpy(op, sp, 16); break; /* complex128 */
     case 8: memcpy(op, sp, 8); break;
     case 4: memcpy(op, sp, 4); break;
     case 2: memcpy(op, sp, 2); break;
