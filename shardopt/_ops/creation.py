@@ -185,12 +185,10 @@ def _random_fill(t, kernel, generator):
     real tensor; torch's complex randn has variance 1 in total, N(0, 1/2) per component."""
     if not t.dtype.is_complex:
         kernel(t, 0.0, 1.0, generator)
-        return
-    r = _C._view_as_real(t)
-    if kernel is _C._normal_:
-        kernel(r, 0.0, math.sqrt(0.5), generator)
+    elif kernel is _C._normal_:
+        _normal_method(t, generator=generator)
     else:
-        kernel(r, 0.0, 1.0, generator)
+        _uniform_method(t, generator=generator)
 
 
 def _scalar_value(x, argname):
@@ -501,10 +499,16 @@ def _uniform_method(self, from_=0.0, to=1.0, *, generator=None, **kw):
         from_ = kw.pop("from")
     if kw:
         raise TypeError(f"uniform_() got unexpected keyword arguments {sorted(kw)}")
+    if self.dtype.is_complex:  # re and im each uniform on [from, to), as torch
+        _C._uniform_(_C._view_as_real(self), from_, to, generator)
+        return self
     return _C._uniform_(self, from_, to, generator)
 
 
 def _normal_method(self, mean=0.0, std=1.0, *, generator=None):
+    if self.dtype.is_complex:  # torch: re and im each N(mean, std**2 / 2)
+        _C._normal_(_C._view_as_real(self), mean, std * math.sqrt(0.5), generator)
+        return self
     return _C._normal_(self, mean, std, generator)
 
 
