@@ -736,6 +736,8 @@ static PyObject *t_bool(PyObject *self, PyObject *unused)
         Py_DECREF(h);
     } else {
         v = so_load_as_f64(so_tensor_data(t), t->dtype);
+        /* a complex value is true if either part is non-zero (complex tensors are CPU-only) */
+        if (v == 0.0) v = so_load_imag_f64(so_tensor_data(t), t->dtype);
     }
     return PyBool_FromLong(v != 0.0);
 }

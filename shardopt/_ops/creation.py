@@ -437,11 +437,17 @@ def _scalar(self):
 
 
 def _float(self):
-    return float(_scalar(self))
+    v = _scalar(self)
+    if isinstance(v, complex):  # torch refuses the imaginary part here (no warning path)
+        raise RuntimeError("value cannot be converted to type double without overflow")
+    return float(v)
 
 
 def _int(self):
-    return int(_scalar(self))
+    v = _scalar(self)
+    if isinstance(v, complex):
+        raise RuntimeError("value cannot be converted to type int64_t without overflow")
+    return int(v)
 
 
 def _index(self):
