@@ -154,7 +154,11 @@ static PyObject *binary_impl(so_state *st, const bin_spec *sp, PyObject *x, PyOb
         if (rounding && rounding != Py_None)
             return PyErr_Format(PyExc_RuntimeError, "div with rounding_mode is not supported "
                                 "for complex tensors");
-        return complex_call(st, sp->name, x, y, alpha, out, NULL);
+        PyObject *kw = dunder ? Py_BuildValue("{s:O}", "_dunder", Py_True) : NULL, *r;
+        if (dunder && !kw) return NULL;
+        r = complex_call(st, sp->name, x, y, alpha, out, kw);
+        Py_XDECREF(kw);
+        return r;
     }
     if ((rc = parse_operand(st, x, sp->name, "input", dunder, &a[0])) != 0 ||
         (rc = parse_operand(st, y, sp->name, sp->arg2, dunder, &a[1])) != 0)

@@ -12,6 +12,7 @@ copies, views, cat/stack, sum/mean, pickling and collectives handle complex in C
 from __future__ import annotations
 
 import builtins
+import numbers
 
 from .. import _C
 
@@ -330,6 +331,12 @@ def _dispatch(name, operands, kwargs):
     out = kwargs.get("out")
     x = operands[0]
     y = operands[1] if len(operands) > 1 else None
+    for o in operands:
+        if not isinstance(o, (_C.TensorBase, numbers.Number)):
+            if kwargs.get("_dunder"):  # `z == "a"`, `z + []`: Python's protocol decides
+                return NotImplemented
+            raise TypeError(f"{name}(): argument 'other' must be Tensor or Number, not "
+                            f"{type(o).__name__}")
     if name in ("add", "sub"):
         res = _add_sub(x, y, kwargs.get("alpha"), 1 if name == "add" else -1)
     elif name == "mul":

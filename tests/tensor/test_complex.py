@@ -220,6 +220,12 @@ def test_arithmetic(dt, npt):
     assert np.array_equal(arr(so.isclose(a, b)), np.isclose(A, B))
     with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
         so.zeros(2).add_(so.tensor([1j, 2j]))
+    # operands that are not numbers: the operator protocol answers, functions raise
+    assert (a == "text") is False and (a != "text") is True
+    with pytest.raises(TypeError):
+        a + [1]
+    with pytest.raises(TypeError, match="must be Tensor or Number"):
+        so.mul(a, "text")
 
 
 @pytest.mark.parametrize("dt", [so.complex64, so.complex128])
