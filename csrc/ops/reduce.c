@@ -218,9 +218,6 @@ static PyObject *sum_or_mean_complex(so_state *st, SoTensor *t, PyObject *dim, i
     int single;
     PyObject *src = NULL, *rv = NULL, *res = NULL;
     SoTensor *r;
-    if (!so_dtype_is_complex(out_dtype))
-        return PyErr_Format(PyExc_RuntimeError, "%s(): a complex input needs a complex dtype, "
-                            "got %s", op == SO_RED_SUM ? "sum" : "mean", scalar_name(out_dtype));
     if (so_tensor_device(t).type != SO_CPU)
         return PyErr_Format(PyExc_RuntimeError, "complex tensors are supported on the CPU only");
     if (parse_dims(dim, t->ndim, mask, &single) < 0) return NULL;
@@ -259,13 +256,24 @@ static PyObject *sum_or_mean(PyObject *m, PyObject *args, PyObject *kwds, int op
     t = (SoTensor *)in;
     if (dtype_obj != Py_None) {
         if (so_parse_dtype(st, dtype_obj, SO_FLOAT32, "dtype", &out_dtype) < 0) return NULL;
-        if (so_dtype_is_complex(out_dtype) || so_dtype_is_complex(t->dtype))
+        if (so_dtype_is_complex(out_dtype))
             return sum_or_mean_complex(st, t, dim, keepdim, op, out_dtype);
         if (op == SO_RED_MEAN && !so_dtype_is_float(out_dtype))
             return PyErr_Format(PyExc_RuntimeError,
                                 "mean(): could not infer output dtype. Optional dtype must be "
                                 "either a floating point or complex dtype. Got: %s",
                                 scalar_name(out_dtype));
+        if (so_dtype_is_complex(t->dtype)) {
+            /* a real dtype= casts first (keeping the real part, with the cast's warning) */
+            PyObject *res = NULL;
+            SoTensor *c = so_tensor_convert(st, t, out_dtype, so_tensor_device(t));
+            if (!c) return NULL;
+            if (parse_dims(dim, c->ndim, mask, &single) == 0)
+                res = (PyObject *)reduce_into_new(st, c, mask, keepdim, op, 0.0, out_dtype,
+                                                  !so_dtype_is_float(out_dtype), NULL);
+            Py_DECREF(c);
+            return res;
+        }
     } else if (so_dtype_is_complex(t->dtype)) {
         return sum_or_mean_complex(st, t, dim, keepdim, op, t->dtype);
     } else if (op == SO_RED_MEAN) {

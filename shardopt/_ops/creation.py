@@ -373,6 +373,9 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
     arr, inferred = _parse_data(data)
     if dtype is None:
         dtype = inferred
+    elif arr.dtype.kind == "c" and not isinstance(data, (np.ndarray, np.generic)) and \
+            not _C.empty((0,), dtype).dtype.is_complex:
+        raise TypeError("must be real number, not complex")  # torch's, for Python data
     if arr.dtype.kind == "f" and arr.dtype.newbyteorder("=") not in _NP_TO_SO:
         arr = arr.astype(np.float64)
     elif arr.dtype.kind == "c" and arr.dtype.newbyteorder("=") not in _NP_TO_SO:

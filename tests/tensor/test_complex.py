@@ -212,6 +212,12 @@ def test_arithmetic(dt, npt):
     close(a.mean(0, keepdim=True), A.mean(0, keepdims=True))
     close(so.mean(a), A.mean())
     assert so.tensor([1.0, 2.0]).sum(dtype=so.cfloat).item() == 3 + 0j
+    assert so.tensor([1.0, 2.0]).mean(dtype=so.cdouble).dtype == so.complex128
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert so.tensor([1 + 2j, 3j]).sum(dtype=so.float32).item() == 1.0  # cast, then sum
+    with pytest.raises(TypeError, match="must be real number, not complex"):
+        so.tensor([1 + 2j], dtype=so.float32)
     # comparisons
     assert np.array_equal(arr(a == a.clone()), np.ones(A.shape, bool))
     assert np.array_equal(arr(a != b), A != B)
