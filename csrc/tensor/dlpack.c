@@ -331,8 +331,12 @@ static PyObject *py_from_dlpack(PyObject *m, PyObject *cap)
     if (dt < 0)
         return PyErr_Format(PyExc_TypeError,
                             "from_dlpack: unsupported dtype (code %d, bits %d, lanes %d); "
-                            "supported: float16/32/64, bfloat16, int32, int64, bool",
-                            (int)dl->dtype.code, (int)dl->dtype.bits, (int)dl->dtype.lanes);
+                            "supported: float16/32/64, bfloat16, int32, int64, bool, "
+                            "complex64/128", (int)dl->dtype.code, (int)dl->dtype.bits,
+                            (int)dl->dtype.lanes);
+    if (so_dtype_is_complex(dt) && dev.type != SO_CPU)
+        return PyErr_Format(PyExc_RuntimeError, "from_dlpack: complex tensors are supported on "
+                            "the CPU only (shardopt has no CUDA kernels for complex dtypes)");
     if (dl->ndim < 0 || dl->ndim > SO_MAX_DIMS)
         return PyErr_Format(PyExc_ValueError,
                             "from_dlpack: at most %d dimensions are supported, got %d",

@@ -346,6 +346,8 @@ def _dispatch(name, operands, kwargs):
     elif name == "neg":
         res = _C._view_as_complex((-_C._view_as_real(x)).contiguous())
     elif name == "abs":
+        if out is x:
+            raise RuntimeError("In-place abs is not supported for complex tensors.")
         res = _abs(x)
         if out is not None and out.dtype.is_complex:
             res = res._convert(out.dtype, None)

@@ -41,6 +41,8 @@ class TestShardedComplex(ShardedTensorTestBase):
             z = sharded_tensor.zeros(row_spec(dim=1), 4, 9, dtype=dtype)
             self.assertEqual(z.local_tensor().numpy().tolist(),
                              np.zeros(z.local_tensor().shape).tolist())
+            f = sharded_tensor.full(row_spec(), (8, 3), 2 - 5j, dtype=dtype)
+            self.assertTrue(np.array_equal(f.local_tensor().numpy(), np.full((2, 3), 2 - 5j)))
             e = sharded_tensor.empty(row_spec(), 8, 2, dtype=dtype)
             self.assertEqual(tuple(e.local_tensor().shape), (2, 2))
             # rand draws re and im in [0, 1) independently
@@ -76,6 +78,23 @@ class TestShardedComplex(ShardedTensorTestBase):
                 torch.zeros(2, dtype=dtype)
             dist.broadcast(b, src=1)
             self.assertTrue(np.array_equal(b.numpy(), np.array([1 + 2j, 3 - 4j], npt)))
+            # uneven all_to_all_single: rank r sends r + 1 elements to each peer
+            inp = torch.tensor([complex(self.rank, p) for p in range(4)
+                                for _ in range(self.rank + 1)], dtype=dtype)
+            out = torch.zeros(sum(r + 1 for r in range(4)), dtype=dtype)
+            dist.all_to_all_single(out, inp, [r + 1 for r in range(4)], [self.rank + 1] * 4)
+            expect = [complex(r, self.rank) for r in range(4) for _ in range(r + 1)]
+            self.assertTrue(np.array_equal(out.numpy(), np.array(expect, npt)))
+            # reduce_scatter_tensor (SUM) and AVG all_reduce
+            rs_in = torch.tensor([complex(self.rank + i, -i) for i in range(8)], dtype=dtype)
+            rs_out = torch.zeros(2, dtype=dtype)
+            dist.reduce_scatter_tensor(rs_out, rs_in)
+            expect = [sum(complex(r + i, -i) for r in range(4))
+                      for i in (2 * self.rank, 2 * self.rank + 1)]
+            self.assertTrue(np.array_equal(rs_out.numpy(), np.array(expect, npt)))
+            avg = torch.tensor([complex(2 * self.rank, 4)], dtype=dtype)
+            dist.all_reduce(avg, op=dist.ReduceOp.AVG)
+            self.assertTrue(np.array_equal(avg.numpy(), np.array([3 + 4j], npt)))
             # MAX of complex values has no order: refused on every rank, naming the dtype
             with self.assertRaisesRegex(ValueError, "complex"):
                 dist.all_reduce(t, op=dist.ReduceOp.MAX)

@@ -202,6 +202,8 @@ def test_arithmetic(dt, npt):
     np.testing.assert_allclose(ab, np.abs(A), rtol=tol)
     assert np.isfinite(arr(so.tensor([3e200 + 4e200j], dtype=so.cdouble).abs())).all()
     close(a.conj(), np.conj(A))
+    with pytest.raises(RuntimeError, match="In-place abs is not supported for complex"):
+        a.clone().abs_()
     c = a.clone()
     c += b
     c.mul_(b)
