@@ -251,9 +251,7 @@ def _div(x, y):
 def _abs(x):
     xr, xi = _parts(x)
     # hypot-style scaling keeps |z| finite where re**2 + im**2 would overflow
-    m = xr.abs().maximum(xi.abs()) if hasattr(xr, "maximum") else None
-    if m is None:
-        return (xr * xr + xi * xi).sqrt()
+    m = _C._ew_functions["maximum"](xr.abs(), xi.abs())
     safe = m + (m == 0).to(m.dtype)
     sr, si = xr / safe, xi / safe
     return m * (sr * sr + si * si).sqrt()
@@ -282,10 +280,8 @@ def _cmp(x, y, name):
     ar, ai = _parts(a)
     br, bi = _parts(b)
     if name == "eq":
-        return (ar == br) & (ai == bi) if hasattr(ar, "__and__") else \
-            ((ar == br).to(_C.int32) * (ai == bi).to(_C.int32)).to(_C.bool)
-    return (ar != br) | (ai != bi) if hasattr(ar, "__or__") else \
-        ((ar != br).to(_C.int32) + (ai != bi).to(_C.int32)).to(_C.bool)
+        return _and(ar == br, ai == bi)
+    return _or(ar != br, ai != bi)
 
 
 def _isclose(x, y, rtol, atol, equal_nan):
@@ -308,12 +304,12 @@ def _isclose(x, y, rtol, atol, equal_nan):
     return res
 
 
-def _or(a, b):
-    return ((a.to(_C.int32) + b.to(_C.int32)) > 0)
+def _or(a, b):  # (bool tensors have no | / & operators here)
+    return (a.to(_C.int32) + b.to(_C.int32)) > 0
 
 
 def _and(a, b):
-    return ((a.to(_C.int32) * b.to(_C.int32)) > 0)
+    return (a.to(_C.int32) * b.to(_C.int32)) > 0
 
 
 def _refuse(name, operands):
@@ -358,8 +354,7 @@ def _dispatch(name, operands, kwargs):
             raise TypeError("equal(): arguments 'input' and 'other' must be Tensors")
         if tuple(x._shape) != tuple(y._shape):
             return False
-        return builtins.bool(_cmp(x, y, "eq").all()) if hasattr(x, "all") else \
-            builtins.bool(_cmp(x, y, "eq").to(_C.int64).sum().item() == x.numel())
+        return _cmp(x, y, "eq").to(_C.int64).sum().item() == x.numel()
     elif name in ("isclose", "allclose"):
         for k in ("rtol", "atol"):
             if not kwargs[k] >= 0:
