@@ -408,3 +408,20 @@ def test_missing_worker_fails_rendezvous_within_timeout(tmp_path):
                                             rpc_timeout=5)
     rpc.init_rpc("lonely", rank=0, world_size=1, rpc_backend_options=opts2)
     rpc.shutdown()
+
+
+def test_send_on_a_lost_connection_names_the_worker():
+    """A call to a worker whose connection already died fails naming that worker (its
+    WorkerInfo), the same words as a call that was pending when the connection went."""
+    import socket
+
+    from shardopt.distributed.rpc.agent import WorkerInfo, _Conn
+
+    a, b = socket.socketpair()
+    try:
+        conn = _Conn(a, 3, str(WorkerInfo("worker3", 3)))
+        conn.close(ConnectionResetError(104, "Connection reset by peer"))
+        with pytest.raises(RuntimeError, match=r"worker3.*connection was lost"):
+            conn.send(b"x")
+    finally:
+        b.close()

@@ -93,9 +93,10 @@ def _recv_frame(sock: socket.socket) -> bytearray:
 class _Conn:
     """A socket with a send lock (frames from several threads never interleave)."""
 
-    def __init__(self, sock: socket.socket, peer: int) -> None:
+    def __init__(self, sock: socket.socket, peer: int, who: str = "") -> None:
         self.sock = sock
         self.peer = peer
+        self.who = who or f"worker {peer}"  # the WorkerInfo, for errors that name the peer
         self.lock = threading.Lock()
         self.dead: Optional[BaseException] = None
 
@@ -105,7 +106,8 @@ class _Conn:
                              f"{_MAX_FRAME} (SHARDOPT_RPC_MAX_FRAME)")
         with self.lock:
             if self.dead is not None:
-                raise RuntimeError(f"connection to worker {self.peer} is closed: {self.dead}")
+                raise RuntimeError(f"RPC to {self.who} failed: the connection was lost "
+                                   f"({self.dead}); the worker may have exited")
             self.sock.sendall(_HDR.pack(len(data)) + data if len(data) < 65536
                               else _HDR.pack(len(data)))
             if len(data) >= 65536:
@@ -265,7 +267,7 @@ class Agent:
                                f"{host}:{port}: {e}") from None
         sock.settimeout(None)
         _tune(sock)
-        conn = _Conn(sock, peer)
+        conn = _Conn(sock, peer, str(self._infos[peer]))
         conn.send(pickle.dumps(("hello", self.rank)))
         with self._lock:
             old = self._out.get(peer)
@@ -378,6 +380,7 @@ class Agent:
             while not self._ready.wait(0.1):
                 if self._closing:
                     raise ConnectionError("shutting down")
+            conn.who = str(self._infos[peer])
             with self._lock:
                 if self._closing:
                     raise ConnectionError("shutting down")
