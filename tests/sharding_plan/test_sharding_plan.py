@@ -211,13 +211,9 @@ class TestShardModule(ShardedTensorTestBase):
 
         mod = ReturnsShardedTensor(sharded_tensor.ones(row, 8, 8))
         shard_module(mod, ShardingPlan(plan={}, output_plan={"": col}))
-        if getattr(ShardedTensor, "reshard", None) is None:
-            with self.assertRaisesRegex(NotImplementedError, "ShardedTensor.reshard"):
-                mod()
-        else:
-            out = mod()
-            self.assertEqual(out.sharding_spec(), col)
-            self.assertEqual(out.local_tensor(), torch.ones(8, 2))
+        out = mod()
+        self.assertEqual(out.sharding_spec(), col)
+        self.assertEqual(out.local_tensor(), torch.ones(8, 2))
 
     @with_comms(init_rpc=False, backend="gloo")
     def test_sub_process_group(self):
