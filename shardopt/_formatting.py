@@ -211,7 +211,13 @@ def tensor_repr(self, *, tensor_contents=None):
         suffixes.append(f"device='{self.device}'")
     default_dtype = get_default_dtype()
     has_default_dtype = self.dtype in (default_dtype, _C.int64, _C.bool)
-    if self.numel() == 0:
+    if self.is_meta:
+        # no data to print: torch shows '...', the size always, and any non-default dtype
+        suffixes.append("size=" + str(tuple(self._shape)))
+        if self.dtype != default_dtype:
+            suffixes.append("dtype=" + str(self.dtype))
+        tensor_str = "..."
+    elif self.numel() == 0:
         if self.dim() != 1:
             suffixes.append("size=" + str(tuple(self._shape)))
         if self.dtype != default_dtype:

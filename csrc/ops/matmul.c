@@ -205,8 +205,8 @@ static PyObject *run_matmul(so_state *st, SoTensor *ta, SoTensor *tb, operand *a
     pl.a = so_tensor_data(ta);
     pl.b = so_tensor_data(tb);
     pl.c = so_tensor_data(out);
-    if (so_tensor_numel(out) == 0) {
-        /* nothing to compute */
+    if (so_tensor_numel(out) == 0 || dev.type == SO_META) {
+        /* nothing to compute (meta: the output's geometry is the result) */
     } else if (pl.k == 0) { /* empty inner dim: the sum over nothing */
         PyObject *zero;
         SO_CHECK_PTR(zero = PyLong_FromLong(0), done);

@@ -155,6 +155,7 @@ static int run_plan(so_state *st, so_reduce_plan *pl, so_device dev)
     int err;
     void *stream;
     if (pl->out_numel == 0) return 0;
+    if (dev.type == SO_META) return 0; /* meta: the output's geometry is the whole result */
     if (dev.type == SO_CPU) {
         if (so_reduce_cpu(pl) < 0) {
             PyErr_NoMemory();

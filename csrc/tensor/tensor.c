@@ -301,6 +301,12 @@ static PyObject *t_get_is_cuda(SoTensor *self, void *c)
     return PyBool_FromLong(self->storage->device.type == SO_CUDA);
 }
 
+static PyObject *t_get_is_meta(SoTensor *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(self->storage->device.type == SO_META);
+}
+
 static PyObject *t_get_shape(SoTensor *self, void *c)
 {
     PyObject *tup = PyTuple_New(self->ndim);
@@ -431,6 +437,7 @@ static PyGetSetDef tensor_getset[] = {
     {"device", (getter)t_get_device, NULL, "device holding the data", NULL},
     {"ndim", (getter)t_get_ndim, NULL, "number of dimensions", NULL},
     {"is_cuda", (getter)t_get_is_cuda, NULL, NULL, NULL},
+    {"is_meta", (getter)t_get_is_meta, NULL, NULL, NULL},
     {"_shape", (getter)t_get_shape, NULL, "shape as a plain tuple", NULL},
     {"_version", (getter)t_get_version, NULL, "in-place write counter (shared by views)", NULL},
     {"_storage", (getter)t_get_storage, NULL, NULL, NULL},
@@ -537,6 +544,7 @@ static PyObject *t_alias(SoTensor *self, PyObject *unused)
 static PyObject *t_raw_bytes(SoTensor *self, PyObject *unused)
 {
     (void)unused;
+    if (so_tensor_device(self).type == SO_META) return (void)so_meta_copy_out(), NULL;
     if (so_tensor_device(self).type != SO_CPU || !so_tensor_is_contiguous(self))
         return PyErr_Format(PyExc_RuntimeError, "_raw_bytes needs a contiguous CPU tensor");
     return PyBytes_FromStringAndSize(so_tensor_data(self),
