@@ -132,8 +132,8 @@ int so_ew_type_error(const char *fname, const char *argname, PyObject *obj)
 
 static const char *device_str(so_device d, char *buf, size_t n)
 {
-    if (d.type == SO_CPU) snprintf(buf, n, "cpu");
-    else snprintf(buf, n, "cuda:%d", (int)d.index);
+    if (d.type == SO_CUDA) snprintf(buf, n, "cuda:%d", (int)d.index);
+    else snprintf(buf, n, "%s", so_device_type_name(d.type));
     return buf;
 }
 

@@ -42,8 +42,8 @@ static const char *ctype_name(int dt)
 
 static void device_str(so_device d, char *buf, size_t n)
 {
-    if (d.type == SO_CPU) snprintf(buf, n, "cpu");
-    else snprintf(buf, n, "cuda:%d", (int)d.index);
+    if (d.type == SO_CUDA) snprintf(buf, n, "cuda:%d", (int)d.index);
+    else snprintf(buf, n, "%s", so_device_type_name(d.type));
 }
 
 /* Both tensors, same device, same dtype, a dtype the device can multiply. */

@@ -27,7 +27,7 @@ const char *so_opt_dtype_name(int dt)
 void so_opt_device_str(so_device d, char *buf, size_t n)
 {
     if (d.type == SO_CUDA) snprintf(buf, n, "cuda:%d", (int)d.index);
-    else snprintf(buf, n, "cpu");
+    else snprintf(buf, n, "%s", so_device_type_name(d.type));
 }
 
 int so_opt_list_get(const char *fn, PyObject *obj, const char *name, int optional,
