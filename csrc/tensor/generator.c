@@ -284,10 +284,7 @@ static PyObject *py_default_generator(PyObject *m, PyObject *dev_obj)
     so_state *st = so_state_from_module(m);
     so_device dev;
     SoGenerator *g;
-    if (so_parse_device(st, dev_obj, "device", &dev) < 0) return NULL;
-    if (dev.type == SO_META)
-        return PyErr_Format(PyExc_RuntimeError, "no generator for the meta device (meta tensors "
-                            "draw no random numbers)");
+    if (parse_device_arg(st, dev_obj, &dev) < 0) return NULL;
     g = so_default_generator(st, dev);
     return g ? Py_NewRef((PyObject *)g) : NULL;
 }
