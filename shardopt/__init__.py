@@ -14,8 +14,9 @@ double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001
-# dtypes that exist as names only (TensorProperties, pickles, dtype checks): creating a
-# tensor of one raises TypeError naming it
+# complex64 / complex128 tensors live on the CPU (shardopt/_ops/complex_math.py); int8,
+# int16 and uint8 exist as names only (pickles, dtype checks): creating a tensor of one
+# raises TypeError naming it
 from ._C import complex64, complex128, int8, int16, uint8  # noqa: E402
 cfloat = complex64
 cdouble = complex128

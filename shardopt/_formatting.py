@@ -171,11 +171,34 @@ def _tensor_str_with_formatter(arr, shape, indent, summarize, fmt):
     return "[" + tensor_str + "]"
 
 
+class _ComplexFormatter:
+    """torch's complex layout: the real and imaginary parts each get their own float
+    formatter, joined as ``re+imj`` (the imaginary part's sign replaces the '+')."""
+
+    def __init__(self, arr):
+        self.re = _Formatter(np.ascontiguousarray(arr.real), True)
+        self.im = _Formatter(np.ascontiguousarray(arr.imag), True)
+
+    def width(self):
+        return self.re.width() + self.im.width() + 1  # + the 'j'
+
+    def format(self, value):
+        value = complex(value)
+        real_str = self.re.format(value.real)
+        imag_str = (self.im.format(value.imag) + "j").lstrip()
+        if imag_str[0] in "+-":
+            return real_str + imag_str
+        return real_str + "+" + imag_str
+
+
 def _tensor_str(t, indent):
     if t.numel() == 0:
         return "[]"
     summarize = t.numel() > PRINT_OPTS.threshold
     arr = _gather(t, summarize, PRINT_OPTS.edgeitems)
+    if t.dtype.is_complex:
+        fmt = _ComplexFormatter(arr)
+        return _tensor_str_with_formatter(arr, tuple(t._shape), indent, summarize, fmt)
     fmt = _Formatter(arr, t.dtype.is_floating_point)
     return _tensor_str_with_formatter(arr, tuple(t._shape), indent, summarize, fmt)
 
@@ -210,7 +233,8 @@ def tensor_repr(self, *, tensor_contents=None):
     if self.device.type != "cpu":
         suffixes.append(f"device='{self.device}'")
     default_dtype = get_default_dtype()
-    has_default_dtype = self.dtype in (default_dtype, _C.int64, _C.bool)
+    default_complex = _C.complex128 if default_dtype == _C.float64 else _C.complex64
+    has_default_dtype = self.dtype in (default_dtype, default_complex, _C.int64, _C.bool)
     if self.is_meta:
         # no data to print: torch shows '...', the size always, and any non-default dtype
         suffixes.append("size=" + str(tuple(self._shape)))

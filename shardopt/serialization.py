@@ -47,7 +47,8 @@ __all__ = ["save", "load", "add_safe_globals", "get_safe_globals", "clear_safe_g
 DEFAULT_PROTOCOL = 2
 _MAGIC = b"shardopt-save 1\n"
 _PREFIX = "archive/"
-_DTYPES = ("float32", "float64", "float16", "bfloat16", "int32", "int64", "bool")
+_DTYPES = ("float32", "float64", "float16", "bfloat16", "int32", "int64", "bool", "complex64",
+           "complex128")
 _UINT_OF_SIZE = {1: "u1", 2: "u2", 4: "u4", 8: "u8"}
 
 # ----------------------------------------------------------------------------- save
@@ -66,7 +67,8 @@ def _storage_bytes(t: Tensor, numel: int):
         flat = flat.cpu()
     raw = flat.contiguous()._raw_bytes()
     if sys.byteorder != "little" and t.element_size() > 1:
-        width = _UINT_OF_SIZE[t.element_size()]
+        # complex swaps each of its two float halves
+        width = _UINT_OF_SIZE[t.element_size() // (2 if t.dtype.is_complex else 1)]
         raw = np.frombuffer(raw, dtype=">" + width).astype("<" + width).tobytes()
     return raw
 
@@ -406,7 +408,7 @@ class _Loader:
             raise self._bad(f"storage record {key!r} has {len(raw)} bytes, expected "
                             f"{numel * itemsize}")
         if sys.byteorder != "little" and itemsize > 1:
-            width = _UINT_OF_SIZE[itemsize]
+            width = _UINT_OF_SIZE[itemsize // (2 if dtype.is_complex else 1)]
             raw = np.frombuffer(raw, dtype="<" + width).astype(">" + width).tobytes()
         base = _C._from_bytes(raw, dtype, (numel,))
         base = self._place(base, location)

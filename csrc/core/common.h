@@ -46,13 +46,17 @@ typedef enum {
     SO_NUM_DTYPES = 7
 } so_dtype;
 
-/* dtypes that exist only as objects (torch code names them, e.g. in TensorProperties or a
- * pickle) but have no tensors yet: so_parse_dtype refuses them, so no tensor, kernel or
- * collective ever sees these codes. */
+/* Complex tensors (interleaved re, im of float32 / float64, as torch and NumPy store them).
+ * They come after SO_NUM_DTYPES so the real-only kernel tables (sized SO_NUM_DTYPES) stay as
+ * they are: only creation, copies, views, interop and the collectives handle complex codes;
+ * every other kernel entry refuses them (so_check_not_complex in tensor.h).  The dtypes after
+ * SO_NUM_TENSOR_DTYPES exist only as objects (torch code names them, e.g. in a pickle):
+ * so_parse_dtype refuses them, so no tensor, kernel or collective ever sees those codes. */
 enum {
     SO_COMPLEX64 = SO_NUM_DTYPES,
     SO_COMPLEX128,
-    SO_UINT8,
+    SO_NUM_TENSOR_DTYPES,
+    SO_UINT8 = SO_NUM_TENSOR_DTYPES,
     SO_INT8,
     SO_INT16,
     SO_NUM_DTYPE_OBJECTS
@@ -68,8 +72,15 @@ SO_HD int so_dtype_itemsize(int dt)
     case SO_INT32: return 4;
     case SO_INT64: return 8;
     case SO_BOOL: return 1;
+    case SO_COMPLEX64: return 8;
+    case SO_COMPLEX128: return 16;
     default: return 0;
     }
+}
+
+SO_HD int so_dtype_is_complex(int dt)
+{
+    return dt == SO_COMPLEX64 || dt == SO_COMPLEX128;
 }
 
 SO_HD int so_dtype_is_float(int dt)
@@ -218,6 +229,8 @@ SO_HD double so_load_as_f64(const char *p, int dt)
     case SO_INT32: { int32_t v; memcpy(&v, p, 4); return v; }
     case SO_INT64: { int64_t v; memcpy(&v, p, 8); return (double)v; }
     case SO_BOOL: return *(const uint8_t *)p ? 1.0 : 0.0;
+    case SO_COMPLEX64: { float v; memcpy(&v, p, 4); return v; } /* the real part */
+    case SO_COMPLEX128: { double v; memcpy(&v, p, 8); return v; }
     default: return 0.0;
     }
 }
@@ -243,6 +256,8 @@ SO_HD void so_store_f64(char *p, int dt, double x)
     case SO_INT32: { int32_t v = (int32_t)(int64_t)x; memcpy(p, &v, 4); break; }
     case SO_INT64: { int64_t v = (int64_t)x; memcpy(p, &v, 8); break; }
     case SO_BOOL: *(uint8_t *)p = (x != 0.0); break;
+    case SO_COMPLEX64: { float v[2] = {(float)x, 0.0f}; memcpy(p, v, 8); break; }
+    case SO_COMPLEX128: { double v[2] = {x, 0.0}; memcpy(p, v, 16); break; }
     default: break;
     }
 }
@@ -257,10 +272,28 @@ SO_HD void so_store_i64(char *p, int dt, int64_t x)
     }
 }
 
-/* Convert one element between dtypes, exact for int<->int. */
+/* The imaginary part of a complex element (0 for real dtypes). */
+SO_HD double so_load_imag_f64(const char *p, int dt)
+{
+    if (dt == SO_COMPLEX64) { float v; memcpy(&v, p + 4, 4); return v; }
+    if (dt == SO_COMPLEX128) { double v; memcpy(&v, p + 8, 8); return v; }
+    return 0.0;
+}
+
+/* Convert one element between dtypes, exact for int<->int.  complex -> real keeps the real
+ * part (torch's cast, which warns in Python), real -> complex sets imag to 0. */
 SO_HD void so_convert_elem(char *dst, int ddt, const char *src, int sdt)
 {
-    if (!so_dtype_is_float(sdt) && !so_dtype_is_float(ddt))
+    if (so_dtype_is_complex(ddt)) {
+        double re = so_load_as_f64(src, sdt), im = so_load_imag_f64(src, sdt);
+        if (ddt == SO_COMPLEX64) {
+            float v[2] = {(float)re, (float)im};
+            memcpy(dst, v, 8);
+        } else {
+            double v[2] = {re, im};
+            memcpy(dst, v, 16);
+        }
+    } else if (!so_dtype_is_float(sdt) && !so_dtype_is_float(ddt) && !so_dtype_is_complex(sdt))
         so_store_i64(dst, ddt, so_load_as_i64(src, sdt));
     else
         so_store_f64(dst, ddt, so_load_as_f64(src, sdt));

@@ -146,12 +146,39 @@ static int prune_inflight(so_pg *pg)
 /* Check and run op.  Consumes `keep` (a new tuple of the tensors op points into, or NULL
  * with an exception if building it failed).  Sync: None, or the source rank for recv;
  * async: a Work. */
-static PyObject *issue(so_pg *pg, const so_op *op, int async_op, PyObject *keep)
+/* Complex tensors travel as their (re, im) float pairs: every backend moves float32/float64,
+ * and SUM / AVG of pairs is the complex sum.  PRODUCT / MIN / MAX have no meaning per
+ * component (torch refuses MIN/MAX on complex too), so they are refused here. */
+static int complex_as_real(so_op *op, int size)
+{
+    int real = op->dtype == SO_COMPLEX64 ? SO_FLOAT32 : SO_FLOAT64;
+    int reduces = op->kind == SO_OP_ALLREDUCE || op->kind == SO_OP_REDUCE ||
+                  op->kind == SO_OP_REDUCE_SCATTER;
+    if (reduces && op->red != SO_RED_SUM && op->red != SO_RED_AVG)
+        return so_fail(PyExc_ValueError, "%s: only SUM and AVG reductions are supported for "
+                       "complex tensors (%s)", SO_OP_NAMES[op->kind],
+                       op->dtype == SO_COMPLEX64 ? "complex64" : "complex128");
+    op->dtype = real;
+    op->count *= 2;
+    op->itemsize /= 2;
+    if (op->kind == SO_OP_ALLTOALL && op->splits) {
+        /* the split table holds 2 * size element counts (out, then in) */
+        for (int i = 0; i < 2 * size; i++) op->splits[i] *= 2;
+        op->out_total *= 2;
+        op->in_total *= 2;
+    }
+    return 0;
+}
+
+static PyObject *issue(so_pg *pg, const so_op *op_in, int async_op, PyObject *keep)
 {
     PyObject *res = NULL;
     void *work = NULL;
     int peer = -1;
+    so_op op_local = *op_in;
+    const so_op *op = &op_local;
     if (!keep && PyErr_Occurred()) goto done;
+    if (so_dtype_is_complex(op_local.dtype)) SO_CHECK_RC(complex_as_real(&op_local, pg->size), done);
     if (pg->be->check) SO_CHECK_RC(pg->be->check(pg, op), done);
     if (!async_op) {
         SO_CHECK_RC(pg->be->run(pg, op, 0, NULL, &peer), done);

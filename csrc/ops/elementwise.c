@@ -273,6 +273,10 @@ PyObject *so_ew_exec(so_state *st, const char *fname, int op, so_ew_arg *args, i
     so_ew_call c;
     char b1[256], b2[256];
 
+    /* the kernels are real-only; complex operands are composed in Python before this */
+    for (int k = 0; k < nin; k++)
+        if (args[k].t && so_check_not_complex(args[k].t, fname) < 0) return NULL;
+    if (out && so_check_not_complex(out, fname) < 0) return NULL;
     if (common_device(args, nin, &dev) < 0) return NULL;
     if (broadcast_shapes(fname, args, nin, &ndim, shape) < 0) return NULL;
     memset(&c, 0, sizeof c);

@@ -74,6 +74,38 @@ static int parse_coef(so_state *st, PyObject *obj, const char *fname, const char
     return 0;
 }
 
+/* ------------------------------------------------------------------ complex operands */
+
+static int is_complex_operand(so_state *st, PyObject *o)
+{
+    if (!o) return 0;
+    if (so_tensor_check(st, o)) return so_dtype_is_complex(((SoTensor *)o)->dtype);
+    return PyComplex_Check(o);
+}
+
+/* Hand an op with a complex operand to the registered Python composition (see
+ * tensor_state.h); kwargs holds the non-NULL ones of alpha / out / rtol, atol, equal_nan. */
+static PyObject *complex_call(so_state *st, const char *name, PyObject *x, PyObject *y,
+                              PyObject *alpha, SoTensor *out, PyObject *extra)
+{
+    PyObject *ops = NULL, *kw = NULL, *res = NULL, *fname = NULL;
+    if (!st->tensor.complex_ops)
+        return PyErr_Format(PyExc_RuntimeError, "%s: complex operands are not supported "
+                            "(complex ops not registered)", name);
+    ops = y ? PyTuple_Pack(2, x, y) : PyTuple_Pack(1, x);
+    kw = extra ? PyDict_Copy(extra) : PyDict_New();
+    fname = PyUnicode_FromString(name);
+    if (!ops || !kw || !fname) goto done;
+    if (alpha && PyDict_SetItemString(kw, "alpha", alpha) < 0) goto done;
+    if (out && PyDict_SetItemString(kw, "out", (PyObject *)out) < 0) goto done;
+    res = PyObject_CallFunctionObjArgs(st->tensor.complex_ops, fname, ops, kw, NULL);
+done:
+    Py_XDECREF(ops);
+    Py_XDECREF(kw);
+    Py_XDECREF(fname);
+    return res;
+}
+
 /* ------------------------------------------------------------------ binary ops */
 
 enum { R_SAME, R_FLOAT, R_CMP };
@@ -118,6 +150,16 @@ static PyObject *binary_impl(so_state *st, const bin_spec *sp, PyObject *x, PyOb
     so_ew_params p;
     int rc, op = sp->op, common;
     memset(&p, 0, sizeof p);
+    if (is_complex_operand(st, x) || is_complex_operand(st, y)) {
+        if (rounding && rounding != Py_None)
+            return PyErr_Format(PyExc_RuntimeError, "div with rounding_mode is not supported "
+                                "for complex tensors");
+        PyObject *kw = dunder ? Py_BuildValue("{s:O}", "_dunder", Py_True) : NULL, *r;
+        if (dunder && !kw) return NULL;
+        r = complex_call(st, sp->name, x, y, alpha, out, kw);
+        Py_XDECREF(kw);
+        return r;
+    }
     if ((rc = parse_operand(st, x, sp->name, "input", dunder, &a[0])) != 0 ||
         (rc = parse_operand(st, y, sp->name, sp->arg2, dunder, &a[1])) != 0)
         return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
@@ -301,6 +343,7 @@ static PyObject *unary_impl(so_state *st, const un_spec *sp, int op, PyObject *x
 {
     so_ew_arg a;
     int common;
+    if (is_complex_operand(st, x)) return complex_call(st, sp->name, x, NULL, NULL, out, NULL);
     if (parse_tensor(st, x, sp->name, "input", &a) < 0) return NULL;
     common = a.dtype;
     if (op == SO_EW_NEG && common == SO_BOOL)
@@ -578,6 +621,14 @@ static PyObject *isclose_impl(so_state *st, const char *fname, PyObject *x, PyOb
     PyObject *r;
     int t;
     memset(&p, 0, sizeof p);
+    if (is_complex_operand(st, x) || is_complex_operand(st, y)) {
+        PyObject *kw = Py_BuildValue("{s:d,s:d,s:O}", "rtol", rtol, "atol", atol, "equal_nan",
+                                     equal_nan ? Py_True : Py_False);
+        if (!kw) return NULL;
+        r = complex_call(st, fname, x, y, NULL, NULL, kw);
+        Py_DECREF(kw);
+        return r;
+    }
     if (parse_tensor(st, x, fname, "input", &a[0]) < 0 ||
         parse_tensor(st, y, fname, "other", &a[1]) < 0)
         return NULL;
@@ -634,6 +685,8 @@ static PyObject *equal_impl(so_state *st, PyObject *x, PyObject *y)
     so_ew_arg a[2];
     PyObject *r;
     int t;
+    if (is_complex_operand(st, x) || is_complex_operand(st, y))
+        return complex_call(st, "equal", x, y, NULL, NULL, NULL);
     if (parse_tensor(st, x, "equal", "input", &a[0]) < 0 ||
         parse_tensor(st, y, "equal", "other", &a[1]) < 0)
         return NULL;
@@ -689,6 +742,8 @@ static PyObject *t_bool(PyObject *self, PyObject *unused)
         Py_DECREF(h);
     } else {
         v = so_load_as_f64(so_tensor_data(t), t->dtype);
+        /* a complex value is true if either part is non-zero (complex tensors are CPU-only) */
+        if (v == 0.0) v = so_load_imag_f64(so_tensor_data(t), t->dtype);
     }
     return PyBool_FromLong(v != 0.0);
 }

@@ -335,6 +335,8 @@ int so_index_put(so_state *st, SoTensor *t, PyObject *index, PyObject *value, in
     SoTensor *v = NULL;
     int64_t vstrides[SO_MAX_DIMS];
     int rc = -1, skip = 0, off;
+    /* plain copies move complex elements whole; accumulation has no complex loop */
+    if (accumulate && so_check_not_complex(t, "index_put_ (accumulate=True)") < 0) return -1;
     if (adv_parse(st, t, index, &a) < 0) return -1;
     SO_CHECK_PTR(v = value_tensor(st, t, value), done);
     /* indices that alias self would change under the writes: snapshot them */
@@ -506,6 +508,7 @@ static PyObject *py_scatter_(PyObject *m, PyObject *args)
         return NULL;
     t = (SoTensor *)self_obj;
     ix = (SoTensor *)idx_obj;
+    if (accumulate && so_check_not_complex(t, fname) < 0) return NULL;
     if (parse_dim(dim_obj, t->ndim, &dim) < 0) return NULL;
     if (ix->dtype != SO_INT64 && ix->dtype != SO_INT32)
         return PyErr_Format(PyExc_RuntimeError, "scatter(): Expected dtype int32/int64 for index");
@@ -646,7 +649,9 @@ done:
 static PyObject *py_nonzero(PyObject *m, PyObject *in)
 {
     so_state *st = so_state_from_module(m);
-    if (check_tensor(st, in, "nonzero", "input", 1) < 0) return NULL;
+    if (check_tensor(st, in, "nonzero", "input", 1) < 0 ||
+        so_check_not_complex((SoTensor *)in, "nonzero") < 0)
+        return NULL;
     return (PyObject *)nonzero(st, (SoTensor *)in);
 }
 

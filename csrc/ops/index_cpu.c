@@ -19,6 +19,7 @@ static inline void move_elem(int mode, int dt, int isz, char *sp, char *op)
     }
     /* copy *sp -> *op */
     switch (isz) {
+    case 16: memcpy(op, sp, 16); break; /* complex128 */
     case 8: memcpy(op, sp, 8); break;
     case 4: memcpy(op, sp, 4); break;
     case 2: memcpy(op, sp, 2); break;
@@ -52,11 +53,13 @@ static int one_index_row(const so_index_plan *pl, so_index_error *err, int64_t i
         if (isz == 4) { SO_ONE_INDEX_LOOP(uint32_t, *op = *sp) }
         else if (isz == 8) { SO_ONE_INDEX_LOOP(uint64_t, *op = *sp) }
         else if (isz == 2) { SO_ONE_INDEX_LOOP(uint16_t, *op = *sp) }
+        else if (isz == 16) { SO_ONE_INDEX_LOOP(char, memcpy(op, sp, 16)) } /* complex128 */
         else { SO_ONE_INDEX_LOOP(uint8_t, *op = *sp) }
     } else if (pl->mode == SO_IDX_PUT) {
         if (isz == 4) { SO_ONE_INDEX_LOOP(uint32_t, *sp = *op) }
         else if (isz == 8) { SO_ONE_INDEX_LOOP(uint64_t, *sp = *op) }
         else if (isz == 2) { SO_ONE_INDEX_LOOP(uint16_t, *sp = *op) }
+        else if (isz == 16) { SO_ONE_INDEX_LOOP(char, memcpy(sp, op, 16)) }
         else { SO_ONE_INDEX_LOOP(uint8_t, *sp = *op) }
     } else if (pl->dtype == SO_FLOAT32) {
         SO_ONE_INDEX_LOOP(float, *sp += *op)

@@ -8,11 +8,15 @@
 #include "../tensor/copy.h"
 #include <stdio.h>
 
-/* torch.promote_types over shardopt's dtypes: bool < integers < floats; within a kind the
- * wider wins, and float16 with bfloat16 meets in float32.  (Kept local: cat/stack only
+/* torch.promote_types over shardopt's dtypes: bool < integers < floats < complex; within a
+ * kind the wider wins, and float16 with bfloat16 meets in float32; complex with float64 or
+ * complex128 anywhere is complex128.  (Kept local: cat/stack only
  * promote tensors with tensors, so no scalar/0-d categories are involved.) */
 static int join_promote(int a, int b)
 {
+    if (so_dtype_is_complex(a) || so_dtype_is_complex(b))
+        return (a == SO_FLOAT64 || b == SO_FLOAT64 || a == SO_COMPLEX128 || b == SO_COMPLEX128)
+                   ? SO_COMPLEX128 : SO_COMPLEX64;
     int ka = so_dtype_is_float(a) ? 2 : (a == SO_BOOL ? 0 : 1);
     int kb = so_dtype_is_float(b) ? 2 : (b == SO_BOOL ? 0 : 1);
     if (a == b) return a;

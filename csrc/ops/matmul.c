@@ -59,6 +59,7 @@ static int check_operands(so_state *st, PyObject *a, PyObject *b, const char *fn
     }
     ta = (SoTensor *)a;
     tb = (SoTensor *)b;
+    if (so_check_not_complex(ta, fname) < 0 || so_check_not_complex(tb, fname) < 0) return -1;
     da = so_tensor_device(ta);
     db = so_tensor_device(tb);
     if (!so_device_eq(da, db)) {

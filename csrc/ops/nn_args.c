@@ -16,6 +16,7 @@ SoTensor *so_nn_contiguous(so_state *st, PyObject *obj, const char *fname, const
         return so_fail_null(PyExc_TypeError, "%s(): argument '%s' must be Tensor, not %s", fname,
                             argname, Py_TYPE(obj)->tp_name);
     t = (SoTensor *)obj;
+    if (so_check_not_complex(t, fname) < 0) return NULL;
     if (so_tensor_is_contiguous(t)) return (SoTensor *)Py_NewRef(obj);
     return so_tensor_clone(st, t);
 }

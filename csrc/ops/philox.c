@@ -126,6 +126,7 @@ static PyObject *py_uniform_(PyObject *m, PyObject *args)
     if (!so_tensor_check(st, t))
         return PyErr_Format(PyExc_TypeError,
                             "uniform_: self must be a Tensor, got %s", Py_TYPE(t)->tp_name);
+    if (so_check_not_complex((SoTensor *)t, "uniform_") < 0) return NULL;
     if (parse_double(from_obj, "from", &from) < 0 || parse_double(to_obj, "to", &to) < 0)
         return NULL;
     if (!(from <= to))
@@ -148,6 +149,7 @@ static PyObject *py_normal_(PyObject *m, PyObject *args)
     if (!so_tensor_check(st, t))
         return PyErr_Format(PyExc_TypeError,
                             "normal_: self must be a Tensor, got %s", Py_TYPE(t)->tp_name);
+    if (so_check_not_complex((SoTensor *)t, "normal_") < 0) return NULL;
     if (parse_double(mean_obj, "mean", &mean) < 0 || parse_double(std_obj, "std", &std) < 0)
         return NULL;
     if (!(std >= 0.0))

@@ -6,6 +6,8 @@
  */
 #include "reduce.h"
 #include "../tensor/tensor.h"
+#include "../tensor/views.h"
+#include "../tensor/copy.h"
 #include <stdio.h>
 
 #ifndef SHARDOPT_WITH_CUDA
@@ -207,6 +209,37 @@ done:
 
 /* ------------------------------------------------------------------ bindings */
 
+/* sum / mean of a complex tensor: the same reduction over its view_as_real (the trailing
+ * (re, im) dimension kept), seen as complex again.  A real input with a complex dtype= is
+ * converted first, as torch does. */
+static PyObject *sum_or_mean_complex(so_state *st, SoTensor *t, PyObject *dim, int keepdim,
+                                     int op, int out_dtype)
+{
+    unsigned char mask[SO_MAX_DIMS];
+    int single;
+    PyObject *src = NULL, *rv = NULL, *res = NULL;
+    SoTensor *r;
+    if (so_tensor_device(t).type == SO_CUDA) /* cpu, or meta (geometry only) */
+        return PyErr_Format(PyExc_RuntimeError, "complex tensors are supported on the CPU only");
+    if (parse_dims(dim, t->ndim, mask, &single) < 0) return NULL;
+    if (t->ndim == 0) memset(mask, 0, SO_MAX_DIMS); /* a 0-d sum is the value itself */
+    src = (PyObject *)(t->dtype == out_dtype ? (SoTensor *)Py_NewRef(t)
+                                             : so_tensor_convert(st, t, out_dtype,
+                                                                 so_tensor_device(t)));
+    if (!src) return NULL;
+    rv = so_view_as_real_st(st, src);
+    if (!rv) goto done;
+    r = reduce_into_new(st, (SoTensor *)rv, mask, keepdim, op, 0.0, ((SoTensor *)rv)->dtype, 0,
+                        NULL);
+    if (!r) goto done;
+    res = so_view_as_complex_st(st, (PyObject *)r);
+    Py_DECREF(r);
+done:
+    Py_XDECREF(src);
+    Py_XDECREF(rv);
+    return res;
+}
+
 /* _C._sum(input, dim=None, keepdim=False, dtype=None) and _C._mean(...) */
 static PyObject *sum_or_mean(PyObject *m, PyObject *args, PyObject *kwds, int op)
 {
@@ -224,11 +257,26 @@ static PyObject *sum_or_mean(PyObject *m, PyObject *args, PyObject *kwds, int op
     t = (SoTensor *)in;
     if (dtype_obj != Py_None) {
         if (so_parse_dtype(st, dtype_obj, SO_FLOAT32, "dtype", &out_dtype) < 0) return NULL;
+        if (so_dtype_is_complex(out_dtype))
+            return sum_or_mean_complex(st, t, dim, keepdim, op, out_dtype);
         if (op == SO_RED_MEAN && !so_dtype_is_float(out_dtype))
             return PyErr_Format(PyExc_RuntimeError,
                                 "mean(): could not infer output dtype. Optional dtype must be "
                                 "either a floating point or complex dtype. Got: %s",
                                 scalar_name(out_dtype));
+        if (so_dtype_is_complex(t->dtype)) {
+            /* a real dtype= casts first (keeping the real part, with the cast's warning) */
+            PyObject *res = NULL;
+            SoTensor *c = so_tensor_convert(st, t, out_dtype, so_tensor_device(t));
+            if (!c) return NULL;
+            if (parse_dims(dim, c->ndim, mask, &single) == 0)
+                res = (PyObject *)reduce_into_new(st, c, mask, keepdim, op, 0.0, out_dtype,
+                                                  !so_dtype_is_float(out_dtype), NULL);
+            Py_DECREF(c);
+            return res;
+        }
+    } else if (so_dtype_is_complex(t->dtype)) {
+        return sum_or_mean_complex(st, t, dim, keepdim, op, t->dtype);
     } else if (op == SO_RED_MEAN) {
         if (!so_dtype_is_float(t->dtype))
             return PyErr_Format(PyExc_RuntimeError,
@@ -270,6 +318,7 @@ static PyObject *max_or_min(PyObject *m, PyObject *args, PyObject *kwds, int op)
         return NULL;
     if (check_input(st, in, fname) < 0) return NULL;
     t = (SoTensor *)in;
+    if (so_check_not_complex(t, fname) < 0) return NULL;
     if (dim == Py_None) {
         if (so_tensor_numel(t) == 0)
             return PyErr_Format(PyExc_RuntimeError,
@@ -320,6 +369,7 @@ static PyObject *py_norm(PyObject *m, PyObject *args, PyObject *kwds)
         return NULL;
     if (check_input(st, in, "norm") < 0) return NULL;
     t = (SoTensor *)in;
+    if (so_check_not_complex(t, "norm") < 0) return NULL;
     if (!so_dtype_is_float(t->dtype))
         return PyErr_Format(PyExc_RuntimeError,
                             "norm(): input dtype should be either floating point or complex. Got "

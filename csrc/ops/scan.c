@@ -35,6 +35,7 @@ static PyObject *py_cumsum(PyObject *m, PyObject *args, PyObject *kwds)
         return PyErr_Format(PyExc_TypeError, "cumsum(): argument 'input' (position 1) must be "
                             "Tensor, not %s", Py_TYPE(in)->tp_name);
     t = (SoTensor *)in;
+    if (so_check_not_complex(t, "cumsum") < 0) return NULL;
     if (PyBool_Check(dim_obj) || !PyLong_Check(dim_obj))
         return PyErr_Format(PyExc_TypeError, "cumsum(): argument 'dim' (position 2) must be int, "
                             "not %s", Py_TYPE(dim_obj)->tp_name);

@@ -89,7 +89,7 @@ done:
 
 static int get_tensor(so_state *st, PyObject *obj, const char *fname)
 {
-    if (so_tensor_check(st, obj)) return 0;
+    if (so_tensor_check(st, obj)) return so_check_not_complex((SoTensor *)obj, fname);
     return so_fail(PyExc_TypeError, "%s(): argument 'input' (position 1) must be Tensor, not %s",
                    fname, Py_TYPE(obj)->tp_name);
 }

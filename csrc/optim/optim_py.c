@@ -63,6 +63,7 @@ int so_opt_check_operand(so_state *st, const char *fn, const tensor_list *l, Py_
         return so_fail(PyExc_TypeError, "%s(): %s[%zd] must be a Tensor, not %s", fn, l->name, i,
                      o == Py_None ? "None" : Py_TYPE(o)->tp_name);
     SoTensor *t = (SoTensor *)o;
+    if (so_check_not_complex(t, fn) < 0) return -1;
     if (param != NULL && t != param) {
         if (t->dtype != param->dtype)
             return so_fail(PyExc_TypeError,

@@ -28,7 +28,10 @@ static void copy_same_loop(char **p, const int64_t *s, int64_t n, void *vctx)
     case 1: for (int64_t i = 0; i < n; i++) d[i * s[0]] = x[i * s[1]]; break;
     case 2: for (int64_t i = 0; i < n; i++) memcpy(d + i * s[0], x + i * s[1], 2); break;
     case 4: for (int64_t i = 0; i < n; i++) memcpy(d + i * s[0], x + i * s[1], 4); break;
-    default: for (int64_t i = 0; i < n; i++) memcpy(d + i * s[0], x + i * s[1], 8); break;
+    case 8: for (int64_t i = 0; i < n; i++) memcpy(d + i * s[0], x + i * s[1], 8); break;
+    default: /* complex128 */
+        for (int64_t i = 0; i < n; i++) memcpy(d + i * s[0], x + i * s[1], 16);
+        break;
     }
 }
 
@@ -162,6 +165,16 @@ int so_copy_(so_state *st, SoTensor *dst, SoTensor *src)
 {
     so_view dv, sv;
     so_device dd = so_tensor_device(dst), sd = so_tensor_device(src);
+    if (so_dtype_is_complex(src->dtype) && !so_dtype_is_complex(dst->dtype)) {
+        /* torch warns once per process (TORCH_WARN_ONCE) and keeps the real part */
+        static int warned = 0;
+        if (!warned) {
+            warned = 1;
+            if (PyErr_WarnEx(PyExc_UserWarning, "Casting complex values to real discards the "
+                             "imaginary part", 1) < 0)
+                return -1;
+        }
+    }
     so_tensor_to_view(dst, &dv);
     so_tensor_to_view(src, &sv);
     if (so_view_broadcast_to(&sv, dv.ndim, dv.shape) < 0) {
@@ -210,11 +223,47 @@ int so_copy_(so_state *st, SoTensor *dst, SoTensor *src)
     }
 }
 
+/* fill_ on a complex tensor, or with a complex value: write the value into a one-element
+ * tensor of t's dtype and broadcast-copy it (the real fill loops carry one 8-byte value). */
+static int fill_complex(so_state *st, SoTensor *t, PyObject *value)
+{
+    so_device cpu = {SO_CPU, 0};
+    Py_complex c;
+    int rc;
+    SoTensor *one;
+    if (!so_dtype_is_complex(t->dtype) && so_tensor_check(st, value))
+        return so_copy_(st, t, (SoTensor *)value); /* one element; keeps the real part */
+    if (!so_dtype_is_complex(t->dtype))
+        return so_fail(PyExc_RuntimeError, "value cannot be converted to type %s without "
+                       "overflow", so_dtype_is_float(t->dtype) ? "float" : "int");
+    if (so_tensor_check(st, value)) {
+        SoTensor *vt = (SoTensor *)value;
+        if (so_tensor_numel(vt) != 1)
+            return so_fail(PyExc_RuntimeError,
+                           "fill_ only supports 0-dimension value tensor but got tensor with %d "
+                           "dimensions and %lld elements",
+                           vt->ndim, (long long)so_tensor_numel(vt));
+        return so_copy_(st, t, vt);
+    }
+    c = PyComplex_AsCComplex(value);
+    if (c.real == -1.0 && PyErr_Occurred()) return -1;
+    one = so_tensor_empty(st, 0, NULL, SO_COMPLEX128, cpu);
+    if (!one) return -1;
+    memcpy(so_tensor_data(one), &c.real, 8);
+    memcpy(so_tensor_data(one) + 8, &c.imag, 8);
+    rc = so_copy_(st, t, one);
+    Py_DECREF(one);
+    return rc;
+}
+
 int so_fill_(so_state *st, SoTensor *t, PyObject *value)
 {
     double fv = 0.0;
     int64_t iv = 0;
     so_view v;
+    if (so_dtype_is_complex(t->dtype) || PyComplex_Check(value) ||
+        (so_tensor_check(st, value) && so_dtype_is_complex(((SoTensor *)value)->dtype)))
+        return fill_complex(st, t, value);
     if (so_tensor_check(st, value)) {
         SoTensor *vt = (SoTensor *)value;
         if (so_tensor_numel(vt) != 1)

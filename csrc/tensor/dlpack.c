@@ -28,6 +28,8 @@ static DLDataType to_dl_dtype(int dt)
     case SO_INT32: d.code = kDLInt; d.bits = 32; break;
     case SO_INT64: d.code = kDLInt; d.bits = 64; break;
     case SO_BOOL: d.code = kDLBool; d.bits = 8; break;
+    case SO_COMPLEX64: d.code = kDLComplex; d.bits = 64; break;
+    case SO_COMPLEX128: d.code = kDLComplex; d.bits = 128; break;
     }
     return d;
 }
@@ -40,6 +42,7 @@ static int from_dl_dtype(DLDataType d)
     case kDLBfloat: return d.bits == 16 ? SO_BFLOAT16 : -1;
     case kDLInt: return d.bits == 32 ? SO_INT32 : d.bits == 64 ? SO_INT64 : -1;
     case kDLBool: return d.bits == 8 ? SO_BOOL : -1;
+    case kDLComplex: return d.bits == 64 ? SO_COMPLEX64 : d.bits == 128 ? SO_COMPLEX128 : -1;
     default: return -1;
     }
 }
@@ -331,8 +334,12 @@ static PyObject *py_from_dlpack(PyObject *m, PyObject *cap)
     if (dt < 0)
         return PyErr_Format(PyExc_TypeError,
                             "from_dlpack: unsupported dtype (code %d, bits %d, lanes %d); "
-                            "supported: float16/32/64, bfloat16, int32, int64, bool",
-                            (int)dl->dtype.code, (int)dl->dtype.bits, (int)dl->dtype.lanes);
+                            "supported: float16/32/64, bfloat16, int32, int64, bool, "
+                            "complex64/128", (int)dl->dtype.code, (int)dl->dtype.bits,
+                            (int)dl->dtype.lanes);
+    if (so_dtype_is_complex(dt) && dev.type != SO_CPU)
+        return PyErr_Format(PyExc_RuntimeError, "from_dlpack: complex tensors are supported on "
+                            "the CPU only (shardopt has no CUDA kernels for complex dtypes)");
     if (dl->ndim < 0 || dl->ndim > SO_MAX_DIMS)
         return PyErr_Format(PyExc_ValueError,
                             "from_dlpack: at most %d dimensions are supported, got %d",

@@ -23,8 +23,6 @@ static const char *const dtype_names[SO_NUM_DTYPE_OBJECTS] = {
 static int dtype_object_itemsize(int code)
 {
     switch (code) {
-    case SO_COMPLEX64: return 8;
-    case SO_COMPLEX128: return 16;
     case SO_UINT8: case SO_INT8: return 1;
     case SO_INT16: return 2;
     default: return so_dtype_itemsize(code);
@@ -137,7 +135,7 @@ static PyType_Spec dtype_spec = {
 
 PyObject *so_dtype_object(so_state *st, int dtype)
 {
-    if (dtype < 0 || dtype >= SO_NUM_DTYPES)
+    if (dtype < 0 || dtype >= SO_NUM_TENSOR_DTYPES)
         return PyErr_Format(PyExc_ValueError, "invalid dtype code %d", dtype);
     return Py_NewRef(st->tensor.dtypes[dtype]);
 }
@@ -150,7 +148,7 @@ int so_parse_dtype(so_state *st, PyObject *obj, int default_dtype, const char *a
     }
     if (Py_IS_TYPE(obj, st->tensor.dtype_type)) {
         int code = ((SoDtype *)obj)->code;
-        if (code >= SO_NUM_DTYPES) goto name_only;
+        if (code >= SO_NUM_TENSOR_DTYPES) goto name_only;
         *out = code;
         return 0;
     }
@@ -158,9 +156,11 @@ int so_parse_dtype(so_state *st, PyObject *obj, int default_dtype, const char *a
     if (PyUnicode_Check(obj)) {
         const char *s = PyUnicode_AsUTF8(obj);
         if (!s) return -1;
-        for (int i = 0; i < SO_NUM_DTYPES; i++)
+        for (int i = 0; i < SO_NUM_TENSOR_DTYPES; i++)
             if (strcmp(s, dtype_names[i]) == 0) { *out = i; return 0; }
-        for (int i = SO_NUM_DTYPES; i < SO_NUM_DTYPE_OBJECTS; i++)
+        if (strcmp(s, "cfloat") == 0) { *out = SO_COMPLEX64; return 0; }
+        if (strcmp(s, "cdouble") == 0) { *out = SO_COMPLEX128; return 0; }
+        for (int i = SO_NUM_TENSOR_DTYPES; i < SO_NUM_DTYPE_OBJECTS; i++)
             if (strcmp(s, dtype_names[i]) == 0) { obj = st->tensor.dtypes[i]; goto name_only; }
         if (strcmp(s, "float") == 0) { *out = SO_FLOAT32; return 0; }
         if (strcmp(s, "double") == 0) { *out = SO_FLOAT64; return 0; }
@@ -176,13 +176,25 @@ int so_parse_dtype(so_state *st, PyObject *obj, int default_dtype, const char *a
     } else if (obj == (PyObject *)&PyBool_Type) {
         *out = SO_BOOL;
         return 0;
+    } else if (obj == (PyObject *)&PyComplex_Type) {
+        *out = SO_COMPLEX128; /* torch: dtype=complex means complex128 */
+        return 0;
     }
     return so_fail(PyExc_TypeError,
                    "%s must be a shardopt dtype (e.g. shardopt.float32), got %R", argname, obj);
 name_only:
     return so_fail(PyExc_TypeError,
                    "%s: shardopt has no tensors of dtype %R yet (supported: float32, float64, "
-                   "float16, bfloat16, int32, int64, bool)", argname, obj);
+                   "float16, bfloat16, int32, int64, bool, complex64, complex128)", argname, obj);
+}
+
+int so_check_not_complex(const SoTensor *t, const char *fname)
+{
+    if (!so_dtype_is_complex(t->dtype)) return 0;
+    return so_fail(PyExc_RuntimeError, "%s: not implemented for '%s' (shardopt's complex "
+                   "tensors support creation, copies, views, indexing, cat/stack, add, sub, "
+                   "mul, div, neg, abs, conj, eq/ne, equal/allclose, sum/mean and collectives)",
+                   fname, t->dtype == SO_COMPLEX64 ? "ComplexFloat" : "ComplexDouble");
 }
 
 /* ------------------------------------------------------------------ device */

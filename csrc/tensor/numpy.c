@@ -17,6 +17,8 @@ static int dtype_to_npy(int dt)
     case SO_INT32: return NPY_INT32;
     case SO_INT64: return NPY_INT64;
     case SO_BOOL: return NPY_BOOL;
+    case SO_COMPLEX64: return NPY_COMPLEX64;
+    case SO_COMPLEX128: return NPY_COMPLEX128;
     default: return -1; /* bfloat16 has no NumPy type */
     }
 }
@@ -29,6 +31,8 @@ static int npy_to_dtype(int npy)
     case NPY_FLOAT16: return SO_FLOAT16;
     case NPY_INT32: return SO_INT32;
     case NPY_BOOL: return SO_BOOL;
+    case NPY_COMPLEX64: return SO_COMPLEX64;
+    case NPY_COMPLEX128: return SO_COMPLEX128;
     default:
         /* NPY_INT64 and NPY_LONGLONG / NPY_LONG may be distinct type numbers */
         if (npy == NPY_INT64 || npy == NPY_LONG || npy == NPY_LONGLONG) return SO_INT64;

@@ -212,6 +212,11 @@ SoTensor *so_tensor_empty(so_state *st, int ndim, const int64_t *shape, int dtyp
                      so_shape_str(ndim, shape, buf, sizeof buf));
         return NULL;
     }
+    if (so_dtype_is_complex(dtype) && dev.type == SO_CUDA)
+        return so_fail_null(PyExc_RuntimeError,
+                            "%s tensors are supported on the CPU only (shardopt has no CUDA "
+                            "kernels for complex dtypes)",
+                            dtype == SO_COMPLEX64 ? "complex64" : "complex128");
     numel = contiguous_strides(ndim, shape, strides);
     if (numel < 0 || numel > INT64_MAX / itemsize) {
         return so_fail_null(PyExc_MemoryError,
@@ -594,6 +599,16 @@ static PyObject *set_tensor_class(PyObject *m, PyObject *cls)
     Py_RETURN_NONE;
 }
 
+/* _C._set_complex_ops(fn): where the elementwise bindings send complex operands. */
+static PyObject *set_complex_ops(PyObject *m, PyObject *fn)
+{
+    so_state *st = so_state_from_module(m);
+    if (!PyCallable_Check(fn))
+        return PyErr_Format(PyExc_TypeError, "_set_complex_ops expects a callable");
+    Py_XSETREF(st->tensor.complex_ops, Py_NewRef(fn));
+    Py_RETURN_NONE;
+}
+
 /* _C._make_subclass(cls, tensor, requires_grad): an alias of `tensor` whose type is `cls`
  * (how nn.Parameter is made, as torch's Tensor._make_subclass). */
 static PyObject *make_subclass(PyObject *m, PyObject *args)
@@ -685,9 +700,12 @@ static PyObject *py_check_sizes(PyObject *m, PyObject *size)
 
 static PyMethodDef tensor_module_functions[] = {
     {"_from_bytes", py_from_bytes, METH_VARARGS, NULL},
+    {"_view_as_real", so_view_as_real, METH_O, "a complex tensor's (re, im) pairs as a real view"},
+    {"_view_as_complex", so_view_as_complex, METH_O, "a (..., 2) real tensor as a complex view"},
     {"_check_sizes", py_check_sizes, METH_O, NULL},
     {"_set_tensor_class", (PyCFunction)set_tensor_class, METH_O, NULL},
     {"_make_subclass", (PyCFunction)make_subclass, METH_VARARGS, NULL},
+    {"_set_complex_ops", (PyCFunction)set_complex_ops, METH_O, NULL},
     {"empty", (PyCFunction)(void (*)(void))py_empty, METH_VARARGS | METH_KEYWORDS,
      "empty(size, dtype=None, device=None): uninitialised contiguous tensor"},
     {NULL}};

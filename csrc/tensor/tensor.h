@@ -93,6 +93,9 @@ SoTensor *so_tensor_as_strided(so_state *st, SoTensor *base, int ndim, const int
 
 /* Argument conversion helpers used by every binding. */
 /* dtype object or None (-> default_dtype) to code; raises TypeError naming `argname`. */
+/* Refuse a complex tensor in a kernel that has no complex loop: RuntimeError naming the op
+ * and the dtype (torch's "not implemented for 'ComplexFloat'"). 0 if t is real, else -1. */
+int so_check_not_complex(const SoTensor *t, const char *fname);
 int so_parse_dtype(so_state *st, PyObject *obj, int default_dtype, const char *argname, int *out);
 /* device object, str, int (cuda ordinal) or None (-> cpu) to so_device; validates CUDA. */
 int so_parse_device(so_state *st, PyObject *obj, const char *argname, so_device *out);

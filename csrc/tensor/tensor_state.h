@@ -28,6 +28,11 @@ typedef struct so_tensor_state {
      * it registers, so the tensor layer never includes ops. */
     PyObject *(*index_get)(PyObject *self, PyObject *index);
     int (*index_put)(PyObject *self, PyObject *index, PyObject *value);
+    /* Complex arithmetic (add, mul, abs, allclose, ...) is composed in Python from real ops
+     * over view_as_real (shardopt/_ops/complex_math.py); the elementwise bindings hand a
+     * call with a complex operand to this callable, registered by _C._set_complex_ops:
+     * complex_ops(name, operands_tuple, kwargs_dict). */
+    PyObject *complex_ops;
 } so_tensor_state;
 
 static inline int so_tensor_state_traverse(so_tensor_state *s, visitproc visit, void *arg)
@@ -38,6 +43,7 @@ static inline int so_tensor_state_traverse(so_tensor_state *s, visitproc visit, 
     Py_VISIT(s->device_type);
     Py_VISIT(s->generator_type);
     Py_VISIT(s->tensor_class);
+    Py_VISIT(s->complex_ops);
     for (int i = 0; i < SO_NUM_DTYPE_OBJECTS; i++) Py_VISIT(s->dtypes[i]);
     for (int i = 0; i < 1 + SO_MAX_CUDA_DEVICES; i++) Py_VISIT(s->default_generators[i]);
     return 0;
@@ -47,6 +53,7 @@ static inline int so_tensor_state_traverse(so_tensor_state *s, visitproc visit, 
 static inline void so_tensor_state_clear(so_tensor_state *s)
 {
     Py_CLEAR(s->tensor_class);
+    Py_CLEAR(s->complex_ops);
     for (int i = 0; i < SO_NUM_DTYPE_OBJECTS; i++) Py_CLEAR(s->dtypes[i]);
     for (int i = 0; i < 1 + SO_MAX_CUDA_DEVICES; i++) Py_CLEAR(s->default_generators[i]);
     Py_CLEAR(s->storage_type);

@@ -648,3 +648,81 @@ int so_tensor_setitem(PyObject *self, PyObject *index, PyObject *value)
     Py_DECREF(view);
     return rc;
 }
+
+/* ------------------------------------------------------------------ complex <-> real views */
+
+/* _C._view_as_real(t): a complex tensor's storage seen as float32/float64 with a trailing
+ * dimension of 2 (re, im).  Offsets and strides double, since they count real elements. */
+PyObject *so_view_as_real(PyObject *m, PyObject *obj)
+{
+    return so_view_as_real_st(so_state_from_module(m), obj);
+}
+
+PyObject *so_view_as_real_st(so_state *st, PyObject *obj)
+{
+    int64_t shape[SO_MAX_DIMS], strides[SO_MAX_DIMS];
+    SoTensor *t;
+    if (!so_tensor_check(st, obj))
+        return PyErr_Format(PyExc_TypeError, "view_as_real(): argument 'input' must be Tensor, "
+                            "not %s", Py_TYPE(obj)->tp_name);
+    t = (SoTensor *)obj;
+    if (!so_dtype_is_complex(t->dtype))
+        return PyErr_Format(PyExc_RuntimeError, "view_as_real is only supported for complex "
+                            "tensors");
+    if (t->ndim + 1 > SO_MAX_DIMS)
+        return PyErr_Format(PyExc_RuntimeError, "view_as_real: at most %d dimensions are "
+                            "supported", SO_MAX_DIMS);
+    for (int i = 0; i < t->ndim; i++) {
+        shape[i] = t->shape[i];
+        strides[i] = t->strides[i] * 2;
+    }
+    shape[t->ndim] = 2;
+    strides[t->ndim] = 1;
+    return (PyObject *)so_tensor_from_storage(st, t->storage, t->offset * 2, t->ndim + 1, shape,
+                                              strides,
+                                              t->dtype == SO_COMPLEX64 ? SO_FLOAT32 : SO_FLOAT64);
+}
+
+/* _C._view_as_complex(t): the inverse; torch's conditions and messages. */
+PyObject *so_view_as_complex(PyObject *m, PyObject *obj)
+{
+    return so_view_as_complex_st(so_state_from_module(m), obj);
+}
+
+PyObject *so_view_as_complex_st(so_state *st, PyObject *obj)
+{
+    SoTensor *t;
+    if (!so_tensor_check(st, obj))
+        return PyErr_Format(PyExc_TypeError, "view_as_complex(): argument 'input' must be "
+                            "Tensor, not %s", Py_TYPE(obj)->tp_name);
+    t = (SoTensor *)obj;
+    if (t->dtype != SO_FLOAT32 && t->dtype != SO_FLOAT64) {
+        static const char *names[SO_NUM_TENSOR_DTYPES] = {
+            "Float", "Double", "Half", "BFloat16", "Int", "Long", "Bool", "ComplexFloat",
+            "ComplexDouble"};
+        return PyErr_Format(PyExc_RuntimeError, "view_as_complex is only supported for float "
+                            "and double tensors, but got a tensor of scalar type: %s",
+                            names[t->dtype]);
+    }
+    if (so_tensor_device(t).type == SO_CUDA) /* cpu, or meta (geometry only) */
+        return PyErr_Format(PyExc_RuntimeError, "complex tensors are supported on the CPU only "
+                            "(shardopt has no CUDA kernels for complex dtypes)");
+    if (t->ndim == 0 || t->shape[t->ndim - 1] != 2)
+        return PyErr_Format(PyExc_RuntimeError, "Tensor must have a last dimension of size 2");
+    if (t->strides[t->ndim - 1] != 1)
+        return PyErr_Format(PyExc_RuntimeError, "Tensor must have a last dimension with stride 1");
+    for (int i = 0; i < t->ndim - 1; i++)
+        if (t->strides[i] % 2 != 0)
+            return PyErr_Format(PyExc_RuntimeError, "Tensor must have a stride divisible by 2 "
+                                "for all but last dimension");
+    if (t->offset % 2 != 0)
+        return PyErr_Format(PyExc_RuntimeError, "Tensor must have a storage_offset divisible by "
+                            "2");
+    {
+        int64_t strides[SO_MAX_DIMS];
+        for (int i = 0; i < t->ndim - 1; i++) strides[i] = t->strides[i] / 2;
+        return (PyObject *)so_tensor_from_storage(
+            st, t->storage, t->offset / 2, t->ndim - 1, t->shape, strides,
+            t->dtype == SO_FLOAT32 ? SO_COMPLEX64 : SO_COMPLEX128);
+    }
+}

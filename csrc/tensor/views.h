@@ -24,6 +24,10 @@ PyObject *so_t_fill_(PyObject *self, PyObject *value);
 PyObject *so_t_zero_(PyObject *self, PyObject *unused);
 PyObject *so_t_convert(PyObject *self, PyObject *args);
 PyObject *so_tensor_getitem(PyObject *self, PyObject *index);
+PyObject *so_view_as_real(PyObject *m, PyObject *obj);    /* _C._view_as_real */
+PyObject *so_view_as_complex(PyObject *m, PyObject *obj); /* _C._view_as_complex */
+PyObject *so_view_as_real_st(so_state *st, PyObject *obj);
+PyObject *so_view_as_complex_st(so_state *st, PyObject *obj);
 
 /* The geometry an index expression leaves: the view's dims so far, the next source dim. */
 typedef struct {

@@ -142,6 +142,8 @@ def _scalar_dtype(value, argname):
         return _C.int64
     if isinstance(value, numbers.Real):
         return _default_dtype[0]
+    if isinstance(value, numbers.Complex):
+        return _default_complex_dtype()
     if isinstance(value, _C.TensorBase):
         if value.numel() != 1:
             raise RuntimeError(f"{argname} must be a number or a one-element tensor, got a tensor "
@@ -165,7 +167,7 @@ def rand(*args, size=None, generator=None, dtype=None, device=None, requires_gra
     """Uniform [0, 1) from the Philox stream of `generator` (default: the device's)."""
     _check_pin_memory(pin_memory, "rand")
     t = _new(_size_arg(args, size, "rand"), _float_dtype(dtype), device)
-    _C._uniform_(t, 0.0, 1.0, generator)
+    _random_fill(t, _C._uniform_, generator)
     return _finish(t, requires_grad)
 
 
@@ -174,8 +176,19 @@ def randn(*args, size=None, generator=None, dtype=None, device=None, requires_gr
     """Standard normal (Box-Muller over Philox) from `generator` (default: the device's)."""
     _check_pin_memory(pin_memory, "randn")
     t = _new(_size_arg(args, size, "randn"), _float_dtype(dtype), device)
-    _C._normal_(t, 0.0, 1.0, generator)
+    _random_fill(t, _C._normal_, generator)
     return _finish(t, requires_grad)
+
+
+def _random_fill(t, kernel, generator):
+    """Fill t with kernel's standard draws.  Complex tensors draw their (re, im) pairs as a
+    real tensor; torch's complex randn has variance 1 in total, N(0, 1/2) per component."""
+    if not t.dtype.is_complex:
+        kernel(t, 0.0, 1.0, generator)
+    elif kernel is _C._normal_:
+        _normal_method(t, generator=generator)
+    else:
+        _uniform_method(t, generator=generator)
 
 
 def _scalar_value(x, argname):
@@ -278,14 +291,14 @@ def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False
 def rand_like(input, *, generator=None, dtype=None, device=None, requires_grad=False,
               layout=None, memory_format=None) -> Tensor:
     t = _like(input, dtype, device)
-    _C._uniform_(t, 0.0, 1.0, generator)
+    _random_fill(t, _C._uniform_, generator)
     return _finish(t, requires_grad)
 
 
 def randn_like(input, *, generator=None, dtype=None, device=None, requires_grad=False,
                layout=None, memory_format=None) -> Tensor:
     t = _like(input, dtype, device)
-    _C._normal_(t, 0.0, 1.0, generator)
+    _random_fill(t, _C._normal_, generator)
     return _finish(t, requires_grad)
 
 
@@ -295,7 +308,14 @@ _NP_TO_SO = {
     np.dtype(np.float32): _C.float32, np.dtype(np.float64): _C.float64,
     np.dtype(np.float16): _C.float16, np.dtype(np.int32): _C.int32,
     np.dtype(np.int64): _C.int64, np.dtype(np.bool_): _C.bool,
+    np.dtype(np.complex64): _C.complex64, np.dtype(np.complex128): _C.complex128,
 }
+
+
+def _default_complex_dtype():
+    """torch's default complex dtype follows the default float dtype (float64 ->
+    complex128, otherwise complex64)."""
+    return _C.complex128 if _default_dtype[0] == _C.float64 else _C.complex64
 
 
 def _array_dtype(arr):
@@ -307,6 +327,8 @@ def _array_dtype(arr):
         return _C.int64
     if arr.dtype.kind == "f":
         return _C.float64
+    if arr.dtype.kind == "c":
+        return _C.complex128
     raise TypeError(f"can't convert np.ndarray of type {arr.dtype}: supported types are float64, "
                     "float32, float16, int64, int32 and bool")
 
@@ -332,6 +354,8 @@ def _parse_data(data):
         return arr.astype(np.int64), _C.int64
     if kind == "f":
         return arr, _default_dtype[0]
+    if kind == "c":
+        return arr, _default_complex_dtype()
     if kind == "O":
         raise ValueError("tensor(): could not infer a dtype from the data (ragged nesting, "
                          "integers beyond 64 bits, or non-numeric elements)")
@@ -349,8 +373,13 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
     arr, inferred = _parse_data(data)
     if dtype is None:
         dtype = inferred
+    elif arr.dtype.kind == "c" and not isinstance(data, (np.ndarray, np.generic)) and \
+            not _C.empty((0,), dtype).dtype.is_complex:
+        raise TypeError("must be real number, not complex")  # torch's, for Python data
     if arr.dtype.kind == "f" and arr.dtype.newbyteorder("=") not in _NP_TO_SO:
         arr = arr.astype(np.float64)
+    elif arr.dtype.kind == "c" and arr.dtype.newbyteorder("=") not in _NP_TO_SO:
+        arr = arr.astype(np.complex128)
     elif arr.dtype.kind in "iu" and arr.dtype.newbyteorder("=") not in _NP_TO_SO:
         arr = arr.astype(np.int64)
     if not arr.dtype.isnative:
@@ -413,11 +442,17 @@ def _scalar(self):
 
 
 def _float(self):
-    return float(_scalar(self))
+    v = _scalar(self)
+    if isinstance(v, complex):  # torch refuses the imaginary part here (no warning path)
+        raise RuntimeError("value cannot be converted to type double without overflow")
+    return float(v)
 
 
 def _int(self):
-    return int(_scalar(self))
+    v = _scalar(self)
+    if isinstance(v, complex):
+        raise RuntimeError("value cannot be converted to type int64_t without overflow")
+    return int(v)
 
 
 def _index(self):
@@ -475,10 +510,16 @@ def _uniform_method(self, from_=0.0, to=1.0, *, generator=None, **kw):
         from_ = kw.pop("from")
     if kw:
         raise TypeError(f"uniform_() got unexpected keyword arguments {sorted(kw)}")
+    if self.dtype.is_complex:  # re and im each uniform on [from, to), as torch
+        _C._uniform_(_C._view_as_real(self), from_, to, generator)
+        return self
     return _C._uniform_(self, from_, to, generator)
 
 
 def _normal_method(self, mean=0.0, std=1.0, *, generator=None):
+    if self.dtype.is_complex:  # torch: re and im each N(mean, std**2 / 2)
+        _C._normal_(_C._view_as_real(self), mean, std * math.sqrt(0.5), generator)
+        return self
     return _C._normal_(self, mean, std, generator)
 
 

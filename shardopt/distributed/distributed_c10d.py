@@ -496,7 +496,7 @@ def _issue(pg, call, async_op, finish=(), result=None, ranks=None, src=None):
 
 
 def _check_avg(op, tensor):
-    if op == ReduceOp.AVG and not tensor.dtype.is_floating_point:
+    if op == ReduceOp.AVG and not (tensor.dtype.is_floating_point or tensor.dtype.is_complex):
         # torch's Gloo backend: "result type Float can't be cast to the desired output type".
         raise RuntimeError(f"Cannot use ReduceOp.AVG with {tensor.dtype} tensors on Gloo: "
                            "result type Float can't be cast to the desired output type "

@@ -168,8 +168,14 @@ def test_from_dlpack_bad_input():
         shardopt.from_dlpack([1, 2, 3])
     with pytest.raises(TypeError, match="unsupported dtype"):
         shardopt.from_dlpack(np.zeros(3, dtype=np.uint8))
-    with pytest.raises(TypeError, match="unsupported dtype"):
-        shardopt.from_dlpack(np.zeros(3, dtype=np.complex64))
+    # complex64 / complex128 are supported: a zero-copy view both ways
+    for npt in (np.complex64, np.complex128):
+        src = np.array([1 + 2j, -3j, 0.5], dtype=npt)
+        t = shardopt.from_dlpack(src)
+        assert t.dtype == getattr(shardopt, np.dtype(npt).name)
+        src[1] = 7 - 7j
+        assert t[1].item() == 7 - 7j
+        assert np.array_equal(np.from_dlpack(t), src)
     # a capsule we refused is not consumed: it is still freed by its own destructor
     cap = np.zeros(3, dtype=np.int8).__dlpack__()
     with pytest.raises(TypeError):

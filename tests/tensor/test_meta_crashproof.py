@@ -21,7 +21,6 @@ _CHILD = textwrap.dedent(r'''
     os.chdir(tempfile.mkdtemp())   # anything that writes a file writes it here
     so.set_default_dtype(so.float32)
     META = "meta"
-    DTYPES = [so.float32, so.float64, so.int64, so.bool, so.float16]
 
     def fresh():
         """A new set of argument values for each call (in-place methods change them)."""
@@ -32,14 +31,15 @@ _CHILD = textwrap.dedent(r'''
             "mb": so.ones(2, 3, dtype=so.bool, device=META),
             "mg": so.ones(2, 3, device=META, requires_grad=True),
             "mt": m.t(), "c": so.ones(2, 3), "ci": so.tensor([0, 1]),
+            "mz": so.ones(2, 3, dtype=so.complex64, device=META),
         }
 
     def patterns(v):
-        m, m1, m0, mi, mb, mg, mt, c, ci = (v[k] for k in
-                                            ("m", "m1", "m0", "mi", "mb", "mg", "mt", "c", "ci"))
+        m, m1, m0, mi, mb, mg, mt, c, ci, mz = (
+            v[k] for k in ("m", "m1", "m0", "mi", "mb", "mg", "mt", "c", "ci", "mz"))
         return [(), (m,), (m1,), (m0,), (mi,), (mb,), (mg,), (mt,), (m, m), (m, 0), (m, 1),
                 (m, -1), (m, 2.0), (m, c), (c, m), (m, m1), (m1, m1), (m, mt), (m, mi),
-                (m, ci), (m, mb), (m, 0, 1), (m, m, m), (m, (3, 2)), (m, [0]), (m, 1, 0, 1),
+                (m, ci), (m, mb), (mz,), (mz, mz), (m, mz), (mz, 0), (m, 0, 1), (m, m, m), (m, (3, 2)), (m, [0]), (m, 1, 0, 1),
                 (mi, 5), (m, 0.5), (m, "meta"), (m, "cpu"), (m, so.float64), (2, 3),
                 ([m, m],), ([m, m], 0), ([m, c],), (m, slice(0, 1)), (mg, mg)]
 

@@ -160,6 +160,16 @@ def test_data_kernels_name_the_op_and_meta(op, name):
         op(so.empty(2, 3, device=META))
 
 
+def test_complex_meta():
+    z = so.ones(2, 3, dtype=so.complex64, device=META)
+    assert z.is_meta and z.dtype == so.complex64
+    assert (z + z).is_meta and (z * z).shape == (2, 3)
+    assert z.real.is_meta and z.real.dtype == so.float32
+    assert z.sum().is_meta and z.sum().dtype == so.complex64
+    with pytest.raises(NotImplementedError, match=COPY_OUT):
+        z.cpu()
+
+
 def test_devices_do_not_mix():
     with pytest.raises(RuntimeError, match="same device"):
         so.empty(2, device=META) + so.ones(2)
