@@ -235,7 +235,13 @@ def tensor_repr(self, *, tensor_contents=None):
     default_dtype = get_default_dtype()
     default_complex = _C.complex128 if default_dtype == _C.float64 else _C.complex64
     has_default_dtype = self.dtype in (default_dtype, default_complex, _C.int64, _C.bool)
-    if self.numel() == 0:
+    if self.is_meta:
+        # no data to print: torch shows '...', the size always, and any non-default dtype
+        suffixes.append("size=" + str(tuple(self._shape)))
+        if self.dtype != default_dtype:
+            suffixes.append("dtype=" + str(self.dtype))
+        tensor_str = "..."
+    elif self.numel() == 0:
         if self.dim() != 1:
             suffixes.append("size=" + str(tuple(self._shape)))
         if self.dtype != default_dtype:

@@ -80,6 +80,10 @@ class Tensor(_C.TensorBase):
 
     def __reduce_ex__(self, protocol) -> tuple[Any, ...]:
         # Pickled as host bytes + dtype + device; bfloat16 travels as its raw uint16 bits.
+        # A meta tensor has no bytes: its geometry is all there is to pickle.
+        if self.is_meta:
+            return (_rebuild_meta_tensor, (self.dtype._name, tuple(self.shape),
+                                           self.requires_grad, type(self)))
         host = self.detach().cpu() if hasattr(self, "detach") else self._alias().cpu()
         return (_rebuild_tensor, (bytes(host.contiguous()._raw_bytes()), self.dtype._name,
                                   tuple(self.shape), str(self.device), self.requires_grad,
@@ -154,6 +158,14 @@ class Tensor(_C.TensorBase):
 
     def is_floating_point(self) -> builtins.bool:
         return self.dtype.is_floating_point
+
+
+def _rebuild_meta_tensor(dtype_name, shape, requires_grad, cls=Tensor):
+    from ._ops.creation import empty
+    t = empty(shape, dtype=getattr(_C, dtype_name), device="meta")
+    if cls is not Tensor or requires_grad:
+        t = _C._make_subclass(cls, t, requires_grad)
+    return t
 
 
 def _rebuild_tensor(data, dtype_name, shape, device, requires_grad, cls=Tensor):

@@ -88,8 +88,14 @@ SO_HD int so_dtype_is_float(int dt)
     return dt == SO_FLOAT32 || dt == SO_FLOAT64 || dt == SO_FLOAT16 || dt == SO_BFLOAT16;
 }
 
-/* Devices: cpu (index -1 or 0 ignored) and cuda:N. */
-typedef enum { SO_CPU = 0, SO_CUDA = 1 } so_device_type;
+/* Devices: cpu (index -1 or 0 ignored), cuda:N and meta (torch's data-less device: a meta
+ * tensor has dtype and geometry but its storage holds no memory; index ignored). */
+typedef enum { SO_CPU = 0, SO_CUDA = 1, SO_META = 2 } so_device_type;
+
+static inline const char *so_device_type_name(int type)
+{
+    return type == SO_CUDA ? "cuda" : type == SO_META ? "meta" : "cpu";
+}
 
 typedef struct {
     int8_t type;   /* so_device_type */
@@ -98,7 +104,7 @@ typedef struct {
 
 SO_HD int so_device_eq(so_device a, so_device b)
 {
-    return a.type == b.type && (a.type == SO_CPU || a.index == b.index);
+    return a.type == b.type && (a.type != SO_CUDA || a.index == b.index);
 }
 
 /* A strided view: what kernels see.  Strides are in elements (like torch), data points at

@@ -47,6 +47,17 @@ int so_raise_at(PyObject *exc_type, const char *file, int line, const char *fmt,
  * does not convert void * implicitly). */
 #define so_fail_null(exc_type, ...) (PyErr_Format((exc_type), __VA_ARGS__), (void *)NULL)
 
+/* A kernel that needs data was handed a meta tensor: NotImplementedError naming the op and
+ * the Meta backend (torch's wording).  Evaluates to -1. */
+#define so_meta_unsupported(op)                                                       \
+    so_fail(PyExc_NotImplementedError,                                                \
+            "Could not run '%s' with arguments from the 'Meta' backend: meta tensors have no " \
+            "data", (op))
+/* torch's message for reading the data of a meta tensor (copy to another device, numpy,
+ * item...).  Evaluates to -1. */
+#define so_meta_copy_out()                                                            \
+    so_fail(PyExc_NotImplementedError, "Cannot copy out of meta tensor; no data!")
+
 /* OSError(errno, "<what>: strerror (file:line)") from the current errno. Returns -1. */
 int so_raise_errno(const char *what, const char *file, int line);
 

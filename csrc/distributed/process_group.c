@@ -68,6 +68,10 @@ static int tensor_arg(so_pg *pg, PyObject *obj, const char *argname, SoTensor **
                        Py_TYPE(obj)->tp_name);
     SoTensor *t = (SoTensor *)obj;
     so_device d = so_tensor_device(t);
+    if (d.type == SO_META)
+        return so_fail(PyExc_NotImplementedError, "Could not run the %s collective with arguments "
+                       "from the 'Meta' backend: %s is a meta tensor (no data)", pg->be->name,
+                       argname);
     if (pg->be->device_type == SO_CUDA) {
         if (d.type != SO_CUDA)
             return so_fail(PyExc_ValueError, "%s must be a CUDA tensor for the %s backend, got a "

@@ -64,6 +64,7 @@ static int check_args(const SoTensor *x, const SoTensor *t, const SoTensor *w, i
 static int run_forward(so_state *st, so_xe_call *c, so_device dev, int64_t *bad)
 {
     bad[0] = bad[1] = 0;
+    if (dev.type == SO_META) return so_meta_unsupported("cross_entropy");
     if (dev.type == SO_CPU) {
         c->bad = bad;
         Py_BEGIN_ALLOW_THREADS
@@ -184,6 +185,7 @@ static PyObject *py_cross_entropy_backward(PyObject *m, PyObject *args)
     c.gs = so_tensor_data(g);
     c.gs_stride = so_tensor_numel(g) == c.N * c.inner && c.N * c.inner != 1 ? 1 : 0;
     c.gx = so_tensor_data(gx);
+    if (so_tensor_device(x).type == SO_META) SO_CHECK_RC(so_meta_unsupported("cross_entropy_backward"), done);
     if (so_tensor_device(x).type == SO_CPU) {
         Py_BEGIN_ALLOW_THREADS
         so_xe_backward_cpu(&c);

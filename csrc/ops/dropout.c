@@ -56,6 +56,7 @@ static PyObject *py_dropout(PyObject *m, PyObject *args)
     SO_CHECK_PTR(x = so_nn_contiguous(st, in, "dropout", "input"), done);
     SO_CHECK_RC(so_nn_check_float(x, "dropout", "input"), done);
     so_device dev = so_tensor_device(x);
+    if (dev.type == SO_META) SO_CHECK_RC(so_meta_unsupported("dropout"), done);
     SO_CHECK_PTR(g = so_generator_for(st, gen, dev), done);
     SO_CHECK_PTR(out = so_tensor_empty(st, x->ndim, x->shape, x->dtype, dev), done);
     SO_CHECK_PTR(mask = so_tensor_empty(st, x->ndim, x->shape, SO_BOOL, dev), done);

@@ -132,8 +132,8 @@ int so_ew_type_error(const char *fname, const char *argname, PyObject *obj)
 
 static const char *device_str(so_device d, char *buf, size_t n)
 {
-    if (d.type == SO_CPU) snprintf(buf, n, "cpu");
-    else snprintf(buf, n, "cuda:%d", (int)d.index);
+    if (d.type == SO_CUDA) snprintf(buf, n, "cuda:%d", (int)d.index);
+    else snprintf(buf, n, "%s", so_device_type_name(d.type));
     return buf;
 }
 
@@ -244,6 +244,7 @@ int so_ew_run_cuda(const so_ew_call *c, void *stream)
 
 static int run_on_device(so_state *st, so_ew_call *c, so_device dev)
 {
+    if (dev.type == SO_META) return 0; /* meta: the output's shape and dtype are the result */
     if (dev.type == SO_CPU) {
         so_ew_run_cpu(c);
         if (c->p.err)

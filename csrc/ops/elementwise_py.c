@@ -732,6 +732,8 @@ static PyObject *t_bool(PyObject *self, PyObject *unused)
         return PyErr_Format(PyExc_RuntimeError, "%s", n == 0
                             ? "Boolean value of Tensor with no values is ambiguous"
                             : "Boolean value of Tensor with more than one value is ambiguous");
+    if (so_tensor_device(t).type == SO_META)
+        return PyErr_Format(PyExc_RuntimeError, "Tensor.item() cannot be called on meta tensors");
     if (so_tensor_device(t).type != SO_CPU) {
         so_device cpu = {SO_CPU, 0};
         SoTensor *h = so_tensor_convert(st, t, t->dtype, cpu);

@@ -20,6 +20,7 @@ static int run(so_state *st, so_emb_call *c, so_device dev, int which)
 {
     int64_t bad[2] = {0, 0};
     int err = 0;
+    if (dev.type == SO_META) return so_meta_unsupported(which == K_RENORM ? "embedding_renorm_" : which >= K_BAG_FWD ? "embedding_bag" : "embedding");
     if (dev.type == SO_CPU) {
         c->bad = bad;
         Py_BEGIN_ALLOW_THREADS

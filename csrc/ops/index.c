@@ -32,6 +32,7 @@ static int run_plan(so_state *st, const so_index_plan *pl, so_device dev, err_st
 {
     so_index_error e;
     int rc;
+    if (dev.type == SO_META) return so_meta_unsupported("index");
     if (pl->numel == 0) return 0;
     if (dev.type == SO_CPU) {
         Py_BEGIN_ALLOW_THREADS

@@ -28,8 +28,8 @@ static int join_promote(int a, int b)
 
 static void device_str(so_device d, char *buf, size_t n)
 {
-    if (d.type == SO_CPU) snprintf(buf, n, "cpu");
-    else snprintf(buf, n, "cuda:%d", (int)d.index);
+    if (d.type == SO_CUDA) snprintf(buf, n, "cuda:%d", (int)d.index);
+    else snprintf(buf, n, "%s", so_device_type_name(d.type));
 }
 
 /* Validate the list: tensors, one device.  Returns a new PySequence_Fast or NULL. */

@@ -42,8 +42,8 @@ static const char *ctype_name(int dt)
 
 static void device_str(so_device d, char *buf, size_t n)
 {
-    if (d.type == SO_CPU) snprintf(buf, n, "cpu");
-    else snprintf(buf, n, "cuda:%d", (int)d.index);
+    if (d.type == SO_CUDA) snprintf(buf, n, "cuda:%d", (int)d.index);
+    else snprintf(buf, n, "%s", so_device_type_name(d.type));
 }
 
 /* Both tensors, same device, same dtype, a dtype the device can multiply. */
@@ -206,8 +206,8 @@ static PyObject *run_matmul(so_state *st, SoTensor *ta, SoTensor *tb, operand *a
     pl.a = so_tensor_data(ta);
     pl.b = so_tensor_data(tb);
     pl.c = so_tensor_data(out);
-    if (so_tensor_numel(out) == 0) {
-        /* nothing to compute */
+    if (so_tensor_numel(out) == 0 || dev.type == SO_META) {
+        /* nothing to compute (meta: the output's geometry is the result) */
     } else if (pl.k == 0) { /* empty inner dim: the sum over nothing */
         PyObject *zero;
         SO_CHECK_PTR(zero = PyLong_FromLong(0), done);

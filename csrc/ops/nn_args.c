@@ -48,8 +48,8 @@ int so_nn_check_index(const SoTensor *t, const char *fname, const char *argname)
 
 static const char *dev_str(so_device d, char *buf, size_t n)
 {
-    if (d.type == SO_CPU) snprintf(buf, n, "cpu");
-    else snprintf(buf, n, "cuda:%d", (int)d.index);
+    if (d.type == SO_CUDA) snprintf(buf, n, "cuda:%d", (int)d.index);
+    else snprintf(buf, n, "%s", so_device_type_name(d.type));
     return buf;
 }
 

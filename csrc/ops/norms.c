@@ -90,6 +90,7 @@ static PyObject *py_norms(PyObject *m, PyObject *args, PyObject *kwds)
                  "linalg.vector_norm cannot compute the %s norm on an empty tensor because the "
                  "operation does not have an identity", p > 0 ? "inf" : "-inf");
     }
+    if (dev.type == SO_META) SO_CHECK_RC(so_meta_unsupported("linalg.vector_norm"), done);
     int64_t shape[1] = {(int64_t)n};
     SO_CHECK_PTR(out = so_tensor_empty(st, 1, shape, out_dtype, dev), done);
     void *stream = NULL;

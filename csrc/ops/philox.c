@@ -63,6 +63,7 @@ static int random_fill_(so_state *st, SoTensor *t, int kind, int affine, double 
     if (!so_dtype_is_float(t->dtype))
         return so_fail(PyExc_TypeError, "%s: expected a floating point tensor, got dtype %s",
                        opname, dtype_name(t->dtype));
+    if (dev.type == SO_META) return 0; /* meta: nothing to draw, the generator stays put */
     g = so_generator_for(st, gen_obj, dev);
     if (!g) return -1;
     so_tensor_bump_version(t);

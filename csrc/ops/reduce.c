@@ -157,6 +157,7 @@ static int run_plan(so_state *st, so_reduce_plan *pl, so_device dev)
     int err;
     void *stream;
     if (pl->out_numel == 0) return 0;
+    if (dev.type == SO_META) return 0; /* meta: the output's geometry is the whole result */
     if (dev.type == SO_CPU) {
         if (so_reduce_cpu(pl) < 0) {
             PyErr_NoMemory();
@@ -218,7 +219,7 @@ static PyObject *sum_or_mean_complex(so_state *st, SoTensor *t, PyObject *dim, i
     int single;
     PyObject *src = NULL, *rv = NULL, *res = NULL;
     SoTensor *r;
-    if (so_tensor_device(t).type != SO_CPU)
+    if (so_tensor_device(t).type == SO_CUDA) /* cpu, or meta (geometry only) */
         return PyErr_Format(PyExc_RuntimeError, "complex tensors are supported on the CPU only");
     if (parse_dims(dim, t->ndim, mask, &single) < 0) return NULL;
     if (t->ndim == 0) memset(mask, 0, SO_MAX_DIMS); /* a 0-d sum is the value itself */

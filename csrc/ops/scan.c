@@ -57,6 +57,10 @@ static PyObject *py_cumsum(PyObject *m, PyObject *args, PyObject *kwds)
     pl.out_dtype = out_dtype;
     pl.int_acc = !so_dtype_is_float(out_dtype) && !so_dtype_is_float(t->dtype);
     if (so_tensor_numel(out) == 0) return (PyObject *)out;
+    if (dev.type == SO_META) {
+        Py_DECREF(out);
+        return (void)so_meta_unsupported("cumsum"), NULL;
+    }
     if (dev.type == SO_CPU) {
         Py_BEGIN_ALLOW_THREADS
         so_cumsum_cpu(&pl);
@@ -106,6 +110,10 @@ static PyObject *py_cdf_search(PyObject *m, PyObject *args)
     pl.nsamp = u->shape[1];
     pl.ncat = c->shape[1];
     if (pl.rows * pl.nsamp == 0) return (PyObject *)out;
+    if (dev.type == SO_META) {
+        Py_DECREF(out);
+        return (void)so_meta_unsupported("multinomial"), NULL;
+    }
     if (dev.type == SO_CPU) {
         so_cdf_search_cpu(&pl);
     } else {

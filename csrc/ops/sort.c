@@ -63,6 +63,7 @@ static PyObject *sort_impl(so_state *st, SoTensor *t, int64_t dim, int64_t k, in
     pl.values = so_tensor_data(vals);
     pl.indices = (int64_t *)(void *)so_tensor_data(idx);
     pl.descending = descending;
+    if (dev.type == SO_META) SO_CHECK_RC(so_meta_unsupported(k >= 0 ? "topk" : "sort"), done);
     if (so_tensor_numel(vals) > 0) {
         if (dev.type == SO_CPU) {
             Py_BEGIN_ALLOW_THREADS

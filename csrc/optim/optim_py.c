@@ -27,7 +27,7 @@ const char *so_opt_dtype_name(int dt)
 void so_opt_device_str(so_device d, char *buf, size_t n)
 {
     if (d.type == SO_CUDA) snprintf(buf, n, "cuda:%d", (int)d.index);
-    else snprintf(buf, n, "cpu");
+    else snprintf(buf, n, "%s", so_device_type_name(d.type));
 }
 
 int so_opt_list_get(const char *fn, PyObject *obj, const char *name, int optional,
@@ -100,6 +100,9 @@ int so_opt_check_param(so_state *st, const char *fn, const tensor_list *l, Py_ss
                      "%s(): params[%zd] has dtype %s; optimizers only update floating-point "
                      "tensors (float32, float64, float16, bfloat16)", fn, i, so_opt_dtype_name(p->dtype));
     so_device d = so_tensor_device(p);
+    if (d.type == SO_META)
+        return so_fail(PyExc_NotImplementedError, "Could not run '%s' with arguments from the "
+                       "'Meta' backend: params[%zd] is a meta tensor (no data)", fn, i);
     if (d.type == SO_CUDA) {
 #ifdef SHARDOPT_WITH_CUDA
         if (!so_tensor_is_contiguous(p))

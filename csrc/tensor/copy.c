@@ -184,6 +184,10 @@ int so_copy_(so_state *st, SoTensor *dst, SoTensor *src)
                        "shape %s", so_shape_str(src->ndim, src->shape, a, sizeof a),
                        so_shape_str(dst->ndim, dst->shape, b, sizeof b));
     }
+    /* meta: writing into a meta tensor changes nothing (there is no data), as in torch;
+     * reading a meta tensor into real memory is impossible. */
+    if (dd.type == SO_META) return 0;
+    if (sd.type == SO_META) return so_meta_copy_out();
     so_tensor_bump_version(dst);
     if (so_view_numel(&dv) == 0) return 0;
     if (so_device_eq(dd, sd)) {
@@ -267,7 +271,11 @@ int so_fill_(so_state *st, SoTensor *t, PyObject *value)
                            "fill_ only supports 0-dimension value tensor but got tensor with %d "
                            "dimensions and %lld elements",
                            vt->ndim, (long long)so_tensor_numel(vt));
-        if (so_tensor_device(vt).type != SO_CPU) {
+        if (so_tensor_device(vt).type == SO_META) {
+            /* a meta value only fills a meta tensor (with nothing) */
+            if (so_tensor_device(t).type == SO_META) return 0;
+            return so_meta_copy_out();
+        } else if (so_tensor_device(vt).type != SO_CPU) {
             SoTensor *host;
             so_device cpu = {SO_CPU, 0};
             host = so_tensor_convert(st, vt, vt->dtype, cpu);
@@ -309,6 +317,7 @@ int so_fill_(so_state *st, SoTensor *t, PyObject *value)
                        "fill value must be a number or a one-element tensor, got %s",
                        Py_TYPE(value)->tp_name);
     }
+    if (so_tensor_device(t).type == SO_META) return 0; /* nothing to fill */
     so_tensor_bump_version(t);
     so_tensor_to_view(t, &v);
     if (so_view_numel(&v) == 0) return 0;

@@ -121,6 +121,8 @@ static int honour_stream(so_state *st, SoTensor *t, PyObject *stream)
         s = PyLong_AsLongLong(stream);
         if (s == -1 && PyErr_Occurred()) return -1;
     }
+    /* DLPack has no data-less device: a meta tensor cannot be exported */
+    if (dev.type == SO_META) return so_meta_copy_out();
     if (dev.type == SO_CPU) {
         if (stream != Py_None && s != -1)
             return so_fail(PyExc_BufferError,
@@ -251,6 +253,7 @@ PyObject *so_t_dlpack_device(PyObject *self, PyObject *unused)
 {
     so_device dev = so_tensor_device((SoTensor *)self);
     (void)unused;
+    if (dev.type == SO_META) return (void)so_meta_copy_out(), NULL;
     return Py_BuildValue("(ii)", dev.type == SO_CPU ? (int)kDLCPU : (int)kDLCUDA,
                          dev.type == SO_CPU ? 0 : (int)dev.index);
 }

@@ -214,9 +214,12 @@ static int parse_device_string(const char *s, int *type, int *index)
         *type = SO_CPU;
     } else if (tlen == 4 && strncmp(s, "cuda", 4) == 0) {
         *type = SO_CUDA;
+    } else if (tlen == 4 && strncmp(s, "meta", 4) == 0) {
+        *type = SO_META;
     } else {
         return so_fail(PyExc_RuntimeError,
-                       "Expected one of cpu, cuda device type at start of device string: %s", s);
+                       "Expected one of cpu, cuda, meta device type at start of device string: %s",
+                       s);
     }
     *index = -1;
     if (colon) {
@@ -282,7 +285,7 @@ static PyObject *device_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static PyObject *device_get_type(SoDeviceObj *self, void *c)
 {
     (void)c;
-    return PyUnicode_FromString(self->type == SO_CUDA ? "cuda" : "cpu");
+    return PyUnicode_FromString(so_device_type_name(self->type));
 }
 
 static PyObject *device_get_index(SoDeviceObj *self, void *c)
@@ -294,14 +297,14 @@ static PyObject *device_get_index(SoDeviceObj *self, void *c)
 
 static PyObject *device_str(SoDeviceObj *self)
 {
-    const char *t = self->type == SO_CUDA ? "cuda" : "cpu";
+    const char *t = so_device_type_name(self->type);
     if (self->index < 0) return PyUnicode_FromString(t);
     return PyUnicode_FromFormat("%s:%d", t, self->index);
 }
 
 static PyObject *device_repr(SoDeviceObj *self)
 {
-    const char *t = self->type == SO_CUDA ? "cuda" : "cpu";
+    const char *t = so_device_type_name(self->type);
     if (self->index < 0) return PyUnicode_FromFormat("device(type='%s')", t);
     return PyUnicode_FromFormat("device(type='%s', index=%d)", t, self->index);
 }
@@ -397,6 +400,10 @@ int so_parse_device(so_state *st, PyObject *obj, const char *argname, so_device 
         return so_fail(PyExc_TypeError,
                        "%s must be a shardopt.device, a string like 'cpu' or 'cuda:0', or a CUDA "
                        "device index, got %R", argname, obj);
+    }
+    if (type == SO_META) {
+        out->type = SO_META;
+        return 0;
     }
     if (type == SO_CUDA) {
         if (index < 0) {

@@ -25,7 +25,11 @@ static int slot_of(so_device dev) { return dev.type == SO_CPU ? 0 : 1 + dev.inde
 
 SoGenerator *so_default_generator(so_state *st, so_device dev)
 {
-    int slot = slot_of(dev);
+    int slot;
+    if (dev.type == SO_META)
+        return so_fail_null(PyExc_RuntimeError, "no generator for the meta device (meta tensors "
+                            "draw no random numbers)");
+    slot = slot_of(dev);
     if (slot < 0 || slot > SO_MAX_CUDA_DEVICES)
         return so_fail_null(PyExc_ValueError, "no default generator for cuda:%d", dev.index);
     if (!st->tensor.default_generators[slot]) {
@@ -119,6 +123,9 @@ static PyObject *gen_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!st) return NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Generator", kwlist, &dev_obj)) return NULL;
     if (so_parse_device(st, dev_obj, "device", &dev) < 0) return NULL;
+    if (dev.type == SO_META)
+        return PyErr_Format(PyExc_RuntimeError, "no generator for the meta device (meta tensors "
+                            "draw no random numbers)");
     g = (SoGenerator *)type->tp_alloc(type, 0);
     if (!g) return NULL;
     g->seed = SO_DEFAULT_SEED;
@@ -264,7 +271,11 @@ static int parse_device_arg(so_state *st, PyObject *obj, so_device *dev)
         dev->index = (int16_t)v;
         return 0;
     }
-    return so_parse_device(st, obj, "device", dev);
+    if (so_parse_device(st, obj, "device", dev) < 0) return -1;
+    if (dev->type == SO_META)
+        return so_fail(PyExc_RuntimeError, "no generator for the meta device (meta tensors draw "
+                       "no random numbers)");
+    return 0;
 }
 
 /* _C._default_generator(device) -> Generator */

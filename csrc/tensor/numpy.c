@@ -50,6 +50,9 @@ PyObject *so_t_numpy(PyObject *self, PyObject *args, PyObject *kwds)
     PyArray_Descr *descr;
     PyObject *arr;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p:numpy", kwlist, &force)) return NULL;
+    if (so_tensor_device(t).type == SO_META && !force)
+        return PyErr_Format(PyExc_TypeError, "can't convert meta device type tensor to numpy. Use "
+                            "Tensor.cpu() to copy the tensor to host memory first.");
     if (so_tensor_device(t).type != SO_CPU) {
         if (!force)
             return PyErr_Format(PyExc_TypeError,

@@ -125,7 +125,11 @@ SoStorage *so_storage_alloc(so_state *st, so_device dev, int64_t nbytes)
     if (!s) return NULL;
     s->device = dev;
     s->nbytes = nbytes;
-    if (dev.type == SO_CPU) {
+    if (dev.type == SO_META) {
+        /* meta: the size is recorded, no memory exists; data stays NULL and nothing frees */
+        s->free_kind = SO_FREE_OWNER;
+        s->data = NULL;
+    } else if (dev.type == SO_CPU) {
         s->free_kind = SO_FREE_HOST;
         s->data = so_host_alloc((size_t)nbytes);
         if (!s->data) goto done;

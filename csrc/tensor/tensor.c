@@ -212,7 +212,7 @@ SoTensor *so_tensor_empty(so_state *st, int ndim, const int64_t *shape, int dtyp
                      so_shape_str(ndim, shape, buf, sizeof buf));
         return NULL;
     }
-    if (so_dtype_is_complex(dtype) && dev.type != SO_CPU)
+    if (so_dtype_is_complex(dtype) && dev.type == SO_CUDA)
         return so_fail_null(PyExc_RuntimeError,
                             "%s tensors are supported on the CPU only (shardopt has no CUDA "
                             "kernels for complex dtypes)",
@@ -304,6 +304,12 @@ static PyObject *t_get_is_cuda(SoTensor *self, void *c)
 {
     (void)c;
     return PyBool_FromLong(self->storage->device.type == SO_CUDA);
+}
+
+static PyObject *t_get_is_meta(SoTensor *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(self->storage->device.type == SO_META);
 }
 
 static PyObject *t_get_shape(SoTensor *self, void *c)
@@ -436,6 +442,7 @@ static PyGetSetDef tensor_getset[] = {
     {"device", (getter)t_get_device, NULL, "device holding the data", NULL},
     {"ndim", (getter)t_get_ndim, NULL, "number of dimensions", NULL},
     {"is_cuda", (getter)t_get_is_cuda, NULL, NULL, NULL},
+    {"is_meta", (getter)t_get_is_meta, NULL, NULL, NULL},
     {"_shape", (getter)t_get_shape, NULL, "shape as a plain tuple", NULL},
     {"_version", (getter)t_get_version, NULL, "in-place write counter (shared by views)", NULL},
     {"_storage", (getter)t_get_storage, NULL, NULL, NULL},
@@ -542,6 +549,7 @@ static PyObject *t_alias(SoTensor *self, PyObject *unused)
 static PyObject *t_raw_bytes(SoTensor *self, PyObject *unused)
 {
     (void)unused;
+    if (so_tensor_device(self).type == SO_META) return (void)so_meta_copy_out(), NULL;
     if (so_tensor_device(self).type != SO_CPU || !so_tensor_is_contiguous(self))
         return PyErr_Format(PyExc_RuntimeError, "_raw_bytes needs a contiguous CPU tensor");
     return PyBytes_FromStringAndSize(so_tensor_data(self),

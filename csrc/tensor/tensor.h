@@ -56,6 +56,8 @@ typedef struct {
 int so_tensor_check(so_state *st, PyObject *obj);
 static inline char *so_tensor_data(const SoTensor *t)
 {
+    /* a meta storage has no memory: its tensors' data pointer is NULL (torch's data_ptr 0) */
+    if (!t->storage->data) return NULL;
     return t->storage->data + t->offset * so_dtype_itemsize(t->dtype);
 }
 static inline so_device so_tensor_device(const SoTensor *t) { return t->storage->device; }

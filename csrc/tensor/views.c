@@ -704,7 +704,7 @@ PyObject *so_view_as_complex_st(so_state *st, PyObject *obj)
                             "and double tensors, but got a tensor of scalar type: %s",
                             names[t->dtype]);
     }
-    if (so_tensor_device(t).type != SO_CPU)
+    if (so_tensor_device(t).type == SO_CUDA) /* cpu, or meta (geometry only) */
         return PyErr_Format(PyExc_RuntimeError, "complex tensors are supported on the CPU only "
                             "(shardopt has no CUDA kernels for complex dtypes)");
     if (t->ndim == 0 || t->shape[t->ndim - 1] != 2)

@@ -426,6 +426,8 @@ def _item(self):
     n = self.numel()
     if n != 1:
         raise RuntimeError(f"a Tensor with {n} elements cannot be converted to Scalar")
+    if self.is_meta:
+        raise RuntimeError("Tensor.item() cannot be called on meta tensors")
     return _host_array(self).reshape(()).item()
 
 

@@ -105,8 +105,8 @@ def test_chunked_spec_rejects_non_integer_dim(dim):
     ("random:0", ValueError, PARSE_ERR),
     ("cuda:foo", ValueError, PARSE_ERR),
     ("rank:foo", ValueError, PARSE_ERR),
-    ("rank:0/foo", RuntimeError, "Expected one of cpu, cuda device type at start of device string: foo"),
-    ("rank:0/random:0", RuntimeError, "Expected one of cpu, cuda device type"),
+    ("rank:0/foo", RuntimeError, "Expected one of cpu, cuda, meta device type at start of device string: foo"),
+    ("rank:0/random:0", RuntimeError, "Expected one of cpu, cuda, meta device type"),
     ("rank:0/cuda:foo", RuntimeError, re.escape("Invalid device string: 'cuda:foo'")),
 ])
 def test_chunked_spec_rejects_bad_placement(bad, exc, pattern):
