@@ -109,6 +109,7 @@ static int module_exec(PyObject *m)
     if (so_register_generator(m, st) < 0) return -1;
     if (so_register_random(m, st) < 0) return -1;
     if (so_register_dlpack(m, st) < 0) return -1;
+    if (so_register_pinned(m, st) < 0) return -1;
     if (so_register_reduce(m, st) < 0) return -1;
     if (so_register_index(m, st) < 0) return -1;
     if (so_register_sort(m, st) < 0) return -1;

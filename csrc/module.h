@@ -52,6 +52,7 @@ int so_register_autograd_engine(PyObject *m, so_state *st); /* tensor/autograd_e
 int so_register_generator(PyObject *m, so_state *st); /* tensor/generator.c */
 int so_register_random(PyObject *m, so_state *st);    /* ops/philox.c */
 int so_register_dlpack(PyObject *m, so_state *st);    /* tensor/dlpack.c */
+int so_register_pinned(PyObject *m, so_state *st);    /* tensor/pinned.c */
 int so_register_reduce(PyObject *m, so_state *st);    /* ops/reduce.c */
 int so_register_index(PyObject *m, so_state *st);     /* ops/index.c */
 int so_register_sort(PyObject *m, so_state *st);      /* ops/sort.c */

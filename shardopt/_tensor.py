@@ -43,13 +43,13 @@ class Tensor(_C.TensorBase):
         return _strided
 
     def is_pinned(self, device=None) -> builtins.bool:
-        """Whether this tensor lives in pinned (page-locked) host memory: never, shardopt
-        allocates none (creating with ``pin_memory=True`` and ``pin_memory()`` raise)."""
-        return False
+        """Whether this tensor lives in pinned (page-locked) host memory."""
+        return _C._is_pinned(self)
 
     def pin_memory(self, device=None) -> Tensor:
-        raise RuntimeError("pin_memory(): shardopt does not allocate pinned (page-locked) host "
-                           "memory")
+        """A copy in pinned (page-locked) host memory, or this tensor if it is pinned already.
+        Only CPU tensors can be pinned (RuntimeError otherwise)."""
+        return _C._pin_memory(self)
 
     def size(self, dim=None) -> Size | builtins.int:
         if dim is None:

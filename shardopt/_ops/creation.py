@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import functools
 import math
 import numbers
 
@@ -92,12 +93,22 @@ def _size_arg(args, size, fname):
     return args
 
 
-def _check_pin_memory(pin_memory, fname):
-    # shardopt allocates no pinned (page-locked) host memory: refuse rather than hand back
-    # an ordinary tensor that claims nothing (torch's CPU-only build refuses too)
-    if pin_memory:
-        raise RuntimeError(f"{fname}(): pin_memory=True needs pinned (page-locked) host memory, "
-                           f"which shardopt does not allocate; pass pin_memory=False")
+def _pinnable(factory):
+    """Give ``factory`` torch's ``pin_memory=`` keyword: the tensor it makes is copied into
+    pinned (page-locked) host memory (``Tensor.pin_memory``), keeping ``requires_grad``; a
+    non-CPU device raises there."""
+
+    @functools.wraps(factory)
+    def wrapper(*args, pin_memory=False, **kwargs):
+        t = factory(*args, **kwargs)
+        if not pin_memory:
+            return t
+        pinned = _C._pin_memory(t)
+        if t.requires_grad and not pinned.requires_grad:
+            pinned.requires_grad = True
+        return pinned
+
+    return wrapper
 
 
 def _finish(t, requires_grad):
@@ -112,23 +123,23 @@ def _new(size, dtype, device):
 
 # ------------------------------------------------------------------ factories
 
+@_pinnable
 def empty(*args, size=None, dtype=None, device=None, requires_grad=False, layout=None,
           pin_memory=False, memory_format=None) -> Tensor:
-    _check_pin_memory(pin_memory, "empty")
     return _finish(_new(_size_arg(args, size, "empty"), _float_dtype(dtype), device), requires_grad)
 
 
+@_pinnable
 def zeros(*args, size=None, dtype=None, device=None, requires_grad=False, layout=None,
           pin_memory=False) -> Tensor:
-    _check_pin_memory(pin_memory, "zeros")
     t = _new(_size_arg(args, size, "zeros"), _float_dtype(dtype), device)
     t.zero_()
     return _finish(t, requires_grad)
 
 
+@_pinnable
 def ones(*args, size=None, dtype=None, device=None, requires_grad=False, layout=None,
          pin_memory=False) -> Tensor:
-    _check_pin_memory(pin_memory, "ones")
     t = _new(_size_arg(args, size, "ones"), _float_dtype(dtype), device)
     t.fill_(1)
     return _finish(t, requires_grad)
@@ -152,9 +163,9 @@ def _scalar_dtype(value, argname):
     raise TypeError(f"{argname} must be a real number, got {type(value).__name__}")
 
 
+@_pinnable
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None,
          pin_memory=False) -> Tensor:
-    _check_pin_memory(pin_memory, "full")
     if dtype is None:
         dtype = _scalar_dtype(fill_value, "fill_value")
     t = _new(size, dtype, device)
@@ -162,19 +173,19 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, layo
     return _finish(t, requires_grad)
 
 
+@_pinnable
 def rand(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False,
          layout=None, pin_memory=False) -> Tensor:
     """Uniform [0, 1) from the Philox stream of `generator` (default: the device's)."""
-    _check_pin_memory(pin_memory, "rand")
     t = _new(_size_arg(args, size, "rand"), _float_dtype(dtype), device)
     _random_fill(t, _C._uniform_, generator)
     return _finish(t, requires_grad)
 
 
+@_pinnable
 def randn(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False,
           layout=None, pin_memory=False) -> Tensor:
     """Standard normal (Box-Muller over Philox) from `generator` (default: the device's)."""
-    _check_pin_memory(pin_memory, "randn")
     t = _new(_size_arg(args, size, "randn"), _float_dtype(dtype), device)
     _random_fill(t, _C._normal_, generator)
     return _finish(t, requires_grad)
@@ -199,12 +210,12 @@ def _scalar_value(x, argname):
     return x
 
 
+@_pinnable
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False, layout=None,
            pin_memory=False) -> Tensor:
     """torch.arange: int arguments give int64, any float gives the default dtype; the length
     is ceil((end - start) / step) and element i is start + i * step (computed in float64
     for floating results, exactly for integer ones)."""
-    _check_pin_memory(pin_memory, "arange")
     if end is None:
         start, end = 0, start
     start = _scalar_value(start, "start")
@@ -232,9 +243,9 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     return _finish(t, requires_grad)
 
 
+@_pinnable
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, layout=None,
         pin_memory=False) -> Tensor:
-    _check_pin_memory(pin_memory, "eye")
     if m is None:
         m = n
     for name, v in (("n", n), ("m", m)):
@@ -363,10 +374,10 @@ def _parse_data(data):
                     "(only bool, int and float data)")
 
 
+@_pinnable
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     """A new tensor holding a copy of `data` (nested lists/tuples of numbers, an ndarray,
     a scalar, or a tensor)."""
-    _check_pin_memory(pin_memory, "tensor")
     if isinstance(data, _C.TensorBase):
         t = data._convert(dtype, device)
         return _finish(t, requires_grad)
@@ -472,30 +483,30 @@ def _new_like_self(self, size, dtype, device):
                 self.device if device is None else device)
 
 
+@_pinnable
 def _new_empty(self, *args, size=None, dtype=None, device=None, requires_grad=False,
                layout=None, pin_memory=False):
-    _check_pin_memory(pin_memory, "new_empty")
     return _finish(_new_like_self(self, _size_arg(args, size, "new_empty"), dtype, device),
                    requires_grad)
 
 
+@_pinnable
 def _new_zeros(self, *args, size=None, dtype=None, device=None, requires_grad=False,
                layout=None, pin_memory=False):
-    _check_pin_memory(pin_memory, "new_zeros")
     t = _new_like_self(self, _size_arg(args, size, "new_zeros"), dtype, device)
     return _finish(t.zero_(), requires_grad)
 
 
+@_pinnable
 def _new_ones(self, *args, size=None, dtype=None, device=None, requires_grad=False,
               layout=None, pin_memory=False):
-    _check_pin_memory(pin_memory, "new_ones")
     t = _new_like_self(self, _size_arg(args, size, "new_ones"), dtype, device)
     return _finish(t.fill_(1), requires_grad)
 
 
+@_pinnable
 def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False,
               layout=None, pin_memory=False):
-    _check_pin_memory(pin_memory, "new_full")
     t = _new_like_self(self, size, dtype, device)
     return _finish(t.fill_(fill_value), requires_grad)
 

@@ -571,6 +571,8 @@ class ShardedTensor(ShardedTensorBase):
             if _validate_placement(pg, smd.placement) != rank:
                 continue
             t = _C.empty(tuple(smd.shard_sizes), props.dtype, smd.placement.device())
+            if props.pin_memory:  # torch's empty(pin_memory=True): CPU only, raises elsewhere
+                t = _C._pin_memory(t)
             if props.requires_grad:
                 t.requires_grad = True
             shards.append(Shard(t, smd))

@@ -724,6 +724,28 @@ class TestShardedTensorFromLocalShards(ShardedTensorTestBase):
                                              self.rank)
 
     @gloo
+    def test_pinned_local_shards(self):
+        # pinned shards build a pinned ShardedTensor; a mix is reported as a pin_memory
+        # mismatch (within a rank, then across ranks), never as an overlap
+        offsets = [self.rank // 2 * 5, self.rank % 2 * 5]
+        md = ShardMetadata(offsets, [5, 5], f"rank:{self.rank}/cpu")
+        st = sharded_tensor.init_from_local_shards(
+            [Shard(torch.randn(5, 5, pin_memory=True), md)], [10, 10])
+        self.assertTrue(st.is_pinned())
+        self.assertTrue(st.local_shards()[0].tensor.is_pinned())
+        mixed = [Shard(torch.randn(5, 5, pin_memory=True), md), Shard(torch.randn(5, 5), md)]
+        with self.assertRaisesRegex(ValueError, "pin_memory property need to be the same"):
+            sharded_tensor.init_from_local_shards(mixed, [10, 10])
+        one = [Shard(torch.randn(5, 5, pin_memory=self.rank == 0), md)]
+        with self.assertRaisesRegex(ValueError, "pin_memory property does not match from "
+                                                "different ranks"):
+            sharded_tensor.init_from_local_shards(one, [10, 10])
+        # the factories pin their local shards
+        spec = ChunkShardingSpec(dim=0, placements=[f"rank:{r}/cpu" for r in range(4)])
+        st = sharded_tensor.zeros(spec, 8, 3, pin_memory=True)
+        self.assertTrue(st.is_pinned() and st.local_tensor().is_pinned())
+
+    @gloo
     def test_init_from_local_shards_valid(self):
         # test_local_shards
         t = torch.rand(5, 5)
