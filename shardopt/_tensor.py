@@ -179,6 +179,10 @@ def _rebuild_tensor(data, dtype_name, shape, device, requires_grad, cls=Tensor):
 
 _C._set_tensor_class(Tensor)
 
+from . import overrides as _overrides  # noqa: E402
+
+_overrides.register_plain_type(Tensor)  # exact Tensors never dispatch: skip their scan
+
 from . import _ops as _ops_pkg  # noqa: E402
 
 def _install_methods():

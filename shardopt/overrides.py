@@ -63,14 +63,33 @@ def handle_torch_function(func: Callable, args, kwargs: Optional[Dict[str, Any]]
                     f"types that implement __torch_function__: {list(types)}")
 
 
+# Exact types the tensor layer registered as never defining ``__torch_function__`` (its own
+# Tensor and Parameter classes): the common all-plain-tensor call skips the attribute lookup
+# per argument.  Subclasses are not in the set, so they still get the full check.
+_PLAIN_TYPES = set()
+
+
+def register_plain_type(cls: type) -> None:
+    """Mark the exact class ``cls`` as one whose instances never dispatch (the tensor layer's
+    own classes); raises if it defines ``__torch_function__``."""
+    if hasattr(cls, "__torch_function__"):
+        raise TypeError(f"{cls.__name__} defines __torch_function__")
+    _PLAIN_TYPES.add(cls)
+
+
 def _any_overloaded(args, kwargs) -> bool:
     # the argument scan of the args-first order, without building the list
+    plain = _PLAIN_TYPES
     for a in args:
+        if type(a) in plain:
+            continue
         if hasattr(type(a), "__torch_function__") or (
                 isinstance(a, (list, tuple)) and _overloaded(a, None)):
             return True
     if kwargs:
         for a in kwargs.values():
+            if type(a) in plain:
+                continue
             if hasattr(type(a), "__torch_function__") or (
                     isinstance(a, (list, tuple)) and _overloaded(a, None)):
                 return True

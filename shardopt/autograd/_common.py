@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _C
 from . import grad_mode
 from .graph import Node, edge, needs_grad, save, set_history, unpack  # noqa: F401
-from .graph import _NONE_SAVED, SavedTensor
+from .graph import _NONE_SAVED, _NO_EDGE, SavedTensor, grad_accumulator, output_nr
 
 if TYPE_CHECKING:
     from .._tensor import Tensor
@@ -49,7 +49,21 @@ def record(cls, out, inputs, ctx=None, saved=()) -> Any:
     if not out.dtype.is_floating_point:
         return out
     node = cls()
-    node.next_functions = tuple([edge(x) for x in inputs])
+    # graph.edge, inlined (this runs for every input of every recorded op): a leaf's
+    # AccumulateGrad comes from its weak reference while that node lives
+    edges = []
+    for x in inputs:
+        if isinstance(x, _TensorBase) and x.requires_grad:
+            gf = x.grad_fn
+            if gf is None:
+                ref = x._grad_acc
+                acc = ref() if ref is not None else None
+                edges.append((acc if acc is not None else grad_accumulator(x), 0))
+            else:
+                edges.append((gf, output_nr(x)))
+        else:
+            edges.append(_NO_EDGE)
+    node.next_functions = tuple(edges)
     node._ctx = ctx
     if saved:  # graph.save and graph.set_history, inlined: this runs for every recorded op
         node._saved = tuple([SavedTensor(t) if t is not None else _NONE_SAVED for t in saved])

@@ -100,7 +100,8 @@ class SavedTensor:
         # name is only looked up if that error is raised
         gf = t.grad_fn if producer is None else producer
         self.producer = None if gf is None else (gf if isinstance(gf, str) else type(gf))
-        self.output_nr = output_nr(t)
+        d = t.__dict__  # output_nr(t), inlined: one tensor is saved per recorded op or more
+        self.output_nr = d.get("_output_nr", 0) if d else 0
         self.shape = None
         self.tstr = None
 

@@ -14,6 +14,7 @@ its local tensors. Such objects then pass ``isinstance(obj, Parameter)`` (like t
 """
 from .. import _C
 from .._tensor import Tensor
+from .. import overrides as _overrides
 
 __all__ = ["Parameter", "is_parameter_like"]
 
@@ -56,3 +57,6 @@ class Parameter(Tensor, metaclass=_ParameterMeta):
 
 def _rebuild_parameter(data, requires_grad):
     return Parameter(data, requires_grad)
+
+
+_overrides.register_plain_type(Parameter)  # exact Parameters never dispatch: skip their scan

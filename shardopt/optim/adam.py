@@ -101,14 +101,18 @@ class Adam(Optimizer):
 
     def step(self, closure=None) -> Any:
         """Perform a single optimization step; returns the closure's loss (or None)."""
-        loss = self._run_closure(closure)
+        loss = self._run_closure(closure) if closure is not None else None
+        state_of = self.state
         for group in self.param_groups:
             amsgrad = bool(group["amsgrad"])
+            # everything is re-read from the group and the state each step (cheap for the
+            # handful of params a group usually has), so edits between steps take effect
             params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = [], [], [], [], [], []
             for p in group["params"]:
-                if p.grad is None:
+                g = p.grad
+                if g is None:
                     continue
-                state = self.state[p]
+                state = state_of[p]
                 if len(state) == 0:  # lazy state initialization
                     state["step"] = _step_tensor()
                     state["exp_avg"] = _zeros_like(p)
@@ -119,7 +123,7 @@ class Adam(Optimizer):
                     # amsgrad switched on after the state was created: start its max at 0
                     state["max_exp_avg_sq"] = _zeros_like(p)
                 params.append(p)
-                grads.append(p.grad)
+                grads.append(g)
                 exp_avgs.append(state["exp_avg"])
                 exp_avg_sqs.append(state["exp_avg_sq"])
                 if amsgrad:
@@ -128,14 +132,15 @@ class Adam(Optimizer):
             if not params:
                 continue
             beta1, beta2 = group["betas"]
+            lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
             _C._fused_adam_(
                 params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else None,
                 steps,
-                lr=_scalar(group["lr"], "lr"),
-                beta1=_scalar(beta1, "betas[0]"),
-                beta2=_scalar(beta2, "betas[1]"),
-                eps=_scalar(group["eps"], "eps"),
-                weight_decay=_scalar(group["weight_decay"], "weight_decay"),
+                lr=lr if type(lr) is float else _scalar(lr, "lr"),
+                beta1=beta1 if type(beta1) is float else _scalar(beta1, "betas[0]"),
+                beta2=beta2 if type(beta2) is float else _scalar(beta2, "betas[1]"),
+                eps=eps if type(eps) is float else _scalar(eps, "eps"),
+                weight_decay=wd if type(wd) is float else _scalar(wd, "weight_decay"),
                 amsgrad=amsgrad,
                 maximize=bool(group["maximize"]),
                 decoupled_weight_decay=bool(group.get("decoupled_weight_decay", False)),

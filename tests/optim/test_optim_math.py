@@ -394,3 +394,47 @@ def test_cuda_reference_20_steps(cuda_device):
         p, opt = _run(SGD, p0, grads, kw, "float32", cuda_device)
         ref_p, _ = ref_sgd(p0, grads, 1e-2, **kw)
         np.testing.assert_allclose(to_numpy(p), ref_p, **FP32_TOL)
+
+
+def test_adam_edits_between_steps_take_effect():
+    """Adam.step re-reads the group and state each step: an lr edited in param_groups, an lr
+    set by a scheduler, a one-element Tensor lr and a grad that became None all apply."""
+    from shardopt.optim.lr_scheduler import StepLR
+
+    def run(lrs, drop_grad_at=None):
+        p = to_tensor(np.array([1.0, -2.0, 3.0], np.float32))
+        q = to_tensor(np.array([0.5], np.float32))
+        opt = Adam([p, q], lr=0.1)
+        for i, lr in enumerate(lrs):
+            if lr is not None:
+                opt.param_groups[0]["lr"] = lr
+            p.grad = to_tensor(np.array([0.3, -0.1, 0.2], np.float32))
+            q.grad = None if i == drop_grad_at else to_tensor(np.array([1.0], np.float32))
+            opt.step()
+        return to_numpy(p), to_numpy(q), opt
+
+    # Adam's first step moves each element by lr * sign(g) (up to eps): the lr in use shows
+    p1, _, _ = run([0.1, 0.5])
+    p2, _, _ = run([0.1, 0.1])
+    assert not np.allclose(p1, p2)
+    # a Tensor lr is read like the float
+    p3, _, _ = run([0.1, to_tensor(np.array(0.5, np.float32))])
+    np.testing.assert_allclose(p3, p1, rtol=1e-6)
+    # q's grad None at step 1: q does not move and its step count stays behind p's
+    _, qa, opt = run([0.1, 0.1, 0.1], drop_grad_at=1)
+    _, qb, _ = run([0.1, 0.1])
+    np.testing.assert_allclose(qa, qb, rtol=1e-6)
+    steps = [float(to_numpy(opt.state[t]["step"])) for t in opt.param_groups[0]["params"]]
+    assert steps == [3.0, 2.0]
+    # a scheduler's lr change between steps takes effect
+    p = to_tensor(np.array([1.0], np.float32))
+    opt = Adam([p], lr=1.0)
+    sched = StepLR(opt, step_size=1, gamma=0.1)
+    moves = []
+    for _ in range(2):
+        before = float(to_numpy(p)[0])
+        p.grad = to_tensor(np.array([1.0], np.float32))
+        opt.step()
+        sched.step()
+        moves.append(before - float(to_numpy(p)[0]))
+    np.testing.assert_allclose(moves, [1.0, 0.1], rtol=1e-5)

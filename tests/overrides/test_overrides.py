@@ -87,3 +87,23 @@ def test_args_first_wrapper_scans_nested_arguments():
     assert wrapped([1, _Fake()]) == ("handled", "first")
     assert wrapped(xs=(_Fake(),)) == ("handled", "first")
     assert wrapped._shardopt_original is first
+
+
+def test_plain_type_fast_path_still_dispatches_later_tensor_likes():
+    import shardopt.nn.functional as F
+
+    x = torch.ones(2, 3)
+    w = torch.nn.Parameter(torch.ones(4, 3))
+    # exact Tensor / Parameter arguments are registered as plain: the call runs normally
+    assert torch.Tensor in overrides._PLAIN_TYPES and torch.nn.Parameter in overrides._PLAIN_TYPES
+    assert F.linear(x, w).shape == (2, 4)
+    # a tensor-like after plain tensors, positional or keyword, still dispatches
+    _Fake.calls.clear()
+    assert F.linear(x, w, _Fake()) == ("handled", "linear")
+    assert F.linear(x, w, bias=_Fake()) == ("handled", "linear")
+
+
+def test_register_plain_type_refuses_a_class_with_the_protocol():
+    with pytest.raises(TypeError, match="__torch_function__"):
+        overrides.register_plain_type(_Fake)
+    assert _Fake not in overrides._PLAIN_TYPES
