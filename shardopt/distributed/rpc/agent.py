@@ -551,14 +551,20 @@ class Agent:
                 if not self._decrefs and self._closing:
                     return
             while self._decrefs:
-                owner, rref_id = self._decrefs.popleft()
-                if owner == self.rank:
-                    self.owner_decref(rref_id)
-                else:
-                    fut = self.request(owner, ("decref", rref_id), self.rpc_timeout)
-                    with self._lock:
-                        self._decref_futs = [f for f in self._decref_futs if not f.done()]
-                        self._decref_futs.append(fut)
+                # Leave the entry queued until its future is registered: flush_decrefs waits
+                # on the queue, then on the futures, and must never see neither (this loop is
+                # the only consumer; release() only appends on the right).
+                owner, rref_id = self._decrefs[0]
+                try:
+                    if owner == self.rank:
+                        self.owner_decref(rref_id)
+                    else:
+                        fut = self.request(owner, ("decref", rref_id), self.rpc_timeout)
+                        with self._lock:
+                            self._decref_futs = [f for f in self._decref_futs if not f.done()]
+                            self._decref_futs.append(fut)
+                finally:
+                    self._decrefs.popleft()
 
     def flush_decrefs(self, timeout: float) -> None:
         """Wait until every queued RRef delete has reached its owner (or failed)."""
