@@ -223,6 +223,15 @@ int so_copy_(so_state *st, SoTensor *dst, SoTensor *src)
     }
 }
 
+/* A tensor fill value must hold one element (torch's message). */
+static int check_fill_value(const SoTensor *vt)
+{
+    if (so_tensor_numel(vt) == 1) return 0;
+    return so_fail(PyExc_RuntimeError,
+                   "fill_ only supports 0-dimension value tensor but got tensor with %d "
+                   "dimensions and %lld elements", vt->ndim, (long long)so_tensor_numel(vt));
+}
+
 /* fill_ on a complex tensor, or with a complex value: write the value into a one-element
  * tensor of t's dtype and broadcast-copy it (the real fill loops carry one 8-byte value). */
 static int fill_complex(so_state *st, SoTensor *t, PyObject *value)
@@ -238,11 +247,7 @@ static int fill_complex(so_state *st, SoTensor *t, PyObject *value)
                        "overflow", so_dtype_is_float(t->dtype) ? "float" : "int");
     if (so_tensor_check(st, value)) {
         SoTensor *vt = (SoTensor *)value;
-        if (so_tensor_numel(vt) != 1)
-            return so_fail(PyExc_RuntimeError,
-                           "fill_ only supports 0-dimension value tensor but got tensor with %d "
-                           "dimensions and %lld elements",
-                           vt->ndim, (long long)so_tensor_numel(vt));
+        if (check_fill_value(vt) < 0) return -1;
         return so_copy_(st, t, vt);
     }
     c = PyComplex_AsCComplex(value);
@@ -266,11 +271,7 @@ int so_fill_(so_state *st, SoTensor *t, PyObject *value)
         return fill_complex(st, t, value);
     if (so_tensor_check(st, value)) {
         SoTensor *vt = (SoTensor *)value;
-        if (so_tensor_numel(vt) != 1)
-            return so_fail(PyExc_RuntimeError,
-                           "fill_ only supports 0-dimension value tensor but got tensor with %d "
-                           "dimensions and %lld elements",
-                           vt->ndim, (long long)so_tensor_numel(vt));
+        if (check_fill_value(vt) < 0) return -1;
         if (so_tensor_device(vt).type == SO_META) {
             /* a meta value only fills a meta tensor (with nothing) */
             if (so_tensor_device(t).type == SO_META) return 0;

@@ -77,7 +77,7 @@ static PyObject *py_pin_memory(PyObject *m, PyObject *arg)
     PyObject *res = NULL;
     SoStorage *s = NULL;
     SoTensor *t = (SoTensor *)arg, *out = NULL;
-    int64_t strides[SO_MAX_DIMS], step = 1;
+    int64_t strides[SO_MAX_DIMS];
     if (!so_tensor_check(st, arg))
         return so_fail_null(PyExc_TypeError, "pin_memory(): expected a Tensor, got %s",
                             Py_TYPE(arg)->tp_name);
@@ -86,10 +86,7 @@ static PyObject *py_pin_memory(PyObject *m, PyObject *arg)
              so_tensor_device(t).type == SO_CUDA ? "cuda" : "meta");
     if (storage_is_pinned(t->storage)) return Py_NewRef(arg);
     SO_CHECK_PTR(s = pinned_storage(st, so_tensor_numel(t) * so_dtype_itemsize(t->dtype)), done);
-    for (int d = t->ndim - 1; d >= 0; d--) {  /* the copy is contiguous */
-        strides[d] = step;
-        step *= t->shape[d] > 1 ? t->shape[d] : 1;
-    }
+    so_contiguous_strides(t->ndim, t->shape, strides);  /* t's sizes are valid already */
     SO_CHECK_PTR(out = so_tensor_from_storage(st, s, 0, t->ndim, t->shape, strides, t->dtype),
                  done);
     if (so_tensor_numel(t) > 0) SO_CHECK_RC(so_copy_(st, out, t), done);

@@ -179,8 +179,7 @@ SoTensor *so_tensor_from_storage(so_state *st, SoStorage *storage, int64_t offse
     return t;
 }
 
-/* Contiguous strides; returns the element count or -1 (MemoryError) on overflow. */
-static int64_t contiguous_strides(int ndim, const int64_t *shape, int64_t *strides)
+int64_t so_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides)
 {
     int64_t n = 1;
     for (int i = ndim - 1; i >= 0; i--) {
@@ -217,7 +216,7 @@ SoTensor *so_tensor_empty(so_state *st, int ndim, const int64_t *shape, int dtyp
                             "%s tensors are supported on the CPU only (shardopt has no CUDA "
                             "kernels for complex dtypes)",
                             dtype == SO_COMPLEX64 ? "complex64" : "complex128");
-    numel = contiguous_strides(ndim, shape, strides);
+    numel = so_contiguous_strides(ndim, shape, strides);
     if (numel < 0 || numel > INT64_MAX / itemsize) {
         return so_fail_null(PyExc_MemoryError,
                             "cannot allocate a tensor of size %s: too many elements",

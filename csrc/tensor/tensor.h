@@ -87,6 +87,9 @@ int so_check_sizes(int ndim, const int64_t *shape);
  * sizes (so_check_sizes) and nothing else. */
 SoTensor *so_tensor_from_storage(so_state *st, SoStorage *storage, int64_t offset, int ndim,
                                  const int64_t *shape, const int64_t *strides, int dtype);
+/* Row-major contiguous strides of `shape` into `strides`; returns the element count, or -1
+ * (no error set) when it overflows int64. */
+int64_t so_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
 /* A view of `base` sharing its storage with new geometry. */
 SoTensor *so_tensor_as_strided(so_state *st, SoTensor *base, int ndim, const int64_t *shape,
                                const int64_t *strides, int64_t offset);

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import functools
 import math
 import numbers
 
@@ -93,25 +92,11 @@ def _size_arg(args, size, fname):
     return args
 
 
-def _pinnable(factory):
-    """Give ``factory`` torch's ``pin_memory=`` keyword: the tensor it makes is copied into
-    pinned (page-locked) host memory (``Tensor.pin_memory``), keeping ``requires_grad``; a
-    non-CPU device raises there."""
-
-    @functools.wraps(factory)
-    def wrapper(*args, pin_memory=False, **kwargs):
-        t = factory(*args, **kwargs)
-        if not pin_memory:
-            return t
-        pinned = _C._pin_memory(t)
-        if t.requires_grad and not pinned.requires_grad:
-            pinned.requires_grad = True
-        return pinned
-
-    return wrapper
-
-
-def _finish(t, requires_grad):
+def _finish(t, requires_grad, pin_memory=False):
+    # pin_memory=True: the factory's tensor is copied into pinned (page-locked) host memory
+    # (Tensor.pin_memory; a non-CPU tensor raises there), before requires_grad is set
+    if pin_memory:
+        t = _C._pin_memory(t)
     if requires_grad:
         t.requires_grad = True
     return t
@@ -123,26 +108,24 @@ def _new(size, dtype, device):
 
 # ------------------------------------------------------------------ factories
 
-@_pinnable
 def empty(*args, size=None, dtype=None, device=None, requires_grad=False, layout=None,
           pin_memory=False, memory_format=None) -> Tensor:
-    return _finish(_new(_size_arg(args, size, "empty"), _float_dtype(dtype), device), requires_grad)
+    return _finish(_new(_size_arg(args, size, "empty"), _float_dtype(dtype), device),
+                   requires_grad, pin_memory)
 
 
-@_pinnable
 def zeros(*args, size=None, dtype=None, device=None, requires_grad=False, layout=None,
           pin_memory=False) -> Tensor:
     t = _new(_size_arg(args, size, "zeros"), _float_dtype(dtype), device)
     t.zero_()
-    return _finish(t, requires_grad)
+    return _finish(t, requires_grad, pin_memory)
 
 
-@_pinnable
 def ones(*args, size=None, dtype=None, device=None, requires_grad=False, layout=None,
          pin_memory=False) -> Tensor:
     t = _new(_size_arg(args, size, "ones"), _float_dtype(dtype), device)
     t.fill_(1)
-    return _finish(t, requires_grad)
+    return _finish(t, requires_grad, pin_memory)
 
 
 def _scalar_dtype(value, argname):
@@ -163,32 +146,29 @@ def _scalar_dtype(value, argname):
     raise TypeError(f"{argname} must be a real number, got {type(value).__name__}")
 
 
-@_pinnable
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None,
          pin_memory=False) -> Tensor:
     if dtype is None:
         dtype = _scalar_dtype(fill_value, "fill_value")
     t = _new(size, dtype, device)
     t.fill_(fill_value)
-    return _finish(t, requires_grad)
+    return _finish(t, requires_grad, pin_memory)
 
 
-@_pinnable
 def rand(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False,
          layout=None, pin_memory=False) -> Tensor:
     """Uniform [0, 1) from the Philox stream of `generator` (default: the device's)."""
     t = _new(_size_arg(args, size, "rand"), _float_dtype(dtype), device)
     _random_fill(t, _C._uniform_, generator)
-    return _finish(t, requires_grad)
+    return _finish(t, requires_grad, pin_memory)
 
 
-@_pinnable
 def randn(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False,
           layout=None, pin_memory=False) -> Tensor:
     """Standard normal (Box-Muller over Philox) from `generator` (default: the device's)."""
     t = _new(_size_arg(args, size, "randn"), _float_dtype(dtype), device)
     _random_fill(t, _C._normal_, generator)
-    return _finish(t, requires_grad)
+    return _finish(t, requires_grad, pin_memory)
 
 
 def _random_fill(t, kernel, generator):
@@ -210,7 +190,6 @@ def _scalar_value(x, argname):
     return x
 
 
-@_pinnable
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False, layout=None,
            pin_memory=False) -> Tensor:
     """torch.arange: int arguments give int64, any float gives the default dtype; the length
@@ -240,10 +219,9 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     else:
         values = np.float64(start) + np.float64(step) * np.arange(n, dtype=np.float64)
     t = _C.from_numpy(values)._convert(dtype, device)
-    return _finish(t, requires_grad)
+    return _finish(t, requires_grad, pin_memory)
 
 
-@_pinnable
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, layout=None,
         pin_memory=False) -> Tensor:
     if m is None:
@@ -257,7 +235,7 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, layout=None,
     k = min(n, m)
     if k:
         t.as_strided((k,), (m + 1,), 0).fill_(1)
-    return _finish(t, requires_grad)
+    return _finish(t, requires_grad, pin_memory)
 
 
 # ------------------------------------------------------------------ *_like
@@ -374,13 +352,12 @@ def _parse_data(data):
                     "(only bool, int and float data)")
 
 
-@_pinnable
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     """A new tensor holding a copy of `data` (nested lists/tuples of numbers, an ndarray,
     a scalar, or a tensor)."""
     if isinstance(data, _C.TensorBase):
         t = data._convert(dtype, device)
-        return _finish(t, requires_grad)
+        return _finish(t, requires_grad, pin_memory)
     arr, inferred = _parse_data(data)
     if dtype is None:
         dtype = inferred
@@ -399,7 +376,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
         arr = arr.copy()  # (np.ascontiguousarray would turn 0-d into 1-d)
     src = _C.from_numpy(arr)
     t = src._convert(dtype, device)
-    return _finish(t, requires_grad)
+    return _finish(t, requires_grad, pin_memory)
 
 
 def _is_cpu(device):
@@ -483,32 +460,28 @@ def _new_like_self(self, size, dtype, device):
                 self.device if device is None else device)
 
 
-@_pinnable
 def _new_empty(self, *args, size=None, dtype=None, device=None, requires_grad=False,
                layout=None, pin_memory=False):
     return _finish(_new_like_self(self, _size_arg(args, size, "new_empty"), dtype, device),
-                   requires_grad)
+                   requires_grad, pin_memory)
 
 
-@_pinnable
 def _new_zeros(self, *args, size=None, dtype=None, device=None, requires_grad=False,
                layout=None, pin_memory=False):
     t = _new_like_self(self, _size_arg(args, size, "new_zeros"), dtype, device)
-    return _finish(t.zero_(), requires_grad)
+    return _finish(t.zero_(), requires_grad, pin_memory)
 
 
-@_pinnable
 def _new_ones(self, *args, size=None, dtype=None, device=None, requires_grad=False,
               layout=None, pin_memory=False):
     t = _new_like_self(self, _size_arg(args, size, "new_ones"), dtype, device)
-    return _finish(t.fill_(1), requires_grad)
+    return _finish(t.fill_(1), requires_grad, pin_memory)
 
 
-@_pinnable
 def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False,
               layout=None, pin_memory=False):
     t = _new_like_self(self, size, dtype, device)
-    return _finish(t.fill_(fill_value), requires_grad)
+    return _finish(t.fill_(fill_value), requires_grad, pin_memory)
 
 
 def _new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
