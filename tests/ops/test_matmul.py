@@ -4,7 +4,7 @@ import pytest
 
 import shardopt as so
 
-from oputil import NP_OF, make, needs_cuda, to_np  # noqa: F401
+from oputil import NP_OF, make, needs_cuda, poison_heap, to_np  # noqa: F401
 
 DTYPES = [so.float32, so.float64, so.float16, so.bfloat16, so.int32, so.int64]
 
@@ -102,6 +102,26 @@ def test_empty(rng, dtype, sa, sb):
     ref = np.matmul(ra, rb)
     assert tuple(out.shape) == ref.shape
     assert np.all(to_np(out) == 0)
+
+
+# x @ W.t() with few rows runs as (W @ x.t()).t() through scratch (matmul_cpu.c,
+# swapped_worthwhile: float32, 2 <= m <= 128, k and n >= 256); the edges of that range, a
+# transposed or sliced x, a sliced W and batched x must all give the plain product.
+@pytest.mark.parametrize("m,k,n", [(2, 256, 256), (64, 300, 257), (128, 256, 512), (129, 256, 256),
+                                   (1, 256, 256), (64, 255, 256), (8, 512, 255)])
+@pytest.mark.parametrize("dtype", [so.float32, so.float64])
+def test_few_rows_times_transposed_weight(rng, m, k, n, dtype):
+    x, rx = make((m, k), dtype, rng)
+    w, rw = make((n, k), dtype, rng)
+    poison_heap(m * n * 8)
+    check(x @ w.t(), rx @ rw.T, dtype, k)
+    check(so.nn.functional.linear(x, w), rx @ rw.T, dtype, k)
+    xt, rxt = make((k, m), dtype, rng)          # x as a transposed view
+    check(xt.t() @ w.t(), rxt.T @ rw.T, dtype, k)
+    wide, rwide = make((n, k + 9), dtype, rng)  # W as a column slice: leading dim k + 9
+    check(x @ wide[:, 3:3 + k].t(), rx @ rwide[:, 3:3 + k].T, dtype, k)
+    xb, rxb = make((3, m, k), dtype, rng)       # batched x, one W
+    check(xb @ w.t(), np.matmul(rxb, rw.T), dtype, k)
 
 
 def test_large_k_float32_accuracy(rng):
