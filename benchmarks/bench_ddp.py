@@ -28,23 +28,19 @@ Writes benchmarks/results/bench_ddp.json and prints a table.
 """
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
-import socket
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from _ranks import free_port, rank_error, run_ranks  # noqa: E402
+
 TARGET_SPEEDUP = 1.2
 CONFIGS = ("torch", "torch-views", "so-zero1", "so-zero2")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _state_bytes(state):
@@ -118,34 +114,12 @@ def _rank_main(config, rank, world, port, args, queue):
         dist.destroy_process_group()
         queue.put((rank, {"spans": spans, "state_bytes": state_bytes, "csum": csum}))
     except BaseException as e:  # report, never hang the parent
-        import traceback
-        queue.put((rank, {"error": f"{type(e).__name__}: {e}\n{traceback.format_exc()}"}))
+        queue.put((rank, rank_error(e)))
 
 
 def run_config(config, world, args):
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_rank_main, args=(config, r, world, port, args, queue))
-             for r in range(world)]
-    for p in procs:
-        p.start()
-    results = {}
-    deadline = time.time() + 600
-    while len(results) < world and time.time() < deadline:
-        try:
-            r, res = queue.get(timeout=5)
-            results[r] = res
-        except Exception:
-            if any(p.exitcode not in (None, 0) for p in procs) and queue.empty():
-                break
-    for p in procs:
-        p.join(timeout=30)
-        if p.is_alive():
-            p.kill()
-    errors = [f"rank {r}: {res['error']}" for r, res in results.items() if "error" in res]
-    if errors or len(results) < world:
-        raise RuntimeError(f"{config} W={world} failed:\n" + "\n".join(errors or ["no result"]))
+    port = free_port()
+    results = run_ranks(_rank_main, world, lambda r, q: (config, r, world, port, args, q), f"{config} W={world}")
     sums = [results[r]["csum"] for r in range(world)]
     if max(sums) - min(sums) > 1e-6 * max(1.0, abs(sums[0])):
         raise RuntimeError(f"{config} W={world}: parameters differ across ranks: {sums}")

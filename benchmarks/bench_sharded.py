@@ -34,25 +34,21 @@ Writes benchmarks/results/bench_sharded.json and prints a table.
 """
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
-import socket
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from _ranks import free_port, rank_error, run_ranks  # noqa: E402
+
 COLS = 1024
 NTENSORS = 8
 BYTES = {"adam": 28, "sgd_momentum": 20}
 TARGET_SPEEDUP = 3.0
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _state_bytes(state):
@@ -136,34 +132,12 @@ def _rank_main(lib, rank, world, port, total, opt_name, repeat, queue):
         queue.put((rank, {"spans": spans, "add_spans": add_spans, "local_numel": local_numel,
                           "state_bytes": state_bytes}))
     except BaseException as e:  # report, never hang the parent
-        import traceback
-        queue.put((rank, {"error": f"{type(e).__name__}: {e}\n{traceback.format_exc()}"}))
+        queue.put((rank, rank_error(e)))
 
 
 def run_config(lib, world, total, opt_name, repeat):
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_rank_main, args=(lib, r, world, port, total, opt_name, repeat, queue))
-             for r in range(world)]
-    for p in procs:
-        p.start()
-    results = {}
-    deadline = time.time() + 600
-    while len(results) < world and time.time() < deadline:
-        try:
-            r, res = queue.get(timeout=5)
-            results[r] = res
-        except Exception:
-            if any(p.exitcode not in (None, 0) for p in procs) and queue.empty():
-                break
-    for p in procs:
-        p.join(timeout=30)
-        if p.is_alive():
-            p.kill()
-    errors = [f"rank {r}: {res['error']}" for r, res in results.items() if "error" in res]
-    if errors or len(results) < world:
-        raise RuntimeError(f"{lib} W={world} {total} {opt_name} failed:\n" + "\n".join(errors or ["no result"]))
+    port = free_port()
+    results = run_ranks(_rank_main, world, lambda r, q: (lib, r, world, port, total, opt_name, repeat, q), f"{lib} W={world} {total} {opt_name}")
     # a repetition lasts from the first rank's start to the last rank's end
     inner = results[0]["spans"][0][2]
     per_rep = [(max(results[r]["spans"][i][1] for r in range(world)) -

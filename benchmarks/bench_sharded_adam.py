@@ -24,7 +24,6 @@ Usage: python benchmarks/bench_sharded_adam.py [--sizes 8M,32M,128M] [--world 1,
 """
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import statistics
@@ -35,7 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from bench_sharded import COLS, NTENSORS, _free_port, parse_size  # noqa: E402
+from _ranks import free_port, rank_error, run_ranks  # noqa: E402
+from bench_sharded import COLS, NTENSORS, parse_size  # noqa: E402
 
 IMPLS = ["shardopt", "torch-fused", "torch-foreach", "add_"]
 BYTES = {"shardopt": 28, "torch-fused": 28, "torch-foreach": 28, "add_": 12}
@@ -112,33 +112,13 @@ def _rank_main(rank, world, ports, total, repeat, queue):
         tdist.destroy_process_group()
         queue.put((rank, {"spans": spans, "inner": inner, "local": local}))
     except BaseException as e:  # report, never hang the parent
-        import traceback
-        queue.put((rank, {"error": f"{type(e).__name__}: {e}\n{traceback.format_exc()}"}))
+        queue.put((rank, rank_error(e)))
 
 
 def run_config(world, total, repeat):
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    ports = (_free_port(), _free_port())
-    procs = [ctx.Process(target=_rank_main, args=(r, world, ports, total, repeat, queue))
-             for r in range(world)]
-    for p in procs:
-        p.start()
-    results, deadline = {}, time.time() + 900
-    while len(results) < world and time.time() < deadline:
-        try:
-            r, res = queue.get(timeout=5)
-            results[r] = res
-        except Exception:
-            if any(p.exitcode not in (None, 0) for p in procs) and queue.empty():
-                break
-    for p in procs:
-        p.join(timeout=30)
-        if p.is_alive():
-            p.kill()
-    errors = [f"rank {r}: {res['error']}" for r, res in results.items() if "error" in res]
-    if errors or len(results) < world:
-        raise RuntimeError(f"W={world} {total} failed:\n" + "\n".join(errors or ["no result"]))
+    ports = (free_port(), free_port())
+    results = run_ranks(_rank_main, world, lambda r, q: (r, world, ports, total, repeat, q),
+                        f"W={world} {total}", timeout=900)
     inner = results[0]["inner"]
     local = max(results[r]["local"] for r in range(world))  # the largest shard sets the pace
     out = {}
