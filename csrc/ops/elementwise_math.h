@@ -69,7 +69,6 @@ SO_HD float so_m_exp_f(float x) { return expf(x); }
 SO_HD double so_m_exp_d(double x) { return exp(x); }
 SO_HD float so_m_log_f(float x) { return logf(x); }
 SO_HD double so_m_log_d(double x) { return log(x); }
-SO_HD double so_m_erf_d(double x) { return erf(x); }
 SO_HD float so_m_tanh_f(float x) { return tanhf(x); }
 SO_HD double so_m_tanh_d(double x) { return tanh(x); }
 /* trigonometric and hyperbolic families: libm on the CPU, CUDA's device math on the GPU */
@@ -115,8 +114,8 @@ SO_HD double so_m_copysign_d(double x, double y) { return copysign(x, y); }
  * computed and one is selected), so the CPU loops vectorise them and CUDA runs them as is.
  * Coefficients: near-minimax fits made for shardopt (weighted least squares with Lawson
  * reweighting, in float64, rounded to float32).  Measured against float64 over a dense sweep
- * of float32 inputs, same with and without FMA: |err| / max(1, |x|) <= 1.14e-7 (gelu),
- * 1.36e-7 (gelu backward), 1.41e-7 (tanh form), 1.96e-7 (its backward); the bounds
+ * of float32 inputs, with / without FMA: |err| / max(1, |x|) <= 1.14e-7 / 1.23e-7 (gelu),
+ * 1.30e-7 / 1.47e-7 (gelu backward), 1.41e-7 (tanh form), 1.96e-7 (its backward); the bounds
  * tests/ops/test_gelu_accuracy.py asserts are 1.5e-7 / 2e-7 / 2e-7 / 2.5e-7. */
 
 /* c ? a : b through bit masks.  A plain ?: on floats lets gcc's jump threading duplicate
@@ -168,25 +167,31 @@ SO_HD_INLINE float so_m_gauss_f(float x)
 }
 SO_HD double so_m_gauss_d(double x) { return exp(-0.5 * x * x); }
 
-/* Both pieces of erf for float32, x any float:
- *   *small = erf(x) for |x| <= 0.921875: x + x * R(x^2), degree 5 (the leading 1 kept out
- *            of the polynomial so the last step rounds once);
- *   *q     = erfc(|x|) for |x| > 0.921875: exp(Q(|x| - 2.4609375) - x^2), Q of degree 8
- *            centred in [0.921875, 4]; 0 for |x| > 4 (erfc(4) = 1.5e-8: erf is 1 in
- *            float32 there), NaN for NaN. */
+/* Phi(x) = (1 + erf(x / sqrt 2)) / 2, the standard normal CDF, for float32 x of any value:
+ * GELU's erf form is x * Phi(x).  Two pieces, both computed and one selected (straight-line
+ * code, so the loops vectorise), with t = |x| / sqrt 2 and y = x^2:
+ *   |t| <= 0.921875:  Phi = 1/2 + x * P(y), P of degree 5: (1 + erf(t)) / 2 with erf(t) =
+ *                     t + t R(t^2), the 1/sqrt 2 and 1/2 folded into P's coefficients;
+ *   |t| >  0.921875:  erfc(t) / 2 = exp(Q(t - 2.4609375) - y / 2), Q of degree 8 centred in
+ *                     [0.921875, 4] with the 1/2 folded into its constant term (- ln 2);
+ *                     Phi is that for x < 0 (no cancellation: relative accuracy down to
+ *                     x ~ -5.6) and 1 minus it otherwise; 0 for t > 4 (erfc(4) = 1.5e-8).
+ * NaN for NaN.  Written to need few multiply-add slots (the loop is bound by them on
+ * AVX-512): y is shared by both pieces and by the exponent, the scalings are folded into
+ * constants, and lanes beyond t = 4 are not clamped but masked out (whatever the
+ * polynomial gives them, inf and NaN included, is discarded). */
 #define SO_ERF_SPLIT 0.921875f
-SO_HD_INLINE void so_m_erf_parts_f(float x, float *small, float *q)
+SO_HD_INLINE float so_m_phi_f(float x)
 {
-    float t = so_m_fabs_f_(x), s = x * x;
-    float r = -0.000601338863f;
-    r = r * s + 0.00499799987f;
-    r = r * s - 0.0267702304f;
-    r = r * s + 0.112819269f;
-    r = r * s - 0.376125067f;
-    r = r * s + 0.128379151f;
-    *small = x + x * r;
-    int beyond = t > 4.0f;
-    float tc = so_sel_f(beyond, 4.0f, t), u = tc - 2.4609375f;
+    float y = x * x, ax = so_m_fabs_f_(x);
+    float P = -6.6439184e-06f;
+    P = P * y + 0.00011044124f;
+    P = P * y - 0.0011830882f;
+    P = P * y + 0.009971909f;
+    P = P * y - 0.06649014f;
+    P = P * y + 0.39894226f;
+    float near = 0.5f + x * P;
+    float u = ax * 0.70710677f - 2.4609375f;
     float e = 1.60250022e-06f;
     e = e * u - 1.38055657e-05f;
     e = e * u + 8.1152255e-05f;
@@ -195,29 +200,13 @@ SO_HD_INLINE void so_m_erf_parts_f(float x, float *small, float *q)
     e = e * u - 0.0112032956f;
     e = e * u + 0.0573989451f;
     e = e * u - 0.357114226f;
-    e = e * u - 1.54295242f;
-    /* the exponent is in [-17, -0.8] (NaN for NaN): no range handling needed */
-    *q = so_sel_f(beyond, 0.0f, so_m_exp_core_f(e - tc * tc));
+    e = e * u - 2.2360995f; /* -1.54295242 - ln 2 */
+    /* for t in (0.92, 4] the exponent is in [-18, -1.5]: exp_core needs no range handling */
+    float half = so_sel_f(ax > 4.0f * 1.41421356f, 0.0f, so_m_exp_core_f(e - 0.5f * y));
+    float far = so_sel_f(x < 0, half, 1.0f - half);
+    return so_sel_f(ax <= SO_ERF_SPLIT * 1.41421356f, near, far);
 }
-
-SO_HD_INLINE float so_m_erf_f(float x)
-{
-    float small, q;
-    so_m_erf_parts_f(x, &small, &q);
-    float big = so_sel_f(x < 0, q - 1.0f, 1.0f - q);
-    return so_sel_f(so_m_fabs_f_(x) <= SO_ERF_SPLIT, small, big);
-}
-
-/* 1 + erf(x) without the cancellation 1 + erf(x) suffers for x << 0 (it is erfc(-x)):
- * GELU's x * Phi(x) stays accurate in relative terms down to x ~ -5.6. */
-SO_HD_INLINE float so_m_erf1p_f(float x)
-{
-    float small, q;
-    so_m_erf_parts_f(x, &small, &q);
-    float big = so_sel_f(x < 0, q, 2.0f - q);
-    return so_sel_f(so_m_fabs_f_(x) <= SO_ERF_SPLIT, 1.0f + small, big);
-}
-SO_HD double so_m_erf1p_d(double x) { return erfc(-x); }
+SO_HD double so_m_phi_d(double x) { return 0.5 * erfc(-x * 0.70710678118654752440); }
 
 /* sig = 1 / (1 + exp(-z)): float32 through so_m_exp_fast_f (z -> -inf gives 0, +inf 1).
  * so_m_sigmoid2_* also give 1 - sig = e / (1 + e) without the cancellation of 1 - sig
@@ -257,11 +246,8 @@ SO_HD double so_m_sigmoid2_d(double z, double *comp)
     }                                                                                          \
     SO_HD T so_ew_max_##S(T a, T b) { return a != a ? a : (b != b ? b : (a > b ? a : b)); }   \
     SO_HD T so_ew_min_##S(T a, T b) { return a != a ? a : (b != b ? b : (a < b ? a : b)); }   \
-    /* gelu(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), 1 + erf without cancellation */ \
-    SO_HD_INLINE T so_ew_gelu_##S(T x)                                                         \
-    {                                                                                          \
-        return (T)0.5 * x * so_m_erf1p_##S(x * (T)0.70710678118654752440);                     \
-    }                                                                                          \
+    /* gelu(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) */                                 \
+    SO_HD_INLINE T so_ew_gelu_##S(T x) { return x * so_m_phi_##S(x); }                         \
     /* 0.5 x (1 + tanh(u)) = x * sigmoid(2u): the same value, no cancellation for x << 0 */   \
     SO_HD_INLINE T so_ew_gelu_tanh_##S(T x)                                                    \
     {                                                                                          \
@@ -270,9 +256,8 @@ SO_HD double so_m_sigmoid2_d(double z, double *comp)
     }                                                                                          \
     SO_HD_INLINE T so_ew_gelu_grad_##S(T x)                                                    \
     {                                                                                          \
-        const T inv_sqrt2 = (T)0.70710678118654752440, inv_sqrt_2pi = (T)0.39894228040143267794; \
-        T cdf = (T)0.5 * so_m_erf1p_##S(x * inv_sqrt2);                                        \
-        return cdf + x * inv_sqrt_2pi * so_m_gauss_##S(x);                                     \
+        const T inv_sqrt_2pi = (T)0.39894228040143267794;                                      \
+        return so_m_phi_##S(x) + x * inv_sqrt_2pi * so_m_gauss_##S(x);                         \
     }                                                                                          \
     /* d/dx [x sig(2u)] = sig + x * 2 sig (1 - sig) * du/dx; where sig (1 - sig) is exactly */ \
     /* 0 (|x| >~ 10, or infinite) the second term is 0, not 0 * inf */                        \
