@@ -4,7 +4,7 @@
  * on the operands' memory, transposed views passed as CblasTrans with their leading
  * dimension (matmul.c already copied any operand no BLAS layout fits).
  * One exception, float32 x @ W^T with few rows (a linear layer's forward at small batch):
- * OpenBLAS (0.3.21, its AVX-512 kernels) runs that product up to 1.2-2x faster when the big
+ * OpenBLAS (0.3.21, its AVX-512 kernels) runs that product 1.05-2.4x faster when the big
  * matrix is its left operand, so C^T = W @ x^T goes into scratch and is transposed into C
  * (see swapped_worthwhile for the measured range).
  * Everything else (fp16/bf16, ints, or no CBLAS in this build): each batch entry's A and B
