@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["all", "any", "isnan", "isinf", "isfinite", "flip", "std", "var", "unbind",
            "amax", "amin", "masked_select", "roll", "reshape", "squeeze", "unsqueeze",
            "transpose", "swapaxes", "swapdims", "permute", "flatten", "t", "numel",
-           "is_tensor", "broadcast_to", "outer", "linspace"]
+           "is_tensor", "broadcast_to", "outer", "linspace", "logical_and", "logical_or",
+           "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor",
+           "bitwise_not"]
 
 _TB = _C.TensorBase
 _WARNED = set()
@@ -441,7 +443,97 @@ def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=Non
     return res
 
 
+# ------------------------------------------------------------------ logical and bitwise
+
+
+def _truth(x) -> Tensor:
+    """x as a bool tensor (non-zero is True), numbers and bools included."""
+    if isinstance(x, _TB):
+        return x if x.dtype == _C.bool else x != 0
+    from .creation import tensor
+    return tensor(_builtins.bool(x))
+
+
+def logical_and(input, other) -> Tensor:
+    """Elementwise ``input and other`` (non-zero is True), broadcast; a bool tensor."""
+    a, b = _truth(input), _truth(other)
+    return (a.long() * b.long()) != 0
+
+
+def logical_or(input, other) -> Tensor:
+    """Elementwise ``input or other`` (non-zero is True), broadcast; a bool tensor."""
+    a, b = _truth(input), _truth(other)
+    return (a.long() + b.long()) != 0
+
+
+def logical_xor(input, other) -> Tensor:
+    """Elementwise exclusive or of the truth values, broadcast; a bool tensor."""
+    return _truth(input) != _truth(other)
+
+
+def logical_not(input) -> Tensor:
+    """Elementwise ``not input`` (zero is True); a bool tensor."""
+    return _truth(input) == 0
+
+
+def _need_bool(name, *xs) -> None:
+    for x in xs:
+        if isinstance(x, _TB) and x.dtype != _C.bool:
+            raise RuntimeError(f"\"{name}\" is implemented for bool tensors only in shardopt "
+                               f"(got {str(x.dtype).rsplit('.', 1)[-1]}); for integer bits "
+                               f"there is no kernel, and torch refuses floating dtypes")
+        if not isinstance(x, (_TB, _builtins.bool)):
+            raise TypeError(f"{name}(): unsupported operand type {type(x).__name__}")
+
+
+def bitwise_and(input, other) -> Tensor:
+    """``input & other`` for bool tensors (masks)."""
+    _need_bool("bitwise_and", input, other)
+    return logical_and(input, other)
+
+
+def bitwise_or(input, other) -> Tensor:
+    """``input | other`` for bool tensors (masks)."""
+    _need_bool("bitwise_or", input, other)
+    return logical_or(input, other)
+
+
+def bitwise_xor(input, other) -> Tensor:
+    """``input ^ other`` for bool tensors (masks)."""
+    _need_bool("bitwise_xor", input, other)
+    return logical_xor(input, other)
+
+
+def bitwise_not(input) -> Tensor:
+    """``~input`` for bool tensors (masks)."""
+    _need_bool("bitwise_not", input)
+    return logical_not(input)
+
+
+def _binary_dunder(fn, reflected=False):
+    def method(self, other):
+        if not isinstance(other, (_TB, _builtins.bool)):
+            return NotImplemented
+        return fn(other, self) if reflected else fn(self, other)
+    return method
+
+
+def _inplace_dunder(fn):
+    def method(self, other):
+        return self.copy_(fn(self, other))
+    return method
+
+
 TENSOR_METHODS = {
+    "logical_and": logical_and, "logical_or": logical_or, "logical_xor": logical_xor,
+    "logical_not": logical_not, "bitwise_and": bitwise_and, "bitwise_or": bitwise_or,
+    "bitwise_xor": bitwise_xor, "bitwise_not": bitwise_not,
+    "__and__": _binary_dunder(bitwise_and), "__rand__": _binary_dunder(bitwise_and, True),
+    "__or__": _binary_dunder(bitwise_or), "__ror__": _binary_dunder(bitwise_or, True),
+    "__xor__": _binary_dunder(bitwise_xor), "__rxor__": _binary_dunder(bitwise_xor, True),
+    "__iand__": _inplace_dunder(bitwise_and), "__ior__": _inplace_dunder(bitwise_or),
+    "__ixor__": _inplace_dunder(bitwise_xor), "__invert__": bitwise_not,
+
     "all": all, "any": any, "isnan": isnan, "isinf": isinf, "isfinite": isfinite,
     "flip": flip, "var": var, "std": std, "amax": amax, "amin": amin, "roll": roll,
     "unbind": unbind, "masked_select": masked_select, "outer": outer,

@@ -541,6 +541,9 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 # order (a ShardedTensor argument dispatches to its class before the function runs, so
 # custom_sharded_op_impl(F.linear) is what F.linear does on a sharded weight); this module
 # publishes them so, here where they are defined.
+from ._pointwise import *  # noqa: E402,F401,F403  (activations and losses composed of ops)
+from ._pointwise import __all__ as _pointwise_all  # noqa: E402
 from .. import overrides as _overrides  # noqa: E402
 
+__all__ = __all__ + _pointwise_all
 globals().update(_overrides.dispatchable_all(globals(), __all__, args_first=True))

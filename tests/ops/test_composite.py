@@ -206,3 +206,31 @@ def test_type():
     assert x.type(so.float32) is x
     with pytest.raises(ValueError, match="invalid type"):
         x.type("torch.NoSuchTensor")
+
+
+def test_bool_operators_and_logical_functions(rng):
+    x, rx = make((5, 4), so.float32, rng)
+    a, b = x > 0, x < 0.5
+    ra, rb = rx > 0, rx < 0.5
+    np.testing.assert_array_equal(to_np(a & b), ra & rb)
+    np.testing.assert_array_equal(to_np(a | b), ra | rb)
+    np.testing.assert_array_equal(to_np(a ^ b), ra ^ rb)
+    np.testing.assert_array_equal(to_np(~a), ~ra)
+    np.testing.assert_array_equal(to_np(True & a), ra)
+    np.testing.assert_array_equal(to_np(a | False), ra)
+    row = so.tensor([True, False, True, False])  # broadcast
+    np.testing.assert_array_equal(to_np(a & row), ra & to_np(row))
+    c = a.clone()
+    c &= b
+    np.testing.assert_array_equal(to_np(c), ra & rb)
+    np.testing.assert_array_equal(to_np(x[(x > 0) & (x < 0.5)]), rx[ra & rb])
+    ints = so.tensor([0, 2, -1])
+    np.testing.assert_array_equal(to_np(so.logical_and(ints, x[0, :3])),
+                                  np.logical_and(to_np(ints), rx[0, :3]))
+    np.testing.assert_array_equal(to_np(ints.logical_or(so.tensor([0, 0, 0]))), [False, True, True])
+    np.testing.assert_array_equal(to_np(so.logical_xor(ints, 1)), [True, False, False])
+    np.testing.assert_array_equal(to_np(so.logical_not(ints)), [True, False, False])
+    with pytest.raises(RuntimeError, match="implemented for bool tensors only"):
+        so.tensor([1, 2]) & so.tensor([3, 1])
+    with pytest.raises(TypeError):
+        a & 1.5

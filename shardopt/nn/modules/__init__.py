@@ -1,10 +1,14 @@
 """The nn module classes."""
-from .activation import GELU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from .activation import (CELU, ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU,
+                         LogSigmoid, LogSoftmax, Mish, ReLU, ReLU6, Sigmoid, SiLU, Softmax,
+                         Softplus, Softsign, Tanh)
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Identity, Linear
-from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss
+from .distance import CosineSimilarity, PairwiseDistance
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
+                   MarginRankingLoss, MSELoss, NLLLoss, SmoothL1Loss, SoftMarginLoss)
 from .module import Module
 from .normalization import LayerNorm, RMSNorm
 from .sparse import Embedding, EmbeddingBag
@@ -14,3 +18,7 @@ __all__ = ["Module", "Linear", "Identity", "GELU", "ReLU", "Tanh", "Sigmoid", "S
            "ParameterDict", "Dropout", "Flatten", "LayerNorm", "RMSNorm", "Embedding",
            "EmbeddingBag", "MSELoss", "L1Loss", "SmoothL1Loss", "BCEWithLogitsLoss",
            "CrossEntropyLoss", "NLLLoss"]
+__all__ += ["LeakyReLU", "ELU", "SELU", "CELU", "Softplus", "Softsign", "Hardtanh", "ReLU6",
+            "Hardsigmoid", "Hardswish", "LogSigmoid", "Mish", "HuberLoss", "BCELoss",
+            "KLDivLoss", "MarginRankingLoss", "SoftMarginLoss", "CosineSimilarity",
+            "PairwiseDistance"]

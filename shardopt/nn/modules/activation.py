@@ -1,4 +1,6 @@
-"""Activation modules: GELU, ReLU, Tanh, Sigmoid, SiLU, Softmax, LogSoftmax."""
+"""Activation modules: GELU, ReLU, Tanh, Sigmoid, SiLU, Softmax, LogSoftmax, and the modules
+over nn.functional's other pointwise activations (LeakyReLU, ELU, SELU, CELU, Softplus, Softsign,
+Hardtanh, ReLU6, Hardsigmoid, Hardswish, LogSigmoid, Mish)."""
 from .. import functional as F
 from .module import Module
 
@@ -105,3 +107,64 @@ class LogSoftmax(Module):
 
     def extra_repr(self):
         return f"dim={self.dim}"
+
+
+class _Pointwise(Module):
+    """A module over one of F's pointwise activations; ``_args`` names its constructor
+    arguments in torch's order (they are attributes, as in torch, and show in the repr)."""
+
+    _fn = None
+    _args = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        names = self._args
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}() takes at most {len(names)} arguments")
+        values = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in names:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument "
+                                f"'{k}'")
+            if k in values:
+                raise TypeError(f"{type(self).__name__}() got multiple values for argument "
+                                f"'{k}'")
+            values[k] = v
+        for k, default in zip(names, self._defaults):
+            setattr(self, k, values.get(k, default))
+
+    def forward(self, input):
+        return type(self)._fn(input, **{k: getattr(self, k) for k in self._args})
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={getattr(self, k)}" for k in self._args
+                         if not (k == "inplace" and not getattr(self, k)))
+
+
+def _pointwise(name, fn, args=(), defaults=(), doc=""):
+    return type(name, (_Pointwise,), {"_fn": staticmethod(fn), "_args": tuple(args),
+                                      "_defaults": tuple(defaults), "__doc__": doc,
+                                      "__module__": __name__})
+
+
+LeakyReLU = _pointwise("LeakyReLU", F.leaky_relu, ("negative_slope", "inplace"), (0.01, False),
+                       "x where x > 0, negative_slope * x elsewhere.")
+ELU = _pointwise("ELU", F.elu, ("alpha", "inplace"), (1.0, False),
+                 "x where x > 0, alpha * (exp(x) - 1) elsewhere.")
+SELU = _pointwise("SELU", F.selu, ("inplace",), (False,), "Scaled ELU (self-normalising).")
+CELU = _pointwise("CELU", F.celu, ("alpha", "inplace"), (1.0, False),
+                  "max(0, x) + min(0, alpha * (exp(x / alpha) - 1)).")
+Softplus = _pointwise("Softplus", F.softplus, ("beta", "threshold"), (1.0, 20.0),
+                      "log(1 + exp(beta x)) / beta (linear above threshold).")
+Softsign = _pointwise("Softsign", F.softsign, doc="x / (1 + |x|).")
+Hardtanh = _pointwise("Hardtanh", F.hardtanh, ("min_val", "max_val", "inplace"),
+                      (-1.0, 1.0, False), "x clamped to [min_val, max_val].")
+ReLU6 = _pointwise("ReLU6", F.relu6, ("inplace",), (False,), "min(max(x, 0), 6).")
+Hardsigmoid = _pointwise("Hardsigmoid", F.hardsigmoid, ("inplace",), (False,),
+                         "relu6(x + 3) / 6.")
+Hardswish = _pointwise("Hardswish", F.hardswish, ("inplace",), (False,), "x * relu6(x + 3) / 6.")
+LogSigmoid = _pointwise("LogSigmoid", F.logsigmoid, doc="log(sigmoid(x)).")
+Mish = _pointwise("Mish", F.mish, ("inplace",), (False,), "x * tanh(softplus(x)).")
+
+__all__ += ["LeakyReLU", "ELU", "SELU", "CELU", "Softplus", "Softsign", "Hardtanh", "ReLU6",
+            "Hardsigmoid", "Hardswish", "LogSigmoid", "Mish"]
