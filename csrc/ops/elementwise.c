@@ -372,7 +372,8 @@ PyObject *so_ew_unary(so_state *st, int op, PyObject *x, SoTensor *out, const so
     if (rc) return rc > 0 ? (so_ew_type_error("unary", "input", x), NULL) : NULL;
     common = so_ew_result_type(&a, 1);
     if (!so_dtype_is_float(common) && op != SO_EW_NEG && op != SO_EW_ABS && op != SO_EW_SIGN &&
-        op != SO_EW_RELU && op != SO_EW_CLAMP_S && op != SO_EW_SQUARE)
+        op != SO_EW_RELU && op != SO_EW_CLAMP_S && op != SO_EW_SQUARE && op != SO_EW_FLOOR &&
+        op != SO_EW_CEIL && op != SO_EW_ROUND && op != SO_EW_TRUNC)
         common = SO_FLOAT32;
     return so_ew_exec(st, "unary", op, &a, 1, common, common, out, p);
 }

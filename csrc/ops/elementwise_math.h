@@ -28,9 +28,11 @@ typedef enum {
     SO_EW_SIGMOID, SO_EW_TANH, SO_EW_RSQRT, SO_EW_RECIPROCAL, SO_EW_SQUARE,
     SO_EW_SIN, SO_EW_COS, SO_EW_TAN, SO_EW_ASIN, SO_EW_ACOS, SO_EW_ATAN, /* trigonometric */
     SO_EW_SINH, SO_EW_COSH, SO_EW_ASINH, SO_EW_ACOSH, SO_EW_ATANH,
+    SO_EW_FLOOR, SO_EW_CEIL, SO_EW_ROUND, SO_EW_TRUNC, /* identity on integers */
+    SO_EW_LOG1P, SO_EW_EXPM1, SO_EW_ERF, SO_EW_ERFC,
     SO_EW_UNARY_END, /* < SO_EW_ADD */
     /* binary: out = f(a, b) */
-    SO_EW_ADD = 32, SO_EW_SUB, SO_EW_MUL, SO_EW_DIV, SO_EW_DIV_TRUNC, SO_EW_DIV_FLOOR,
+    SO_EW_ADD = 40, SO_EW_SUB, SO_EW_MUL, SO_EW_DIV, SO_EW_DIV_TRUNC, SO_EW_DIV_FLOOR,
     SO_EW_REMAINDER, SO_EW_POW, SO_EW_MAXIMUM, SO_EW_MINIMUM, SO_EW_CLAMP_MIN_T,
     SO_EW_CLAMP_MAX_T, SO_EW_LERP_S, /* lerp with a scalar weight in params */
     SO_EW_GELU_BACKWARD, SO_EW_GELU_TANH_BACKWARD, /* (grad, x) -> grad * gelu'(x) */
@@ -101,6 +103,19 @@ SO_HD double so_m_fmod_d(double x, double y) { return fmod(x, y); }
 SO_HD float so_m_floor_f(float x) { return floorf(x); }
 SO_HD double so_m_floor_d(double x) { return floor(x); }
 SO_HD float so_m_trunc_f(float x) { return truncf(x); }
+SO_HD float so_m_ceil_f(float x) { return ceilf(x); }
+SO_HD double so_m_ceil_d(double x) { return ceil(x); }
+/* torch.round: halfway cases to even (rint under the default rounding mode) */
+SO_HD float so_m_rint_f(float x) { return rintf(x); }
+SO_HD double so_m_rint_d(double x) { return rint(x); }
+SO_HD float so_m_log1p_f(float x) { return log1pf(x); }
+SO_HD double so_m_log1p_d(double x) { return log1p(x); }
+SO_HD float so_m_expm1_f(float x) { return expm1f(x); }
+SO_HD double so_m_expm1_d(double x) { return expm1(x); }
+SO_HD float so_m_erf_f(float x) { return erff(x); }
+SO_HD double so_m_erf_d(double x) { return erf(x); }
+SO_HD float so_m_erfc_f(float x) { return erfcf(x); }
+SO_HD double so_m_erfc_d(double x) { return erfc(x); }
 SO_HD double so_m_trunc_d(double x) { return trunc(x); }
 SO_HD float so_m_fabs_f(float x) { return fabsf(x); }
 SO_HD float so_m_fabs_f_(float x) { return so_bits_to_float(so_float_to_bits(x) & 0x7fffffffu); }
@@ -312,6 +327,14 @@ SO_HD double so_m_sigmoid2_d(double z, double *comp)
         case SO_EW_ASINH: return so_m_asinh_##S(x);                                            \
         case SO_EW_ACOSH: return so_m_acosh_##S(x);                                            \
         case SO_EW_ATANH: return so_m_atanh_##S(x);                                            \
+        case SO_EW_FLOOR: return so_m_floor_##S(x);                                            \
+        case SO_EW_CEIL: return so_m_ceil_##S(x);                                              \
+        case SO_EW_ROUND: return so_m_rint_##S(x);                                             \
+        case SO_EW_TRUNC: return so_m_trunc_##S(x);                                            \
+        case SO_EW_LOG1P: return so_m_log1p_##S(x);                                            \
+        case SO_EW_EXPM1: return so_m_expm1_##S(x);                                            \
+        case SO_EW_ERF: return so_m_erf_##S(x);                                                \
+        case SO_EW_ERFC: return so_m_erfc_##S(x);                                              \
         default: return x;                                                                     \
         }                                                                                      \
     }                                                                                          \
@@ -435,6 +458,7 @@ SO_HD int64_t so_ew_unary_i(int op, int64_t x, const so_ew_params *p)
     case SO_EW_RELU: return x < 0 ? 0 : x;
     case SO_EW_CLAMP_S: return so_ew_clamp_i(x, p->i0, p->i1, p->flags);
     case SO_EW_SQUARE: return so_ew_wrap_mul(x, x);
+    /* floor / ceil / round / trunc of an integer is itself (as in torch) */
     default: return x; /* float-only ops never reach integer compute (promoted first) */
     }
 }
@@ -499,8 +523,10 @@ SO_HD int so_ew_int_divides(int op)
 #define SO_EW_UNARY_FLOAT_OPS(X)                                                              \
     X(NEG) X(ABS) X(SQRT) X(EXP) X(LOG) X(SIGN) X(GELU) X(GELU_TANH) X(RELU) X(CLAMP_S)        \
     X(SIGMOID) X(TANH) X(RSQRT) X(RECIPROCAL) X(SQUARE) X(SIN) X(COS) X(TAN) X(ASIN) X(ACOS)  \
-    X(ATAN) X(SINH) X(COSH) X(ASINH) X(ACOSH) X(ATANH)
-#define SO_EW_UNARY_INT_OPS(X) X(NEG) X(ABS) X(SIGN) X(RELU) X(CLAMP_S) X(SQUARE)
+    X(ATAN) X(SINH) X(COSH) X(ASINH) X(ACOSH) X(ATANH) X(FLOOR) X(CEIL) X(ROUND) X(TRUNC)     \
+    X(LOG1P) X(EXPM1) X(ERF) X(ERFC)
+#define SO_EW_UNARY_INT_OPS(X)                                                                \
+    X(NEG) X(ABS) X(SIGN) X(RELU) X(CLAMP_S) X(SQUARE) X(FLOOR) X(CEIL) X(ROUND) X(TRUNC)
 #define SO_EW_BINARY_FLOAT_OPS(X)                                                             \
     X(ADD) X(SUB) X(MUL) X(DIV) X(DIV_TRUNC) X(DIV_FLOOR) X(REMAINDER) X(POW) X(MAXIMUM)      \
     X(MINIMUM) X(CLAMP_MIN_T) X(CLAMP_MAX_T) X(LERP_S) X(GELU_BACKWARD) X(GELU_TANH_BACKWARD)

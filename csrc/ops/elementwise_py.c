@@ -309,7 +309,8 @@ typedef struct {
 
 enum { U_NEG, U_ABS, U_SQRT, U_EXP, U_LOG, U_SIGN, U_RELU, U_SIGMOID, U_TANH, U_RSQRT,
        U_RECIP, U_SQUARE, U_GELU, U_SIN, U_COS, U_TAN, U_ASIN, U_ACOS, U_ATAN, U_SINH, U_COSH,
-       U_ASINH, U_ACOSH, U_ATANH };
+       U_ASINH, U_ACOSH, U_ATANH, U_FLOOR, U_CEIL, U_ROUND, U_TRUNC, U_LOG1P, U_EXPM1, U_ERF,
+       U_ERFC };
 
 static const un_spec un_specs[] = {
     [U_NEG] = {"neg", SO_EW_NEG, U_SAME},
@@ -336,6 +337,14 @@ static const un_spec un_specs[] = {
     [U_ASINH] = {"asinh", SO_EW_ASINH, U_FLOAT},
     [U_ACOSH] = {"acosh", SO_EW_ACOSH, U_FLOAT},
     [U_ATANH] = {"atanh", SO_EW_ATANH, U_FLOAT},
+    [U_FLOOR] = {"floor", SO_EW_FLOOR, U_SAME},
+    [U_CEIL] = {"ceil", SO_EW_CEIL, U_SAME},
+    [U_ROUND] = {"round", SO_EW_ROUND, U_SAME},
+    [U_TRUNC] = {"trunc", SO_EW_TRUNC, U_SAME},
+    [U_LOG1P] = {"log1p", SO_EW_LOG1P, U_FLOAT},
+    [U_EXPM1] = {"expm1", SO_EW_EXPM1, U_FLOAT},
+    [U_ERF] = {"erf", SO_EW_ERF, U_FLOAT},
+    [U_ERFC] = {"erfc", SO_EW_ERFC, U_FLOAT},
 };
 
 static PyObject *unary_impl(so_state *st, const un_spec *sp, int op, PyObject *x, SoTensor *out,
@@ -388,6 +397,8 @@ UN_WRAP(tanh, U_TANH) UN_WRAP(rsqrt, U_RSQRT) UN_WRAP(recip, U_RECIP) UN_WRAP(sq
 UN_WRAP(sin, U_SIN) UN_WRAP(cos, U_COS) UN_WRAP(tan, U_TAN) UN_WRAP(asin, U_ASIN)
 UN_WRAP(acos, U_ACOS) UN_WRAP(atan, U_ATAN) UN_WRAP(sinh, U_SINH) UN_WRAP(cosh, U_COSH)
 UN_WRAP(asinh, U_ASINH) UN_WRAP(acosh, U_ACOSH) UN_WRAP(atanh, U_ATANH)
+UN_WRAP(floor, U_FLOOR) UN_WRAP(ceil, U_CEIL) UN_WRAP(round, U_ROUND) UN_WRAP(trunc, U_TRUNC)
+UN_WRAP(log1p, U_LOG1P) UN_WRAP(expm1, U_EXPM1) UN_WRAP(erf, U_ERF) UN_WRAP(erfc, U_ERFC)
 
 /* gelu(input, approximate='none') */
 static PyObject *f_gelu(PyObject *m, PyObject *args, PyObject *kwds)
@@ -769,6 +780,9 @@ static PyMethodDef ew_functions[] = {
     FN("arctan", uf_atan), FN("sinh", uf_sinh), FN("cosh", uf_cosh), FN("asinh", uf_asinh),
     FN("arcsinh", uf_asinh), FN("acosh", uf_acosh), FN("arccosh", uf_acosh),
     FN("atanh", uf_atanh), FN("arctanh", uf_atanh),
+    FN("floor", uf_floor), FN("ceil", uf_ceil), FN("round", uf_round), FN("trunc", uf_trunc),
+    FN("fix", uf_trunc), FN("log1p", uf_log1p), FN("expm1", uf_expm1), FN("erf", uf_erf),
+    FN("erfc", uf_erfc),
     FN("_gelu_backward", f_gelu_backward),
     FN("clamp", f_clamp), FN("clip", f_clamp), FN("addcmul", f_addcmul), FN("addcdiv", f_addcdiv),
     FN("lerp", f_lerp), FN("where", f_where), FN("isclose", f_isclose),
@@ -801,6 +815,9 @@ static PyMethodDef ew_methods[] = {
     UN_METHODS("sinh", sinh), UN_METHODS("cosh", cosh), UN_METHODS("asinh", asinh),
     UN_METHODS("arcsinh", asinh), UN_METHODS("acosh", acosh), UN_METHODS("arccosh", acosh),
     UN_METHODS("atanh", atanh), UN_METHODS("arctanh", atanh),
+    UN_METHODS("floor", floor), UN_METHODS("ceil", ceil), UN_METHODS("round", round),
+    UN_METHODS("trunc", trunc), UN_METHODS("fix", trunc), UN_METHODS("log1p", log1p),
+    UN_METHODS("expm1", expm1), UN_METHODS("erf", erf), UN_METHODS("erfc", erfc),
     ME("clamp", m_clamp), ME("clamp_", i_clamp), ME("clip", m_clamp), ME("clip_", i_clamp),
     ME("addcmul", m_addcmul), ME("addcmul_", i_addcmul), ME("addcdiv", m_addcdiv),
     ME("addcdiv_", i_addcdiv), ME("lerp", m_lerp), ME("lerp_", i_lerp), ME("where", m_where),

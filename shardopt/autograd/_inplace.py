@@ -106,18 +106,25 @@ _OTHER_INPLACE = (
     "fill_", "zero_", "pow_", "neg_", "abs_", "sqrt_", "exp_", "log_", "clamp_", "clamp_min_",
     "clamp_max_", "addcmul_", "addcdiv_", "lerp_", "relu_", "sign_", "uniform_", "normal_",
     "random_", "exponential_", "masked_fill_", "__ipow__", "__imatmul__", "gelu_", "tanh_",
-    "sigmoid_", "reciprocal_", "rsqrt_", "square_", "floor_", "ceil_", "round_", "trunc_",
+    "sigmoid_", "reciprocal_", "rsqrt_", "square_",
     "maximum_", "minimum_", "index_put_", "scatter_", "index_add_", "t_", "transpose_",
     "squeeze_", "unsqueeze_", "resize_", "set_",
 )
 # the trigonometric and hyperbolic families: in-place forms rebase onto the out-of-place op
-# (tan saves its output; the others save their input, so they need a snapshot of self)
+# (tan and expm1 save their output; the others save their input, so they need a snapshot of
+# self)
 _TRIG = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
-         "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh")
+         "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "log1p", "expm1", "erf",
+         "erfc")
 for _n in _TRIG:
-    _REBASE[_n + "_"] = ((lambda s, _op=_n: getattr(s, _op)()), _n != "tan")
+    _REBASE[_n + "_"] = ((lambda s, _op=_n: getattr(s, _op)()), _n not in ("tan", "expm1"))
     _NEEDS[_n + "_"] = _n
-_OTHER_INPLACE = _OTHER_INPLACE + tuple(n + "_" for n in _TRIG)
+# floor / ceil / round / trunc save nothing (their gradient is zero): no snapshot either
+_ROUNDING = ("floor", "ceil", "round", "trunc", "fix")
+for _n in _ROUNDING:
+    _REBASE[_n + "_"] = ((lambda s, _op=_n: getattr(s, _op)()), False)
+    _NEEDS[_n + "_"] = _n
+_OTHER_INPLACE = _OTHER_INPLACE + tuple(n + "_" for n in _TRIG + _ROUNDING)
 
 
 def _check_target(self, name):

@@ -254,6 +254,34 @@ TanhBackward0 = node_type("TanhBackward0", _bw_tanh)
 SigmoidBackward0 = node_type("SigmoidBackward0", _bw_sigmoid)
 SquareBackward0 = node_type("PowBackward0", _bw_square)
 
+def _bw_zero(node, g):
+    # floor / ceil / round / trunc: piecewise constant, torch's zeros_like(grad)
+    return (g.new_zeros(g.shape),)
+
+
+def _bw_log1p(node, g):
+    x, = unpack(node)
+    return (g / (x + 1.0),)
+
+
+def _bw_expm1(node, g):
+    out, = unpack(node)
+    return (g * (out + 1.0),)
+
+
+_TWO_OVER_SQRT_PI = 1.1283791670955126
+
+
+def _bw_erf(node, g):
+    x, = unpack(node)
+    return (g * ((-(x * x)).exp() * _TWO_OVER_SQRT_PI),)
+
+
+def _bw_erfc(node, g):
+    x, = unpack(node)
+    return (g * ((-(x * x)).exp() * -_TWO_OVER_SQRT_PI),)
+
+
 # what each unary op saves: "in" its input, "out" its output, None nothing
 _UNARY = {
     "neg": (NegBackward0, None), "__neg__": (NegBackward0, None),
@@ -274,7 +302,16 @@ _UNARY = {
     "asinh": (node_type("AsinhBackward0", _bw_asinh), "in"),
     "acosh": (node_type("AcoshBackward0", _bw_acosh), "in"),
     "atanh": (node_type("AtanhBackward0", _bw_atanh), "in"),
+    "floor": (node_type("FloorBackward0", _bw_zero), None),
+    "ceil": (node_type("CeilBackward0", _bw_zero), None),
+    "round": (node_type("RoundBackward0", _bw_zero), None),
+    "trunc": (node_type("TruncBackward0", _bw_zero), None),
+    "log1p": (node_type("Log1PBackward0", _bw_log1p), "in"),
+    "expm1": (node_type("Expm1Backward0", _bw_expm1), "out"),
+    "erf": (node_type("ErfBackward0", _bw_erf), "in"),
+    "erfc": (node_type("ErfcBackward0", _bw_erfc), "in"),
 }
+_UNARY["fix"] = _UNARY["trunc"]
 # numpy-style aliases share the op's backward
 for _name in ("asin", "acos", "atan", "asinh", "acosh", "atanh"):
     _UNARY["arc" + _name[1:]] = _UNARY[_name]
