@@ -121,6 +121,28 @@ def register_post_accumulate_grad_hook(self, hook) -> _HookHandle:
     return handle
 
 
+def register_hook(self, hook) -> _HookHandle:
+    """Call ``hook(grad)`` each time a gradient for this tensor is computed; a returned
+    tensor replaces the gradient (torch's Tensor.register_hook).  On a leaf the hook runs
+    before the gradient is accumulated into ``.grad``.  Returns a handle with ``remove()``."""
+    if not self.requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if not callable(hook):
+        raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+    hooks = self.__dict__.setdefault("_backward_hooks", {})
+    handle = _HookHandle(hooks)
+    hooks[handle.id] = hook
+    gf = self.grad_fn
+    if gf is not None:
+        gf._retain_grad(self, output_nr(self))  # the engine looks at this output's gradient
+    else:
+        ref = self._grad_acc  # a graph built earlier: its AccumulateGrad must see it too
+        acc = ref() if ref is not None else None
+        if acc is not None:
+            acc._retain_grad(self, 0)
+    return handle
+
+
 def _is_leaf(self):
     return self.grad_fn is None
 
@@ -186,6 +208,7 @@ def _install(Tensor):
     Tensor.requires_grad_ = requires_grad_
     Tensor.retain_grad = retain_grad
     Tensor.register_post_accumulate_grad_hook = register_post_accumulate_grad_hook
+    Tensor.register_hook = register_hook
     Tensor.is_leaf = property(_is_leaf)
     Tensor.retains_grad = property(_retains_grad)
     if not hasattr(Tensor, "data"):

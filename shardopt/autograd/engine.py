@@ -51,11 +51,32 @@ def _make_grads(outputs, grads):
 
 
 def _retain(node, buf) -> None:
-    """retain_grad: the retained non-leaf outputs of ``node`` get this pass's gradient."""
+    """Before ``node`` runs, for each output tensor registered on it (``node._retain``: output
+    number -> weak reference): its ``register_hook`` hooks see the incoming gradient and may
+    replace it (in registration order), then, for a non-leaf that retains its grad, ``.grad``
+    gets the result (torch runs retains_grad last).  A leaf's hooks live on its
+    AccumulateGrad node, output 0, so they run before the gradient is accumulated."""
     for nr, ref in node._retain.items():
         t = ref()
-        if t is not None and buf[nr] is not None:
-            t.grad = buf[nr].clone() if t.grad is None else t.grad + buf[nr]
+        if t is None or buf[nr] is None:
+            continue
+        d = t.__dict__
+        hooks = d.get("_backward_hooks")
+        if hooks:
+            for hook in tuple(hooks.values()):
+                r = hook(buf[nr])
+                if r is not None:
+                    if not isinstance(r, _TensorBase):
+                        raise TypeError(f"hook returned a {type(r).__name__}; a tensor hook must "
+                                        "return None or a Tensor")
+                    if r._shape != buf[nr]._shape:
+                        raise RuntimeError(f"hook 'hook' has changed the size of value: "
+                                           f"expected {list(buf[nr]._shape)} but got "
+                                           f"{list(r._shape)}")
+                    buf[nr] = r
+        if d.get("_retains_grad") and t.grad_fn is not None:
+            g = buf[nr]
+            t.grad = g.clone() if t.grad is None else t.grad + g
 
 
 # One list of final callbacks per backward pass in progress (nested passes each get theirs).

@@ -213,6 +213,9 @@ def grad_accumulator(t) -> AccumulateGrad:
             return node
     node = AccumulateGrad(t)
     t._grad_acc = _weakref(node)
+    d = t.__dict__
+    if d and d.get("_backward_hooks"):  # register_hook on a leaf: run before accumulating
+        node._retain_grad(t, 0)
     return node
 
 
