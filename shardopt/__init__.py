@@ -26,7 +26,7 @@ from ._tensor import Size, Tensor  # noqa: E402
 from ._layout import channels_last, contiguous_format, layout, memory_format, preserve_format, sparse_coo, strided  # noqa: E402,F401
 from ._ops import *  # noqa: E402,F401,F403  (functional forms: add, matmul, zeros, rand...)
 from .autograd._functional import *  # noqa: E402,F401,F403  (differentiable ones replace them)
-from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
+from .autograd import enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad, set_grad_enabled  # noqa: E402,F401
 from . import overrides as _overrides  # noqa: E402
 
 # shardopt's public functions take part in the __torch_function__ protocol (a tensor-like

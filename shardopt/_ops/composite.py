@@ -28,7 +28,8 @@ __all__ = ["all", "any", "isnan", "isinf", "isfinite", "flip", "std", "var", "un
            "transpose", "swapaxes", "swapdims", "permute", "flatten", "t", "numel",
            "is_tensor", "broadcast_to", "outer", "linspace", "logical_and", "logical_or",
            "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor",
-           "bitwise_not"]
+           "bitwise_not", "tile", "movedim", "moveaxis", "diff", "count_nonzero", "nan_to_num",
+           "meshgrid", "cdist", "diag"]
 
 _TB = _C.TensorBase
 _WARNED = set()
@@ -443,6 +444,158 @@ def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=Non
     return res
 
 
+# ------------------------------------------------------------------ more of torch's namespace
+
+
+def tile(input, dims) -> Tensor:
+    """``input.repeat(dims)`` with leading 1s added when ``dims`` is shorter than the rank."""
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    dims = (1,) * (input.ndim - len(dims)) + dims
+    return _repeat(input, *dims)
+
+
+def movedim(input, source, destination) -> Tensor:
+    """A view with the dims in ``source`` moved to the positions in ``destination``."""
+    src = (source,) if isinstance(source, int) else tuple(source)
+    dst = (destination,) if isinstance(destination, int) else tuple(destination)
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)} "
+                           f"dims) should contain the same number of dims as destination "
+                           f"({list(dst)} dims)")
+    nd = input.ndim
+    src = [s % _builtins.max(nd, 1) for s in src]
+    dst = [d % _builtins.max(nd, 1) for d in dst]
+    order = [None] * nd
+    for s_, d_ in zip(src, dst):
+        order[d_] = s_
+    rest = iter(d for d in range(nd) if d not in src)
+    order = [next(rest) if o is None else o for o in order]
+    return input.permute(tuple(order))
+
+
+moveaxis = movedim
+
+
+def diff(input, n=1, dim=-1, prepend=None, append=None) -> Tensor:
+    """The n-th forward difference along ``dim`` (with ``prepend``/``append`` joined first)."""
+    from .reduce import cat
+    if n < 0:
+        raise RuntimeError(f"order must be non-negative but got {n}")
+    d = _dims(input, dim)[0]
+    x = input
+    if prepend is not None or append is not None:
+        parts = [p for p in (prepend, x, append) if p is not None]
+        x = cat(parts, d)
+    for _ in range(n):
+        m = x.shape[d]
+        if m <= 1:
+            return x.narrow(d, 0, 0)
+        x = x.narrow(d, 1, m - 1) - x.narrow(d, 0, m - 1)
+    return x
+
+
+def count_nonzero(input, dim=None) -> Tensor:
+    """The number of non-zero elements (over ``dim``: an int or a tuple), as int64."""
+    nz = input != 0
+    return nz.sum() if dim is None else nz.sum(dim=dim)
+
+
+_FLOAT_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308,
+              "float16": 65504.0, "bfloat16": 3.3895313892515355e38}
+
+
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None) -> Tensor:
+    """NaN -> ``nan``, +inf -> ``posinf``, -inf -> ``neginf`` (default: the dtype's largest
+    and lowest finite values); integer tensors come back unchanged (a copy)."""
+    if not input.is_floating_point():
+        return input.clone()
+    from .indexing import where
+    big = _FLOAT_MAX[str(input.dtype).rsplit(".", 1)[-1]]
+    hi = big if posinf is None else posinf
+    lo = -big if neginf is None else neginf
+    out = where(input != input, nan, input)
+    out = where(out == _math.inf, hi, out)
+    return where(out == -_math.inf, lo, out)
+
+
+def meshgrid(*tensors, indexing=None) -> tuple[Tensor, ...]:
+    """Grids from 1-D tensors: 'ij' (matrix indexing, torch's default) or 'xy'."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing is None:
+        _warn_once("torch.meshgrid: in an upcoming release, it will be required to pass the "
+                   "indexing argument.")
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but "
+                           f"received: {indexing}")
+    for t_ in tensors:
+        if t_.ndim > 1:
+            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list "
+                               f"but got: {t_.ndim}D")
+    ts = [t_.reshape(-1) for t_ in tensors]
+    swap = indexing == "xy" and len(ts) >= 2
+    if swap:
+        ts[0], ts[1] = ts[1], ts[0]
+    shape = tuple(t_.shape[0] for t_ in ts)
+    out = []
+    for i, t_ in enumerate(ts):
+        view = [1] * len(ts)
+        view[i] = shape[i]
+        out.append(t_.reshape(tuple(view)).expand(shape))
+    if swap:  # 'xy' is 'ij' of the first two inputs swapped, outputs swapped back
+        out[0], out[1] = out[1], out[0]
+    return tuple(out)
+
+
+def cdist(x1, x2, p=2.0, compute_mode=None) -> Tensor:
+    """p-norm distances between each row of x1 (..., P, M) and each row of x2 (..., R, M):
+    a (..., P, R) tensor.  Computed from the differences themselves (exact for p = 2 too,
+    at the cost of a (..., P, R, M) temporary)."""
+    if x1.ndim < 2 or x2.ndim < 2:
+        raise RuntimeError(f"cdist only supports at least 2D tensors, X1 got: {x1.ndim}D")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: "
+                           f"{x1.shape[-1]} X2: {x2.shape[-1]}")
+    if p < 0:
+        raise RuntimeError("cdist only supports non-negative p values")
+    d = (x1.unsqueeze(-2) - x2.unsqueeze(-3)).abs()
+    if p == 2.0:
+        return (d * d).sum(dim=-1).sqrt()
+    if p == 1.0:
+        return d.sum(dim=-1)
+    if _math.isinf(p):
+        return d.max(dim=-1).values
+    if p == 0:
+        return (d != 0).sum(dim=-1).to(x1.dtype)
+    return (d ** p).sum(dim=-1) ** (1.0 / p)
+
+
+def diag(input, diagonal=0) -> Tensor:
+    """1-D input: a square matrix with ``input`` on its ``diagonal``-th diagonal; 2-D input:
+    that diagonal as a 1-D copy."""
+    from .creation import arange, zeros
+    k = diagonal
+    if input.ndim == 1:
+        n = input.shape[0]
+        size = n + abs(k)
+        out = zeros(size, size, dtype=input.dtype, device=input.device)
+        if n == 0:
+            return out
+        i = arange(n, device=input.device)
+        rows, cols = (i, i + k) if k >= 0 else (i - k, i)
+        eye = (rows.unsqueeze(1) == arange(size, device=input.device).unsqueeze(0)).to(input.dtype)
+        sel = (cols.unsqueeze(1) == arange(size, device=input.device).unsqueeze(0)).to(input.dtype)
+        return (eye * input.unsqueeze(1)).t().matmul(sel) if input.is_floating_point() else \
+            out.index_put((rows, cols), input)
+    if input.ndim == 2:
+        r, c = input.shape
+        n = _builtins.max(0, _builtins.min(r, c - k) if k >= 0 else _builtins.min(r + k, c))
+        i = arange(n, device=input.device)
+        return input[i, i + k] if k >= 0 else input[i - k, i]
+    raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " f"{input.ndim}D")
+
+
 # ------------------------------------------------------------------ logical and bitwise
 
 
@@ -539,6 +692,8 @@ TENSOR_METHODS = {
     "unbind": unbind, "masked_select": masked_select, "outer": outer,
     "repeat": _repeat, "view_as": _view_as, "expand_as": _expand_as,
     "reshape_as": _reshape_as, "nelement": _nelement, "type": _type,
-    "swapaxes": _swapaxes, "swapdims": _swapaxes,
+    "swapaxes": _swapaxes, "swapdims": _swapaxes, "tile": tile, "movedim": movedim,
+    "moveaxis": movedim, "diff": diff, "count_nonzero": count_nonzero, "nan_to_num": nan_to_num,
+    "diag": diag,
     "T": property(_T), "mT": property(_mT), "H": property(_H), "mH": property(_mH),
 }

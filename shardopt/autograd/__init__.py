@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from . import grad_mode
 from .engine import run_backward
 from .function import Function, FunctionCtx
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,
+                        no_grad, set_grad_enabled)
 from .graph import Node
 from ._setup import _install  # noqa: F401  (called by shardopt/_tensor.py)
 
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
     from .._tensor import Tensor
 
 __all__ = ["Function", "FunctionCtx", "Node", "backward", "grad", "no_grad", "enable_grad",
-           "set_grad_enabled", "is_grad_enabled", "grad_mode"]
+           "set_grad_enabled", "is_grad_enabled", "inference_mode", "is_inference_mode_enabled",
+           "grad_mode"]
 
 
 def _as_list(x):

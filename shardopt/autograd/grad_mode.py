@@ -12,7 +12,8 @@ from typing import Any, Callable
 import functools
 import threading
 
-__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
+__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode",
+           "is_inference_mode_enabled"]
 
 
 class _GradState(threading.local):
@@ -100,4 +101,46 @@ class set_grad_enabled(_DecoratorContextManager):
         return super().__call__(func)
 
     def clone(self) -> set_grad_enabled:
+        return type(self)(self.mode)
+
+
+class _InferenceState(threading.local):
+    enabled = False
+
+
+_inference = _InferenceState()
+
+
+def is_inference_mode_enabled() -> bool:
+    """True inside an ``inference_mode()`` block of this thread."""
+    return _inference.enabled
+
+
+class inference_mode(_DecoratorContextManager):
+    """``inference_mode(mode=True)``: no autograd recording inside the block (or decorated
+    function), as torch's inference mode; ``mode=False`` changes nothing.  shardopt has no
+    separate inference tensors: tensors made inside behave as under ``no_grad``."""
+
+    def __new__(cls, mode=True):
+        if callable(mode) and not isinstance(mode, bool):  # bare @inference_mode, as torch
+            return cls()(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode=True) -> None:
+        if not isinstance(mode, bool):
+            raise TypeError("inference_mode(): argument 'mode' must be bool, not "
+                            f"{type(mode).__name__}")
+        self.mode = mode
+
+    def __enter__(self) -> None:
+        self.prev = (_state.enabled, _inference.enabled)
+        if self.mode:
+            _set_enabled(False)
+            _inference.enabled = True
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        _set_enabled(self.prev[0])
+        _inference.enabled = self.prev[1]
+
+    def clone(self) -> inference_mode:
         return type(self)(self.mode)

@@ -234,3 +234,53 @@ def test_bool_operators_and_logical_functions(rng):
         so.tensor([1, 2]) & so.tensor([3, 1])
     with pytest.raises(TypeError):
         a & 1.5
+
+
+def test_tile_movedim_diff_count(rng):
+    x, rx = make((2, 3, 4), so.float64, rng)
+    np.testing.assert_array_equal(to_np(so.tile(x, (2,))), np.tile(rx, (2,)))
+    np.testing.assert_array_equal(to_np(x.tile((2, 1, 1, 3))), np.tile(rx, (2, 1, 1, 3)))
+    for src, dst in ((0, -1), ((0, 1), (2, 0)), (-1, 0)):
+        np.testing.assert_array_equal(to_np(so.movedim(x, src, dst)), np.moveaxis(rx, src, dst))
+    np.testing.assert_array_equal(to_np(x.moveaxis(1, 0)), np.moveaxis(rx, 1, 0))
+    for n, dim in ((1, -1), (2, 2), (1, 0), (5, 1)):
+        np.testing.assert_allclose(to_np(so.diff(x, n, dim)), np.diff(rx, n, dim), rtol=1e-12)
+    p, rp = make((2, 3, 1), so.float64, rng)
+    np.testing.assert_allclose(to_np(x.diff(dim=2, prepend=p, append=p)),
+                               np.diff(rx, axis=2, prepend=rp, append=rp), rtol=1e-12)
+    i = so.tensor([[0, 3, 0], [1, 0, 0]])
+    assert so.count_nonzero(i).item() == 2
+    np.testing.assert_array_equal(to_np(i.count_nonzero(dim=0)), [1, 1, 0])
+
+
+def test_nan_to_num_meshgrid_cdist_diag(rng):
+    x = so.tensor([float("nan"), float("inf"), -float("inf"), 1.5])
+    np.testing.assert_array_equal(to_np(so.nan_to_num(x)), np.nan_to_num(to_np(x)))
+    np.testing.assert_array_equal(to_np(x.nan_to_num(nan=-1.0, posinf=9.0, neginf=-9.0)),
+                                  [-1.0, 9.0, -9.0, 1.5])
+    np.testing.assert_array_equal(to_np(so.nan_to_num(so.tensor([1, 2]))), [1, 2])
+    a, b = so.arange(3), so.arange(2) + 10
+    for ix in ("ij", "xy"):
+        got = so.meshgrid(a, b, indexing=ix)
+        want = np.meshgrid(to_np(a), to_np(b), indexing=ix)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(to_np(g), w)
+    with pytest.raises(RuntimeError, match="indexing must be one of"):
+        so.meshgrid(a, b, indexing="ab")
+    p, rp = make((2, 5, 3), so.float64, rng)
+    q, rq = make((2, 4, 3), so.float64, rng)
+    diffs = rp[:, :, None, :] - rq[:, None, :, :]
+    for pw in (1.0, 2.0, 3.0, float("inf")):
+        want = np.linalg.norm(diffs, ord=pw, axis=-1)
+        np.testing.assert_allclose(to_np(so.cdist(p, q, p=pw)), want, rtol=1e-12)
+    v, rv = make((4,), so.float64, rng)
+    for k in (0, 2, -1):
+        np.testing.assert_array_equal(to_np(so.diag(v, k)), np.diag(rv, k))
+    m, rm = make((3, 5), so.float64, rng)
+    for k in (0, 1, -2, 4, 7):
+        np.testing.assert_array_equal(to_np(m.diag(k)), np.diag(rm, k))
+    np.testing.assert_array_equal(to_np(so.diag(so.tensor([1, 2]))), [[1, 0], [0, 2]])
+    v.requires_grad_(True)
+    so.diag(v, 1).sum().backward()
+    np.testing.assert_array_equal(to_np(v.grad), np.ones(4))
+
