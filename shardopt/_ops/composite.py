@@ -337,7 +337,7 @@ def flip(input, dims) -> Tensor:
 def roll(input, shifts, dims=None) -> Tensor:
     """Rotate elements along ``dims`` by ``shifts`` (both ints or equal-length sequences);
     without ``dims`` the flattened tensor is rotated and the shape restored."""
-    from .reduce import cat
+    from .. import cat  # the differentiable one (resolved at call time)
     if dims is None:
         if not isinstance(shifts, int):
             if len(shifts) != 1:
@@ -433,7 +433,7 @@ def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=Non
     elif steps == 1:
         res = empty(1, dtype=dt, device=device).fill_(start)
     else:
-        from .indexing import where
+        from .. import where  # the differentiable one (resolved at call time)
         step = (end - start) / (steps - 1)
         i = arange(steps, dtype=_C.float64, device=device)
         lo = i * step + start
@@ -478,7 +478,7 @@ moveaxis = movedim
 
 def diff(input, n=1, dim=-1, prepend=None, append=None) -> Tensor:
     """The n-th forward difference along ``dim`` (with ``prepend``/``append`` joined first)."""
-    from .reduce import cat
+    from .. import cat  # the differentiable one (resolved at call time)
     if n < 0:
         raise RuntimeError(f"order must be non-negative but got {n}")
     d = _dims(input, dim)[0]
@@ -509,7 +509,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None) -> Tensor:
     and lowest finite values); integer tensors come back unchanged (a copy)."""
     if not input.is_floating_point():
         return input.clone()
-    from .indexing import where
+    from .. import where  # the differentiable one (resolved at call time)
     big = _FLOAT_MAX[str(input.dtype).rsplit(".", 1)[-1]]
     hi = big if posinf is None else posinf
     lo = -big if neginf is None else neginf

@@ -259,6 +259,16 @@ def _bw_zero(node, g):
     return (g.new_zeros(g.shape),)
 
 
+def _bw_rsqrt(node, g):
+    out, = unpack(node)
+    return (g * (out * out * out) * -0.5,)
+
+
+def _bw_reciprocal(node, g):
+    out, = unpack(node)
+    return (g * -(out * out),)
+
+
 def _bw_log1p(node, g):
     x, = unpack(node)
     return (g / (x + 1.0),)
@@ -302,6 +312,9 @@ _UNARY = {
     "asinh": (node_type("AsinhBackward0", _bw_asinh), "in"),
     "acosh": (node_type("AcoshBackward0", _bw_acosh), "in"),
     "atanh": (node_type("AtanhBackward0", _bw_atanh), "in"),
+    "rsqrt": (node_type("RsqrtBackward0", _bw_rsqrt), "out"),
+    "reciprocal": (node_type("ReciprocalBackward0", _bw_reciprocal), "out"),
+    "sign": (node_type("SignBackward0", _bw_zero), None),
     "floor": (node_type("FloorBackward0", _bw_zero), None),
     "ceil": (node_type("CeilBackward0", _bw_zero), None),
     "round": (node_type("RoundBackward0", _bw_zero), None),
@@ -640,6 +653,55 @@ def _reduce(raw, mean, name):
     return method
 
 
+# ------------------------------------------------------------------ norm
+
+
+def _bw_norm(node, g):
+    x, out = unpack(node)
+    p, dims, keepdim = node._ctx
+    if dims is not None and not keepdim:
+        for d in sorted(dims):
+            g = g.unsqueeze(d)
+            out = out.unsqueeze(d)
+    g = g.to(x.dtype)
+    out = out.to(x.dtype)
+    zero = out == 0
+    if p == 0:
+        return (x.new_zeros(x.shape),)
+    if p == 1:
+        return (x.sign() * g,)
+    if math.isinf(p):  # torch splits the gradient evenly among the tied extreme elements
+        hit = (x.abs() == out).to(x.dtype)
+        count = hit.sum() if dims is None else hit.sum(dim=dims, keepdim=True)
+        return (x.sign() * hit * (g / count),)
+    scale = (g / out) if p == 2 else g / out.pow(p - 1)
+    scale = scale.masked_fill(zero, 0.0)  # the zero vector's subgradient: 0, as torch
+    if p == 2:
+        return (x * scale,)
+    return (x * x.abs().pow(p - 2) * scale,)
+
+
+NormBackward1 = node_type("NormBackward1", _bw_norm)
+
+
+def _norm(raw, name):
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        out = raw(self, p, dim, keepdim, dtype)
+        if isinstance(self, _TB) and self.requires_grad and _state.enabled:
+            pv = 2.0 if p is None or (isinstance(p, str) and p == "fro") else float(p)
+            dims = None
+            if dim is not None:
+                nd = max(self.ndim, 1)
+                dims = tuple(sorted({d % nd for d in ((dim,) if isinstance(dim, int)
+                                                      else tuple(dim))}))
+            record(NormBackward1, out, (self,), (pv, dims, keepdim), (self, out))
+        return out
+    norm.__name__ = name
+    norm.__doc__ = raw.__doc__
+    norm.__wrapped__ = raw
+    return norm
+
+
 _BINARY = {
     # name: (recorder, reverse)
     "add": (_rec_add, False), "__add__": (_rec_add, False), "__radd__": (_rec_add, True),
@@ -668,6 +730,10 @@ def build(methods, functions) -> None:
             methods[name] = _unary(c.RAW_M[name], cls, saves, name)
         if name in c.RAW_F and not name.startswith("__"):
             functions[name] = _unary(c.RAW_F[name], cls, saves, name)
+    if "norm" in c.RAW_M:
+        methods["norm"] = _norm(c.RAW_M["norm"], "norm")
+    if "norm" in c.RAW_F:
+        functions["norm"] = _norm(c.RAW_F["norm"], "norm")
     for name in ("gelu",):
         if name in c.RAW_M:
             methods[name] = _gelu(c.RAW_M[name], name)

@@ -543,7 +543,9 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 # publishes them so, here where they are defined.
 from ._pointwise import *  # noqa: E402,F401,F403  (activations and losses composed of ops)
 from ._pointwise import __all__ as _pointwise_all  # noqa: E402
+from ._batch_norm import *  # noqa: E402,F401,F403  (batch_norm, group_norm)
+from ._batch_norm import __all__ as _batch_norm_all  # noqa: E402
 from .. import overrides as _overrides  # noqa: E402
 
-__all__ = __all__ + _pointwise_all
+__all__ = __all__ + _pointwise_all + _batch_norm_all
 globals().update(_overrides.dispatchable_all(globals(), __all__, args_first=True))

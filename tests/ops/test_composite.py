@@ -284,3 +284,16 @@ def test_nan_to_num_meshgrid_cdist_diag(rng):
     so.diag(v, 1).sum().backward()
     np.testing.assert_array_equal(to_np(v.grad), np.ones(4))
 
+
+
+def test_compositions_keep_autograd():
+    # the compositions use the differentiable ops (cat, where), not the raw ones
+    r = so.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (so.roll(r, 1) * so.tensor([1.0, 2.0, 3.0])).sum().backward()
+    np.testing.assert_array_equal(to_np(r.grad), [2.0, 3.0, 1.0])
+    y = so.tensor([1.0, float("nan")], requires_grad=True)
+    so.nan_to_num(y).sum().backward()
+    np.testing.assert_array_equal(to_np(y.grad), [1.0, 0.0])
+    d = so.tensor([1.0, 4.0, 9.0], requires_grad=True)
+    so.diff(d, prepend=so.zeros(1)).sum().backward()  # telescopes to d[-1]
+    np.testing.assert_array_equal(to_np(d.grad), [0.0, 0.0, 1.0])

@@ -2,6 +2,7 @@
 from .activation import (CELU, ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU,
                          LogSigmoid, LogSoftmax, Mish, ReLU, ReLU6, Sigmoid, SiLU, Softmax,
                          Softplus, Softsign, Tanh)
+from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .dropout import Dropout
 from .flatten import Flatten
@@ -21,4 +22,4 @@ __all__ = ["Module", "Linear", "Identity", "GELU", "ReLU", "Tanh", "Sigmoid", "S
 __all__ += ["LeakyReLU", "ELU", "SELU", "CELU", "Softplus", "Softsign", "Hardtanh", "ReLU6",
             "Hardsigmoid", "Hardswish", "LogSigmoid", "Mish", "HuberLoss", "BCELoss",
             "KLDivLoss", "MarginRankingLoss", "SoftMarginLoss", "CosineSimilarity",
-            "PairwiseDistance"]
+            "PairwiseDistance", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "GroupNorm"]
