@@ -702,6 +702,70 @@ def _norm(raw, name):
     return norm
 
 
+# ------------------------------------------------------------------ composed gradients
+# Ops whose C kernel has no backward node: with grad needed, the result is the same formula
+# written with differentiable ops (the kernel still runs first, so argument errors are its).
+
+
+def _comp_lerp(input, end, weight):
+    return input + weight * (end - input)
+
+
+def _comp_addcmul(input, tensor1, tensor2, *, value=1):
+    return input + value * (tensor1 * tensor2)
+
+
+def _comp_addcdiv(input, tensor1, tensor2, *, value=1):
+    return input + value * (tensor1 / tensor2)
+
+
+def _comp_dot(input, other):
+    return (input * other).sum()
+
+
+_COMPOSED = {"lerp": _comp_lerp, "addcmul": _comp_addcmul, "addcdiv": _comp_addcdiv,
+             "dot": _comp_dot}
+
+
+def _needs_grad(args, kw):
+    for a in args:
+        if isinstance(a, _TB) and a.requires_grad:
+            return True
+    for a in kw.values():
+        if isinstance(a, _TB) and a.requires_grad:
+            return True
+    return False
+
+
+def _composed(raw, comp, name):
+    def fn(*args, **kw):
+        out = raw(*args, **kw)
+        if _state.enabled and _needs_grad(args, kw):
+            return comp(*args, **kw)
+        return out
+    fn.__name__ = name
+    fn.__doc__ = raw.__doc__
+    fn.__wrapped__ = raw
+    return fn
+
+
+def _remainder(raw, name, reverse=False):
+    """a mod b keeps the kernel's exact value; its gradient is that of a - floor(a / b) * b
+    (1 for a, -floor(a / b) for b), added as a zero-valued differentiable term."""
+    def fn(a, b):
+        out = raw(a, b)
+        if not (_state.enabled and _needs_grad((a, b), {})):
+            return out
+        x, y = (b, a) if reverse else (a, b)
+        q = (x // y).detach() if isinstance(x, _TB) or isinstance(y, _TB) else x // y
+        lin = (x if isinstance(x, _TB) and x.requires_grad else 0.0) - q * (
+            y if isinstance(y, _TB) and y.requires_grad else 0.0)
+        return out + (lin - lin.detach())
+    fn.__name__ = name
+    fn.__wrapped__ = raw
+    return fn
+
+
 _BINARY = {
     # name: (recorder, reverse)
     "add": (_rec_add, False), "__add__": (_rec_add, False), "__radd__": (_rec_add, True),
@@ -730,6 +794,16 @@ def build(methods, functions) -> None:
             methods[name] = _unary(c.RAW_M[name], cls, saves, name)
         if name in c.RAW_F and not name.startswith("__"):
             functions[name] = _unary(c.RAW_F[name], cls, saves, name)
+    for name, comp in _COMPOSED.items():
+        if name in c.RAW_M:
+            methods[name] = _composed(c.RAW_M[name], comp, name)
+        if name in c.RAW_F:
+            functions[name] = _composed(c.RAW_F[name], comp, name)
+    for name, rev in (("remainder", False), ("__mod__", False), ("__rmod__", True)):
+        if name in c.RAW_M:
+            methods[name] = _remainder(c.RAW_M[name], name, rev)
+    if "remainder" in c.RAW_F:
+        functions["remainder"] = _remainder(c.RAW_F["remainder"], "remainder")
     if "norm" in c.RAW_M:
         methods["norm"] = _norm(c.RAW_M["norm"], "norm")
     if "norm" in c.RAW_F:

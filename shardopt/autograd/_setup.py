@@ -28,7 +28,8 @@ _installed = []
 _METHOD_NAMES = (
     set(_math._BINARY) | set(_math._UNARY) | set(_views._VIEWS) | set(_inplace._REBASE)
     | set(_inplace._OTHER_INPLACE) | set(_inplace._NEEDS.values())
-    | {"gelu", "sum", "mean", "norm", "__getitem__", "__setitem__", "_convert", "clone", "copy_",
+    | {"gelu", "sum", "mean", "norm", "lerp", "addcmul", "addcdiv", "dot", "remainder",
+       "__mod__", "__rmod__", "__getitem__", "__setitem__", "_convert", "clone", "copy_",
        "fill_", "zero_"}
     | set(_indexing.METHOD_NAMES)
 )

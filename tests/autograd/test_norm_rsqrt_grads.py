@@ -54,3 +54,35 @@ def test_rsqrt_reciprocal_sign_record_their_gradient():
         t.grad = None
         getattr(so, name)(t).sum().backward()
         np.testing.assert_allclose(t.grad.numpy(), d, rtol=1e-12)
+
+
+def test_lerp_addcmul_addcdiv_dot_remainder_record_their_gradient():
+    rng = np.random.default_rng(8)
+    a, b, w = (rng.uniform(0.5, 2.0, 4) for _ in range(3))
+
+    def run(fn):
+        ta, tb, tw = (so.tensor(v, dtype=so.float64, requires_grad=True) for v in (a, b, w))
+        out = fn(ta, tb, tw)
+        assert out.requires_grad
+        out.sum().backward()
+        return ta.grad.numpy(), tb.grad.numpy(), tw.grad.numpy() if tw.grad is not None else None
+
+    ga, gb, gw = run(lambda x, y, z: x.lerp(y, z))
+    np.testing.assert_allclose(ga, 1 - w)
+    np.testing.assert_allclose(gb, w)
+    np.testing.assert_allclose(gw, b - a)
+    ga, gb, _ = run(lambda x, y, z: so.addcmul(x, y, y, value=3.0))
+    np.testing.assert_allclose(ga, np.ones(4))
+    np.testing.assert_allclose(gb, 6 * b)
+    ga, gb, gw = run(lambda x, y, z: x.addcdiv(y, z, value=2.0))
+    np.testing.assert_allclose(gb, 2 / w)
+    np.testing.assert_allclose(gw, -2 * b / w ** 2)
+    ga, gb, _ = run(lambda x, y, z: so.dot(x, y))
+    np.testing.assert_allclose(ga, b)
+    np.testing.assert_allclose(gb, a)
+    ga, gb, _ = run(lambda x, y, z: x % y)
+    np.testing.assert_allclose(ga, np.ones(4))
+    np.testing.assert_allclose(gb, -np.floor(a / b))
+    t = so.tensor([5.0, -5.0], requires_grad=True)
+    r = so.remainder(t, 3.0)
+    np.testing.assert_array_equal(r.detach().numpy(), [2.0, 1.0])  # the kernel's exact value
