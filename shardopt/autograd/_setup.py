@@ -110,13 +110,18 @@ class _HookHandle:
 def register_post_accumulate_grad_hook(self, hook) -> _HookHandle:
     """Call ``hook(tensor)`` after each backward pass has accumulated this leaf's ``.grad``
     (torch's Tensor.register_post_accumulate_grad_hook); returns a handle with ``remove()``."""
+    if self.requires_grad and self.grad_fn is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+    return _add_hook(self, hook, "_post_accumulate_grad_hooks")
+
+
+def _add_hook(self, hook, key) -> _HookHandle:
+    """Store ``hook`` in the tensor's ``key`` dict (checks torch's way); the handle removes it."""
     if not self.requires_grad:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    if self.grad_fn is not None:
-        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
     if not callable(hook):
         raise TypeError(f"hook must be callable, got {type(hook).__name__}")
-    hooks = self.__dict__.setdefault("_post_accumulate_grad_hooks", {})
+    hooks = self.__dict__.setdefault(key, {})
     handle = _HookHandle(hooks)
     hooks[handle.id] = hook
     return handle
@@ -126,13 +131,7 @@ def register_hook(self, hook) -> _HookHandle:
     """Call ``hook(grad)`` each time a gradient for this tensor is computed; a returned
     tensor replaces the gradient (torch's Tensor.register_hook).  On a leaf the hook runs
     before the gradient is accumulated into ``.grad``.  Returns a handle with ``remove()``."""
-    if not self.requires_grad:
-        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    if not callable(hook):
-        raise TypeError(f"hook must be callable, got {type(hook).__name__}")
-    hooks = self.__dict__.setdefault("_backward_hooks", {})
-    handle = _HookHandle(hooks)
-    hooks[handle.id] = hook
+    handle = _add_hook(self, hook, "_backward_hooks")
     gf = self.grad_fn
     if gf is not None:
         gf._retain_grad(self, output_nr(self))  # the engine looks at this output's gradient

@@ -171,11 +171,8 @@ def _reduction(name, reduction, size_average=None, reduce=None):
 
 
 def _reduce(loss, reduction):
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
+    from .functional import _reduce as reduce_
+    return reduce_(loss, reduction)
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
