@@ -265,3 +265,67 @@ def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="m
     """log(1 + exp(-target * input))."""
     reduction = _reduction("soft_margin_loss", reduction, size_average, reduce)
     return _reduce(softplus(-target * input), reduction)
+
+
+# ------------------------------------------------------------------ thresholds and gates
+
+
+def threshold(input, threshold, value, inplace=False):
+    """x where x > threshold, else ``value``."""
+    _tensor(input, "threshold")
+    keep = _positive(input - threshold)
+    return _finish(input, keep * input + (1.0 - keep) * value, inplace)
+
+
+def hardshrink(input, lambd=0.5):
+    """x where |x| > lambd, else 0."""
+    _tensor(input, "hardshrink")
+    return input * _positive(input.abs() - lambd)
+
+
+def softshrink(input, lambd=0.5):
+    """x - lambd above lambd, x + lambd below -lambd, 0 between."""
+    _tensor(input, "softshrink")
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    return (input - lambd) * _positive(input - lambd) + (input + lambd) * _positive(-input - lambd)
+
+
+def tanhshrink(input):
+    """x - tanh(x)."""
+    _tensor(input, "tanhshrink")
+    return input - input.tanh()
+
+
+def glu(input, dim=-1):
+    """a * sigmoid(b), where a and b are the two halves of ``input`` along ``dim``."""
+    _tensor(input, "glu")
+    n = input.shape[dim]
+    if n % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {dim % input.ndim} "
+                           f"is size {n}")
+    a, b = input.narrow(dim, 0, n // 2), input.narrow(dim, n // 2, n // 2)
+    return a * b.sigmoid()
+
+
+def prelu(input, weight):
+    """x where x > 0, weight * x elsewhere (weight: one value, or one per channel, dim 1)."""
+    _tensor(input, "prelu")
+    pos = _positive(input)
+    w = weight
+    if weight.numel() > 1:
+        if input.ndim < 2 or input.shape[1] != weight.numel():
+            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
+                               f"parameter numbers = {weight.numel()} and channel size = "
+                               f"{input.shape[1] if input.ndim > 1 else 1}.")
+        w = weight.reshape((1, -1) + (1,) * (input.ndim - 2))
+    return pos * input + (1.0 - pos) * (w * input)
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    """softmax(-x) along ``dim``."""
+    from .functional import softmax
+    return softmax(-input, dim, _stacklevel, dtype)
+
+
+__all__ += ["threshold", "hardshrink", "softshrink", "tanhshrink", "glu", "prelu", "softmin"]

@@ -163,3 +163,34 @@ def test_distances_against_numpy():
         want = np.linalg.norm(a - b + 1e-6, ord=p, axis=1)
         np.testing.assert_allclose(nn.PairwiseDistance(p=p)(ta, tb).numpy(), want, rtol=1e-12)
     assert tuple(F.pairwise_distance(ta, tb, keepdim=True).shape) == (6, 1)
+
+
+def test_thresholds_gates_and_unflatten():
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(3, 4, 2))
+    t = so.tensor(x, dtype=so.float64, requires_grad=True)
+    checks = (
+        (nn.Threshold(0.1, 20.0), np.where(x > 0.1, x, 20.0), (x > 0.1).astype(float)),
+        (nn.Hardshrink(0.3), np.where(np.abs(x) > 0.3, x, 0.0), (np.abs(x) > 0.3).astype(float)),
+        (nn.Softshrink(0.3), np.where(x > 0.3, x - 0.3, np.where(x < -0.3, x + 0.3, 0.0)),
+         (np.abs(x) > 0.3).astype(float)),
+        (nn.Tanhshrink(), x - np.tanh(x), np.tanh(x) ** 2),
+    )
+    for m, want, d in checks:
+        t.grad = None
+        out = m(t)
+        np.testing.assert_allclose(out.detach().numpy(), want, rtol=1e-12)
+        out.sum().backward()
+        np.testing.assert_allclose(t.grad.numpy(), d, rtol=1e-12, atol=1e-15)
+    a, b = x[:, :2], x[:, 2:]
+    np.testing.assert_allclose(nn.GLU(1)(t).detach().numpy(), a / (1 + np.exp(-b)), rtol=1e-12)
+    e = np.exp(-x - (-x).max(1, keepdims=True))
+    np.testing.assert_allclose(nn.Softmin(1)(t).detach().numpy(), e / e.sum(1, keepdims=True),
+                               rtol=1e-12)
+    p = nn.PReLU(4).double()
+    assert p.weight.detach().numpy().tolist() == [0.25] * 4
+    np.testing.assert_allclose(p(t).detach().numpy(), np.where(x > 0, x, 0.25 * x), rtol=1e-12)
+    assert tuple(nn.Unflatten(1, (2, 2))(t).shape) == (3, 2, 2, 2)
+    assert repr(nn.Hardshrink(0.3)) == "Hardshrink(0.3)"
+    with pytest.raises(RuntimeError, match="Halving dimension must be even"):
+        F.glu(so.randn(3, 3))

@@ -168,3 +168,40 @@ Mish = _pointwise("Mish", F.mish, ("inplace",), (False,), "x * tanh(softplus(x))
 
 __all__ += ["LeakyReLU", "ELU", "SELU", "CELU", "Softplus", "Softsign", "Hardtanh", "ReLU6",
             "Hardsigmoid", "Hardswish", "LogSigmoid", "Mish"]
+
+Threshold = _pointwise("Threshold", F.threshold, ("threshold", "value", "inplace"),
+                       (None, None, False), "x where x > threshold, else value.")
+Hardshrink = _pointwise("Hardshrink", F.hardshrink, ("lambd",), (0.5,),
+                        "x where |x| > lambd, else 0.")
+Softshrink = _pointwise("Softshrink", F.softshrink, ("lambd",), (0.5,),
+                        "Soft thresholding at lambd.")
+Hardshrink.extra_repr = Softshrink.extra_repr = lambda self: f"{self.lambd}"  # torch's repr
+Tanhshrink = _pointwise("Tanhshrink", F.tanhshrink, doc="x - tanh(x).")
+GLU = _pointwise("GLU", F.glu, ("dim",), (-1,), "The gated linear unit a * sigmoid(b).")
+Softmin = _pointwise("Softmin", F.softmin, ("dim",), (None,), "softmax(-x) along dim.")
+
+
+class PReLU(Module):
+    """x where x > 0, a * x elsewhere, with a learnable ``a``.
+
+    Args:
+        num_parameters: 1, or the channel count (one slope per channel, dim 1).
+        init: the slopes' initial value.
+    """
+
+    def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
+        from ... import _C
+        from ..parameter import Parameter
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.init = init
+        self.weight = Parameter(_C.empty((num_parameters,), dtype, device).fill_(init))
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
+
+
+__all__ += ["Threshold", "Hardshrink", "Softshrink", "Tanhshrink", "GLU", "Softmin", "PReLU"]
