@@ -29,7 +29,7 @@ typedef enum {
     SO_EW_SIN, SO_EW_COS, SO_EW_TAN, SO_EW_ASIN, SO_EW_ACOS, SO_EW_ATAN, /* trigonometric */
     SO_EW_SINH, SO_EW_COSH, SO_EW_ASINH, SO_EW_ACOSH, SO_EW_ATANH,
     SO_EW_FLOOR, SO_EW_CEIL, SO_EW_ROUND, SO_EW_TRUNC, /* identity on integers */
-    SO_EW_LOG1P, SO_EW_EXPM1, SO_EW_ERF, SO_EW_ERFC,
+    SO_EW_LOG1P, SO_EW_EXPM1, SO_EW_ERF, SO_EW_ERFC, SO_EW_LOG2, SO_EW_LOG10, SO_EW_EXP2,
     SO_EW_UNARY_END, /* < SO_EW_ADD */
     /* binary: out = f(a, b) */
     SO_EW_ADD = 40, SO_EW_SUB, SO_EW_MUL, SO_EW_DIV, SO_EW_DIV_TRUNC, SO_EW_DIV_FLOOR,
@@ -116,6 +116,12 @@ SO_HD float so_m_erf_f(float x) { return erff(x); }
 SO_HD double so_m_erf_d(double x) { return erf(x); }
 SO_HD float so_m_erfc_f(float x) { return erfcf(x); }
 SO_HD double so_m_erfc_d(double x) { return erfc(x); }
+SO_HD float so_m_log2_f(float x) { return log2f(x); }
+SO_HD double so_m_log2_d(double x) { return log2(x); }
+SO_HD float so_m_log10_f(float x) { return log10f(x); }
+SO_HD double so_m_log10_d(double x) { return log10(x); }
+SO_HD float so_m_exp2_f(float x) { return exp2f(x); }
+SO_HD double so_m_exp2_d(double x) { return exp2(x); }
 SO_HD double so_m_trunc_d(double x) { return trunc(x); }
 SO_HD float so_m_fabs_f(float x) { return fabsf(x); }
 SO_HD float so_m_fabs_f_(float x) { return so_bits_to_float(so_float_to_bits(x) & 0x7fffffffu); }
@@ -335,6 +341,9 @@ SO_HD double so_m_sigmoid2_d(double z, double *comp)
         case SO_EW_EXPM1: return so_m_expm1_##S(x);                                            \
         case SO_EW_ERF: return so_m_erf_##S(x);                                                \
         case SO_EW_ERFC: return so_m_erfc_##S(x);                                              \
+        case SO_EW_LOG2: return so_m_log2_##S(x);                                              \
+        case SO_EW_LOG10: return so_m_log10_##S(x);                                            \
+        case SO_EW_EXP2: return so_m_exp2_##S(x);                                              \
         default: return x;                                                                     \
         }                                                                                      \
     }                                                                                          \
@@ -524,7 +533,7 @@ SO_HD int so_ew_int_divides(int op)
     X(NEG) X(ABS) X(SQRT) X(EXP) X(LOG) X(SIGN) X(GELU) X(GELU_TANH) X(RELU) X(CLAMP_S)        \
     X(SIGMOID) X(TANH) X(RSQRT) X(RECIPROCAL) X(SQUARE) X(SIN) X(COS) X(TAN) X(ASIN) X(ACOS)  \
     X(ATAN) X(SINH) X(COSH) X(ASINH) X(ACOSH) X(ATANH) X(FLOOR) X(CEIL) X(ROUND) X(TRUNC)     \
-    X(LOG1P) X(EXPM1) X(ERF) X(ERFC)
+    X(LOG1P) X(EXPM1) X(ERF) X(ERFC) X(LOG2) X(LOG10) X(EXP2)
 #define SO_EW_UNARY_INT_OPS(X)                                                                \
     X(NEG) X(ABS) X(SIGN) X(RELU) X(CLAMP_S) X(SQUARE) X(FLOOR) X(CEIL) X(ROUND) X(TRUNC)
 #define SO_EW_BINARY_FLOAT_OPS(X)                                                             \

@@ -310,7 +310,7 @@ typedef struct {
 enum { U_NEG, U_ABS, U_SQRT, U_EXP, U_LOG, U_SIGN, U_RELU, U_SIGMOID, U_TANH, U_RSQRT,
        U_RECIP, U_SQUARE, U_GELU, U_SIN, U_COS, U_TAN, U_ASIN, U_ACOS, U_ATAN, U_SINH, U_COSH,
        U_ASINH, U_ACOSH, U_ATANH, U_FLOOR, U_CEIL, U_ROUND, U_TRUNC, U_LOG1P, U_EXPM1, U_ERF,
-       U_ERFC };
+       U_ERFC, U_LOG2, U_LOG10, U_EXP2 };
 
 static const un_spec un_specs[] = {
     [U_NEG] = {"neg", SO_EW_NEG, U_SAME},
@@ -345,6 +345,9 @@ static const un_spec un_specs[] = {
     [U_EXPM1] = {"expm1", SO_EW_EXPM1, U_FLOAT},
     [U_ERF] = {"erf", SO_EW_ERF, U_FLOAT},
     [U_ERFC] = {"erfc", SO_EW_ERFC, U_FLOAT},
+    [U_LOG2] = {"log2", SO_EW_LOG2, U_FLOAT},
+    [U_LOG10] = {"log10", SO_EW_LOG10, U_FLOAT},
+    [U_EXP2] = {"exp2", SO_EW_EXP2, U_FLOAT},
 };
 
 static PyObject *unary_impl(so_state *st, const un_spec *sp, int op, PyObject *x, SoTensor *out,
@@ -399,6 +402,7 @@ UN_WRAP(acos, U_ACOS) UN_WRAP(atan, U_ATAN) UN_WRAP(sinh, U_SINH) UN_WRAP(cosh, 
 UN_WRAP(asinh, U_ASINH) UN_WRAP(acosh, U_ACOSH) UN_WRAP(atanh, U_ATANH)
 UN_WRAP(floor, U_FLOOR) UN_WRAP(ceil, U_CEIL) UN_WRAP(round, U_ROUND) UN_WRAP(trunc, U_TRUNC)
 UN_WRAP(log1p, U_LOG1P) UN_WRAP(expm1, U_EXPM1) UN_WRAP(erf, U_ERF) UN_WRAP(erfc, U_ERFC)
+UN_WRAP(log2, U_LOG2) UN_WRAP(log10, U_LOG10) UN_WRAP(exp2, U_EXP2)
 
 /* gelu(input, approximate='none') */
 static PyObject *f_gelu(PyObject *m, PyObject *args, PyObject *kwds)
@@ -782,7 +786,7 @@ static PyMethodDef ew_functions[] = {
     FN("atanh", uf_atanh), FN("arctanh", uf_atanh),
     FN("floor", uf_floor), FN("ceil", uf_ceil), FN("round", uf_round), FN("trunc", uf_trunc),
     FN("fix", uf_trunc), FN("log1p", uf_log1p), FN("expm1", uf_expm1), FN("erf", uf_erf),
-    FN("erfc", uf_erfc),
+    FN("erfc", uf_erfc), FN("log2", uf_log2), FN("log10", uf_log10), FN("exp2", uf_exp2),
     FN("_gelu_backward", f_gelu_backward),
     FN("clamp", f_clamp), FN("clip", f_clamp), FN("addcmul", f_addcmul), FN("addcdiv", f_addcdiv),
     FN("lerp", f_lerp), FN("where", f_where), FN("isclose", f_isclose),
@@ -818,6 +822,7 @@ static PyMethodDef ew_methods[] = {
     UN_METHODS("floor", floor), UN_METHODS("ceil", ceil), UN_METHODS("round", round),
     UN_METHODS("trunc", trunc), UN_METHODS("fix", trunc), UN_METHODS("log1p", log1p),
     UN_METHODS("expm1", expm1), UN_METHODS("erf", erf), UN_METHODS("erfc", erfc),
+    UN_METHODS("log2", log2), UN_METHODS("log10", log10), UN_METHODS("exp2", exp2),
     ME("clamp", m_clamp), ME("clamp_", i_clamp), ME("clip", m_clamp), ME("clip_", i_clamp),
     ME("addcmul", m_addcmul), ME("addcmul_", i_addcmul), ME("addcdiv", m_addcdiv),
     ME("addcdiv_", i_addcdiv), ME("lerp", m_lerp), ME("lerp_", i_lerp), ME("where", m_where),

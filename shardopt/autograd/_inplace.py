@@ -111,13 +111,13 @@ _OTHER_INPLACE = (
     "squeeze_", "unsqueeze_", "resize_", "set_",
 )
 # the trigonometric and hyperbolic families: in-place forms rebase onto the out-of-place op
-# (tan and expm1 save their output; the others save their input, so they need a snapshot of
+# (tan, expm1 and exp2 save their output; the others save their input, so they need a snapshot of
 # self)
 _TRIG = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
          "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "log1p", "expm1", "erf",
-         "erfc")
+         "erfc", "log2", "log10", "exp2")
 for _n in _TRIG:
-    _REBASE[_n + "_"] = ((lambda s, _op=_n: getattr(s, _op)()), _n not in ("tan", "expm1"))
+    _REBASE[_n + "_"] = ((lambda s, _op=_n: getattr(s, _op)()), _n not in ("tan", "expm1", "exp2"))
     _NEEDS[_n + "_"] = _n
 # floor / ceil / round / trunc save nothing (their gradient is zero): no snapshot either
 _ROUNDING = ("floor", "ceil", "round", "trunc", "fix")

@@ -259,6 +259,21 @@ def _bw_zero(node, g):
     return (g.new_zeros(g.shape),)
 
 
+def _bw_log2(node, g):
+    x, = unpack(node)
+    return (g / (x * math.log(2.0)),)
+
+
+def _bw_log10(node, g):
+    x, = unpack(node)
+    return (g / (x * math.log(10.0)),)
+
+
+def _bw_exp2(node, g):
+    out, = unpack(node)
+    return (g * (out * math.log(2.0)),)
+
+
 def _bw_rsqrt(node, g):
     out, = unpack(node)
     return (g * (out * out * out) * -0.5,)
@@ -323,6 +338,9 @@ _UNARY = {
     "expm1": (node_type("Expm1Backward0", _bw_expm1), "out"),
     "erf": (node_type("ErfBackward0", _bw_erf), "in"),
     "erfc": (node_type("ErfcBackward0", _bw_erfc), "in"),
+    "log2": (node_type("Log2Backward0", _bw_log2), "in"),
+    "log10": (node_type("Log10Backward0", _bw_log10), "in"),
+    "exp2": (node_type("Exp2Backward0", _bw_exp2), "out"),
 }
 _UNARY["fix"] = _UNARY["trunc"]
 # numpy-style aliases share the op's backward

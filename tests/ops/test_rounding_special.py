@@ -1,5 +1,6 @@
-"""floor / ceil / round / trunc (fix) and log1p / expm1 / erf / erfc: functions, Tensor
-methods, in-place forms, out=, integer inputs, autograd, against float64 NumPy/math
+"""floor / ceil / round / trunc (fix) and log1p / expm1 / erf / erfc / log2 / log10 / exp2:
+functions, Tensor methods, in-place forms, out=, integer inputs, autograd, against float64
+NumPy/math
 references on fresh random inputs."""
 import math
 
@@ -18,6 +19,9 @@ SPECIAL = {
     "expm1": (np.expm1, (-3.0, 3.0), np.exp),
     "erf": (_erf, (-3.0, 3.0), lambda x: 2.0 / np.sqrt(np.pi) * np.exp(-x * x)),
     "erfc": (_erfc, (-3.0, 3.0), lambda x: -2.0 / np.sqrt(np.pi) * np.exp(-x * x)),
+    "log2": (np.log2, (0.1, 9.0), lambda x: 1.0 / (x * np.log(2.0))),
+    "log10": (np.log10, (0.1, 9.0), lambda x: 1.0 / (x * np.log(10.0))),
+    "exp2": (np.exp2, (-4.0, 4.0), lambda x: np.exp2(x) * np.log(2.0)),
 }
 ROUNDING = {"floor": np.floor, "ceil": np.ceil, "round": np.rint, "trunc": np.trunc,
             "fix": np.trunc}
@@ -113,3 +117,11 @@ def test_bad_input():
         so.floor("1.5")
     with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
         so.ones(2, requires_grad=True).erf_()
+
+
+def test_log2_log10_exp2_are_exact_on_powers():
+    p2 = so.tensor([1.0, 8.0, 1024.0, 2.0 ** -20], dtype=so.float64)
+    np.testing.assert_array_equal(to_np(so.log2(p2)), [0.0, 3.0, 10.0, -20.0])
+    np.testing.assert_array_equal(to_np(so.log10(so.tensor([1.0, 1000.0]))), [0.0, 3.0])
+    np.testing.assert_array_equal(to_np(so.exp2(so.tensor([0.0, 5.0, -3.0]))), [1.0, 32.0, 0.125])
+    assert so.log2(so.tensor([8, 16])).dtype == so.float32  # integers promote
