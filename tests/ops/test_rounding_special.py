@@ -1,7 +1,6 @@
 """floor / ceil / round / trunc (fix) and log1p / expm1 / erf / erfc / log2 / log10 / exp2:
 functions, Tensor methods, in-place forms, out=, integer inputs, autograd, against float64
-NumPy/math
-references on fresh random inputs."""
+NumPy/math references on fresh random inputs."""
 import math
 
 import numpy as np
