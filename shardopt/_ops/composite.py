@@ -297,7 +297,7 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None) -> Te
 
 
 def _extreme(input, dim, keepdim, which) -> Tensor:
-    dims = _dims(input, () if dim is None else dim) if dim not in (None, ()) else ()
+    dims = () if dim is None or dim == () else _dims(input, dim)
     if not dims:
         out = input.max() if which == "max" else input.min()
         return out.reshape((1,) * input.ndim) if keepdim else out
@@ -584,16 +584,13 @@ def diag(input, diagonal=0) -> Tensor:
             return out
         i = arange(n, device=input.device)
         rows, cols = (i, i + k) if k >= 0 else (i - k, i)
-        eye = (rows.unsqueeze(1) == arange(size, device=input.device).unsqueeze(0)).to(input.dtype)
-        sel = (cols.unsqueeze(1) == arange(size, device=input.device).unsqueeze(0)).to(input.dtype)
-        return (eye * input.unsqueeze(1)).t().matmul(sel) if input.is_floating_point() else \
-            out.index_put((rows, cols), input)
+        return out.index_put((rows, cols), input)  # differentiable in input's values
     if input.ndim == 2:
         r, c = input.shape
         n = _builtins.max(0, _builtins.min(r, c - k) if k >= 0 else _builtins.min(r + k, c))
         i = arange(n, device=input.device)
         return input[i, i + k] if k >= 0 else input[i - k, i]
-    raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " f"{input.ndim}D")
+    raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")
 
 
 # ------------------------------------------------------------------ logical and bitwise

@@ -683,7 +683,6 @@ def _bw_norm(node, g):
             out = out.unsqueeze(d)
     g = g.to(x.dtype)
     out = out.to(x.dtype)
-    zero = out == 0
     if p == 0:
         return (x.new_zeros(x.shape),)
     if p == 1:
@@ -693,7 +692,7 @@ def _bw_norm(node, g):
         count = hit.sum() if dims is None else hit.sum(dim=dims, keepdim=True)
         return (x.sign() * hit * (g / count),)
     scale = (g / out) if p == 2 else g / out.pow(p - 1)
-    scale = scale.masked_fill(zero, 0.0)  # the zero vector's subgradient: 0, as torch
+    scale = scale.masked_fill(out == 0, 0.0)  # the zero vector's subgradient: 0, as torch
     if p == 2:
         return (x * scale,)
     return (x * x.abs().pow(p - 2) * scale,)
@@ -775,7 +774,7 @@ def _remainder(raw, name, reverse=False):
         if not (_state.enabled and _needs_grad((a, b), {})):
             return out
         x, y = (b, a) if reverse else (a, b)
-        q = (x // y).detach() if isinstance(x, _TB) or isinstance(y, _TB) else x // y
+        q = (x // y).detach()  # one of them is a tensor that requires grad
         lin = (x if isinstance(x, _TB) and x.requires_grad else 0.0) - q * (
             y if isinstance(y, _TB) and y.requires_grad else 0.0)
         return out + (lin - lin.detach())

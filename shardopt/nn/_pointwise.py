@@ -88,7 +88,7 @@ def celu(input, alpha=1.0, inplace=False):
     _tensor(input, "celu")
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError")
-    return _finish(input, elu(input / alpha, 1.0) * alpha if alpha != 1.0 else elu(input), inplace)
+    return _finish(input, elu(input / alpha) * alpha, inplace)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -163,7 +163,7 @@ def mish(input, inplace=False):
 # ------------------------------------------------------------------ losses and distances
 
 
-def _reduction(name, reduction, size_average=None, reduce=None):
+def _reduction(reduction, size_average=None, reduce=None):
     from .functional import _check_reduction, _reduction_of
     reduction = _reduction_of(size_average, reduce, reduction)
     _check_reduction(reduction)
@@ -183,7 +183,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     loss = smooth_l1_loss(input, target, reduction="none", beta=delta) * delta
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, _reduction("huber_loss", reduction))
+    return _reduce(loss, _reduction(reduction))
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
@@ -191,7 +191,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     """-(t log(x) + (1 - t) log(1 - x)), each log clamped at -100 as torch does; x must be
     probabilities in [0, 1]."""
     _tensor(input, "binary_cross_entropy")
-    reduction = _reduction("binary_cross_entropy", reduction, size_average, reduce)
+    reduction = _reduction(reduction, size_average, reduce)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({target.size()}) that is different to the "
                          f"input size ({input.size()}) is deprecated. Please ensure they have "
@@ -257,13 +257,13 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
 def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None,
                         reduction="mean"):
     """max(0, -target * (input1 - input2) + margin)."""
-    reduction = _reduction("margin_ranking_loss", reduction, size_average, reduce)
+    reduction = _reduction(reduction, size_average, reduce)
     return _reduce((-target * (input1 - input2) + margin).clamp(min=0.0), reduction)
 
 
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """log(1 + exp(-target * input))."""
-    reduction = _reduction("soft_margin_loss", reduction, size_average, reduce)
+    reduction = _reduction(reduction, size_average, reduce)
     return _reduce(softplus(-target * input), reduction)
 
 

@@ -73,13 +73,10 @@ class _BatchNorm(Module):
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / float(self.num_batches_tracked.item())
+        # without running statistics (their buffers are None) the batch's are always used
         use_batch = self.training or not self.track_running_stats
-        return F.batch_norm(input,
-                            self.running_mean if not self.training or self.track_running_stats
-                            else None,
-                            self.running_var if not self.training or self.track_running_stats
-                            else None,
-                            self.weight, self.bias, use_batch, factor, self.eps)
+        return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
+                            use_batch, factor, self.eps)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
